@@ -1,0 +1,1 @@
+"""Cooperative games, value tables and solution concepts."""

@@ -1,0 +1,1 @@
+"""Parties, bundled datasets, partitioners and adversarial helpers."""
