@@ -29,8 +29,8 @@ __all__ = [
     "check_choice",
     "check_fraction",
     "check_int",
-    "check_positive",
     "check_names",
+    "check_positive",
     "check_random_state",
     "check_seed",
     "spawn_generators",
@@ -58,7 +58,7 @@ def check_random_state(random_state: RandomState) -> np.random.Generator:
     Examples
     --------
     >>> rng = check_random_state(0)
-    >>> rng.integers(100) == check_random_state(0).integers(100)
+    >>> bool(rng.integers(100) == check_random_state(0).integers(100))
     True
     """
     if random_state is None:
@@ -133,7 +133,9 @@ def check_positive(name: str, value: Any, *, strict: bool = True) -> float:
     return value
 
 
-def check_fraction(name: str, value: Any, *, open_low: bool = False, open_high: bool = False) -> float:
+def check_fraction(
+    name: str, value: Any, *, open_low: bool = False, open_high: bool = False
+) -> float:
     """Check that ``value`` lies in the unit interval (ends open or closed)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"parameter '{name}' must be a real number; got {_describe(value)}")
@@ -169,7 +171,9 @@ def check_2d_features(name: str, X: Any, *, allow_empty: bool = False) -> NDArra
             f"shape {array.shape}; reshape with X.reshape(-1, 1) for a single feature"
         )
     if array.ndim != 2:
-        raise ValueError(f"parameter '{name}' must be 2-D (n_samples, n_features); got shape {array.shape}")
+        raise ValueError(
+            f"parameter '{name}' must be 2-D (n_samples, n_features); got shape {array.shape}"
+        )
     if not allow_empty and (array.shape[0] == 0 or array.shape[1] == 0):
         raise ValueError(f"parameter '{name}' must be non-empty; got shape {array.shape}")
     if not np.all(np.isfinite(array)):
@@ -188,7 +192,9 @@ def check_names(name: str, names: Sequence[Any], n: int) -> tuple[str, ...]:
         raise ValueError(f"parameter '{name}' must have {n} entries; got {len(names)}")
     for item in names:
         if not isinstance(item, str) or not item:
-            raise TypeError(f"parameter '{name}' must hold non-empty strings; got {_describe(item)}")
+            raise TypeError(
+                f"parameter '{name}' must hold non-empty strings; got {_describe(item)}"
+            )
     if len(set(names)) != n:
         dupes = sorted({x for x in names if names.count(x) > 1})
         raise ValueError(f"parameter '{name}' must hold distinct names; duplicated: {dupes}")

@@ -1,1 +1,49 @@
-"""Cooperative games, value tables and solution concepts."""
+"""Cooperative games, value tables and their solution concepts.
+
+A :class:`CoalitionGame` holds the value of every coalition in one bitmask-indexed table,
+computed once (:meth:`CoalitionGame.from_utility`, in parallel and cached); the exact
+solution concepts read it. :func:`monte_carlo_shapley` estimates Shapley values when
+the table is too large to enumerate.
+"""
+
+from coopml.coalitions.banzhaf import banzhaf
+from coopml.coalitions.executors import Executor, JoblibExecutor, SerialExecutor, get_executor
+from coopml.coalitions.game import MAX_EXACT_PLAYERS, CoalitionGame
+from coopml.coalitions.least_core import core_contains, least_core
+from coopml.coalitions.loo import leave_one_out
+from coopml.coalitions.monte_carlo import monte_carlo_shapley
+from coopml.coalitions.nucleolus import nucleolus
+from coopml.coalitions.result import LeastCoreResult, ValuationResult
+from coopml.coalitions.shapley import shapley
+from coopml.coalitions.stopping import (
+    MaxEvaluations,
+    MaxPermutations,
+    MaxTime,
+    RankStable,
+    StandardErrorBelow,
+    StoppingRule,
+)
+
+__all__ = [
+    "MAX_EXACT_PLAYERS",
+    "CoalitionGame",
+    "Executor",
+    "JoblibExecutor",
+    "LeastCoreResult",
+    "MaxEvaluations",
+    "MaxPermutations",
+    "MaxTime",
+    "RankStable",
+    "SerialExecutor",
+    "StandardErrorBelow",
+    "StoppingRule",
+    "ValuationResult",
+    "banzhaf",
+    "core_contains",
+    "get_executor",
+    "least_core",
+    "leave_one_out",
+    "monte_carlo_shapley",
+    "nucleolus",
+    "shapley",
+]

@@ -5,6 +5,14 @@ A game on players :math:`N = \{0, \dots, n-1\}` is a characteristic function
 :math:`2^n` indexed by bitmask (player ``i`` is bit ``i``), so every solution concept
 (Shapley, Banzhaf, leave-one-out, least core, nucleolus) reads one table that was
 computed once.
+
+**Baseline.** The value of the empty coalition need not be zero (a coalition utility
+scores a model trained on no data, e.g. the majority-class accuracy). Every solution
+concept in coopml divides the *gain over that baseline*: allocations are efficient for
+:math:`v(N) - v(\emptyset)`, and the core, least core and nucleolus are those of the
+zero-normalised game :math:`v_0(S) = v(S) - v(\emptyset)`. Shapley, Banzhaf and
+leave-one-out values are unchanged by the shift; for the others it makes the concepts
+comparable side by side.
 """
 
 from __future__ import annotations
@@ -151,6 +159,14 @@ class CoalitionGame:
             )
         return float(self.table[mask])
 
+    def zero_normalized(self) -> NDArray[np.float64]:
+        """The table of the zero-normalised game ``v(S) - v(empty)``.
+
+        >>> CoalitionGame([0.5, 1.0, 1.5, 2.5]).zero_normalized().tolist()
+        [0.0, 0.5, 1.0, 2.0]
+        """
+        return self.table - self.table[0]
+
     @property
     def grand_value(self) -> float:
         """``v(N)``, the value of the grand coalition."""
@@ -170,13 +186,13 @@ class CoalitionGame:
         return banzhaf(self)
 
     def loo(self) -> ValuationResult:
-        """Leave-one-out values ``v(N) - v(N \\ {i})``; see :func:`coopml.coalitions.leave_one_out`."""
+        """Leave-one-out values; see :func:`coopml.coalitions.leave_one_out`."""
         from coopml.coalitions.loo import leave_one_out
 
         return leave_one_out(self)
 
     def least_core(self) -> LeastCoreResult:
-        """A least-core allocation and its subsidy ``epsilon``; see :func:`coopml.coalitions.least_core`."""
+        """A least-core allocation and ``epsilon``; see :func:`coopml.coalitions.least_core`."""
         from coopml.coalitions.least_core import least_core
 
         return least_core(self)

@@ -1,1 +1,35 @@
-"""Parties, bundled datasets, partitioners and adversarial helpers."""
+"""Parties, bundled datasets, partitioners and adversarial helpers.
+
+A :class:`Party` is one organisation's (read-only) training and validation data. Parties
+come from DataFrames, CSV or Parquet files (:meth:`Party.from_dataframe`,
+:meth:`Party.from_csv`, :meth:`Party.from_parquet`), or are simulated by splitting a
+dataset (:func:`make_parties` with IID, size-skew or Dirichlet label-skew partitions).
+:mod:`coopml.data.adversarial` builds replicas and corrupted parties for robustness
+experiments.
+"""
+
+from coopml.data.adversarial import corrupt_features, corrupt_labels, replicate_party
+from coopml.data.datasets import Dataset, list_datasets, load_dataset, train_validation_split
+from coopml.data.partition import (
+    dirichlet_label_partition,
+    iid_partition,
+    make_parties,
+    size_skew_partition,
+)
+from coopml.data.party import Party, check_parties
+
+__all__ = [
+    "Dataset",
+    "Party",
+    "check_parties",
+    "corrupt_features",
+    "corrupt_labels",
+    "dirichlet_label_partition",
+    "iid_partition",
+    "list_datasets",
+    "load_dataset",
+    "make_parties",
+    "replicate_party",
+    "size_skew_partition",
+    "train_validation_split",
+]

@@ -1,1 +1,6 @@
-"""Coalition utilities: the value of a coalition of parties is the score of a model trained on their pooled data."""
+"""Coalition utilities: the value of a coalition of parties is the score of a model
+trained on their pooled data."""
+
+from coopml.learning.utility import CoalitionUtility, Estimator, FitFailure
+
+__all__ = ["CoalitionUtility", "Estimator", "FitFailure"]

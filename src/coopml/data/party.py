@@ -1,0 +1,451 @@
+"""One organisation's data: the :class:`Party`, its loaders and :func:`check_parties`.
+
+In a collaborative ML market (Ohrimenko, Tople, Tschiatschek 2019) each party :math:`i`
+brings training data :math:`X_i` (what it sells) and, optionally, validation data
+:math:`V_i` (the task it buys a model for). A :class:`Party` holds both as read-only
+arrays, so a party's data cannot change after its contribution has been valued; its
+:meth:`Party.fingerprint` identifies that data in caches and settlement records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy import sparse
+from sklearn.exceptions import NotFittedError
+
+from coopml._validation import check_2d_features, check_choice
+
+__all__ = ["Encoder", "Party", "check_parties"]
+
+
+class Encoder(Protocol):
+    """A fitted transformer turning a DataFrame into a numeric feature matrix."""
+
+    def transform(self, X: pd.DataFrame) -> Any: ...
+
+
+def _frozen(array: NDArray[Any]) -> NDArray[Any]:
+    copy = np.array(array)
+    copy.setflags(write=False)
+    return copy
+
+
+def _check_labels(name: str, y: Any, n_rows: int | None, rows_of: str = "") -> NDArray[Any]:
+    """1-D labels (bool, int, float or str), one per row of ``rows_of``; floats finite."""
+    labels = np.asarray(y)
+    if labels.dtype == object:  # e.g. a pandas string column: infer the type from the values
+        values = labels.tolist()
+        labels = np.asarray(values)
+        if labels.dtype.kind == "U" and not all(isinstance(v, str) for v in values):
+            labels = labels.astype(object)  # a mix of strings and other values: rejected below
+    if labels.ndim != 1:
+        raise ValueError(f"parameter '{name}' must be 1-D (n_samples,); got shape {labels.shape}")
+    if labels.dtype.kind not in "biufU":
+        raise TypeError(
+            f"parameter '{name}' must hold bool, integer, float or string labels (not a mix, "
+            f"no missing values); got dtype {labels.dtype}"
+        )
+    if n_rows is not None and labels.shape[0] != n_rows:
+        raise ValueError(
+            f"parameter '{name}' must have one label per row of '{rows_of}' ({n_rows}); "
+            f"got {labels.shape[0]}"
+        )
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+        bad = int(np.flatnonzero(~np.isfinite(labels))[0])
+        raise ValueError(
+            f"parameter '{name}' must be finite (no NaN or inf); found {labels[bad]} at index {bad}"
+        )
+    return labels
+
+
+@dataclass(frozen=True, eq=False, repr=False, init=False)
+class Party:
+    """One organisation's training data and, optionally, its validation data.
+
+    Arrays are copied and made read-only on construction; equality is identity (compare
+    data with :meth:`fingerprint`).
+
+    Parameters
+    ----------
+    name : str
+        Non-empty identifier, unique among the parties of a game.
+    X : array-like of shape (n_samples, n_features)
+        Training features; converted to a finite float64 array.
+    y : array-like of shape (n_samples,)
+        Training labels or targets: bool, integer, string or finite float values.
+    X_val : array-like of shape (n_val, n_features), optional
+        Validation features (the party's own task); given together with ``y_val``.
+    y_val : array-like of shape (n_val,), optional
+        Validation labels.
+    metadata : mapping, optional
+        Free-form provenance (copied to a dict), e.g. ``{"replica_of": "a"}``.
+
+    Examples
+    --------
+    >>> party = Party("hospital_a", [[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]], [0, 1, 1])
+    >>> party
+    Party(name='hospital_a', n_samples=3, n_features=2, n_val=0)
+    >>> party.X.flags.writeable
+    False
+    """
+
+    name: str
+    X: NDArray[np.float64]
+    y: NDArray[Any]
+    X_val: NDArray[np.float64] | None
+    y_val: NDArray[Any] | None
+    metadata: Mapping[str, Any]
+
+    def __init__(
+        self,
+        name: str,
+        X: ArrayLike,
+        y: ArrayLike,
+        X_val: ArrayLike | None = None,
+        y_val: ArrayLike | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"parameter 'name' must be a non-empty string; got {name!r}")
+        if not name:
+            raise ValueError("parameter 'name' must be a non-empty string; got ''")
+        features = check_2d_features("X", X)
+        labels = _check_labels("y", y, features.shape[0], "X")
+        if (X_val is None) != (y_val is None):
+            given = "X_val" if y_val is None else "y_val"
+            raise ValueError(
+                "parameters 'X_val' and 'y_val' must be given together or both be None; "
+                f"got only '{given}'"
+            )
+        if X_val is not None:
+            X_val = check_2d_features("X_val", X_val)
+            if X_val.shape[1] != features.shape[1]:
+                raise ValueError(
+                    f"parameter 'X_val' must have as many features as 'X' ({features.shape[1]}); "
+                    f"got {X_val.shape[1]}"
+                )
+            y_val = _frozen(_check_labels("y_val", y_val, X_val.shape[0], "X_val"))
+            X_val = _frozen(X_val)
+        for attribute, value in [
+            ("name", name),
+            ("X", _frozen(features)),
+            ("y", _frozen(labels)),
+            ("X_val", X_val),
+            ("y_val", y_val),
+            ("metadata", dict(metadata or {})),
+        ]:
+            object.__setattr__(self, attribute, value)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for attribute, value in state.items():  # unpickled arrays come back writeable
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+            object.__setattr__(self, attribute, value)
+
+    def __repr__(self) -> str:
+        n_val = 0 if self.X_val is None else self.X_val.shape[0]
+        return (
+            f"Party(name={self.name!r}, n_samples={self.n_samples}, "
+            f"n_features={self.n_features}, n_val={n_val})"
+        )
+
+    @property
+    def n_samples(self) -> int:
+        """Number of training rows."""
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Number of features."""
+        return int(self.X.shape[1])
+
+    def fingerprint(self) -> str:
+        """SHA-256 hex digest of the shapes, dtypes and bytes of ``X, y, X_val, y_val``.
+
+        The name and metadata are not part of it, so an exact replica under another
+        name has the same fingerprint. Stable across runs and processes.
+
+        Examples
+        --------
+        >>> a = Party("a", [[1.0], [2.0]], [0, 1])
+        >>> b = Party("b", [[1.0], [2.0]], [0, 1])
+        >>> a.fingerprint() == b.fingerprint(), len(a.fingerprint())
+        (True, 64)
+        """
+        digest = hashlib.sha256()
+        for array in (self.X, self.y, self.X_val, self.y_val):
+            if array is None:
+                digest.update(b"none;")
+            else:
+                digest.update(f"{array.dtype.str}{array.shape};".encode())
+                digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_dataframe(
+        cls,
+        name: str,
+        df: pd.DataFrame,
+        target: str,
+        *,
+        features: Sequence[str] | None = None,
+        validation: pd.DataFrame | None = None,
+        encoder: Encoder | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Party:
+        """Build a party from a DataFrame with one target column.
+
+        Parameters
+        ----------
+        name : str
+            Party name.
+        df : pandas.DataFrame of shape (n_samples, n_columns)
+            Training data.
+        target : str
+            Name of the label column.
+        features : sequence of str, optional
+            Feature columns, in order; default every column except ``target``.
+        validation : pandas.DataFrame of shape (n_val, n_columns), optional
+            Validation data with the same feature and target columns.
+        encoder : object with ``transform(DataFrame) -> array``, optional
+            A *fitted* transformer (e.g. a fitted sklearn ``ColumnTransformer``) applied to
+            the feature columns of ``df`` and ``validation``. Without it every feature
+            column must be numeric.
+        metadata : mapping, optional
+            Stored on the party.
+
+        Returns
+        -------
+        Party
+
+        Examples
+        --------
+        >>> df = pd.DataFrame({"age": [30, 40, 50], "income": [1.0, 2.0, 3.0], "y": [0, 1, 1]})
+        >>> Party.from_dataframe("a", df, target="y").X.tolist()
+        [[30.0, 1.0], [40.0, 2.0], [50.0, 3.0]]
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"parameter 'df' must be a pandas DataFrame; got {type(df).__name__}")
+        if target not in df.columns:
+            raise ValueError(
+                f"parameter 'target' must name a column of 'df'; got {target!r}; "
+                f"available columns: {list(df.columns)}"
+            )
+        columns = [c for c in df.columns if c != target] if features is None else list(features)
+        if target in columns:
+            raise ValueError(f"parameter 'features' must not contain the target {target!r}")
+        X, y = _split_frame("df", df, target, columns, encoder)
+        X_val = y_val = None
+        if validation is not None:
+            X_val, y_val = _split_frame("validation", validation, target, columns, encoder)
+        return cls(name, X, y, X_val, y_val, metadata)
+
+    @classmethod
+    def from_csv(
+        cls,
+        name: str,
+        path: str | os.PathLike[str],
+        target: str,
+        *,
+        features: Sequence[str] | None = None,
+        validation: str | os.PathLike[str] | pd.DataFrame | None = None,
+        encoder: Encoder | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Party:
+        """Build a party from a CSV file (read with :func:`pandas.read_csv`).
+
+        Parameters are those of :meth:`from_dataframe`; ``validation`` may also be a path.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.csv"
+        >>> pd.DataFrame({"x": [1.5, 2.5], "label": ["no", "yes"]}).to_csv(path, index=False)
+        >>> Party.from_csv("a", path, target="label").y.tolist()
+        ['no', 'yes']
+        """
+        return cls._from_file(
+            pd.read_csv, name, path, target, features, validation, encoder, metadata
+        )
+
+    @classmethod
+    def from_parquet(
+        cls,
+        name: str,
+        path: str | os.PathLike[str],
+        target: str,
+        *,
+        features: Sequence[str] | None = None,
+        validation: str | os.PathLike[str] | pd.DataFrame | None = None,
+        encoder: Encoder | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Party:
+        """Build a party from a Parquet file (read with :func:`pandas.read_parquet`).
+
+        Parameters are those of :meth:`from_dataframe`; ``validation`` may also be a path.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.parquet"
+        >>> pd.DataFrame({"x": [1.5, 2.5], "y": [0, 1]}).to_parquet(path)
+        >>> Party.from_parquet("a", path, target="y").n_samples
+        2
+        """
+        return cls._from_file(
+            pd.read_parquet, name, path, target, features, validation, encoder, metadata
+        )
+
+    @classmethod
+    def _from_file(
+        cls,
+        reader: Callable[[Path], pd.DataFrame],
+        name: str,
+        path: str | os.PathLike[str],
+        target: str,
+        features: Sequence[str] | None,
+        validation: str | os.PathLike[str] | pd.DataFrame | None,
+        encoder: Encoder | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> Party:
+        if validation is not None and not isinstance(validation, pd.DataFrame):
+            validation = _read(reader, "validation", validation)
+        return cls.from_dataframe(
+            name,
+            _read(reader, "path", path),
+            target,
+            features=features,
+            validation=validation,
+            encoder=encoder,
+            metadata=metadata,
+        )
+
+
+def _read(
+    reader: Callable[[Path], pd.DataFrame], param: str, path: str | os.PathLike[str]
+) -> pd.DataFrame:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"parameter '{param}': no such file {os.fspath(path)!r}")
+    return reader(Path(path))
+
+
+def _split_frame(
+    param: str, frame: Any, target: str, features: list[str], encoder: Encoder | None
+) -> tuple[NDArray[np.float64], NDArray[Any]]:
+    """Features (encoded if ``encoder``) and labels of ``frame``."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(
+            f"parameter '{param}' must be a pandas DataFrame; got {type(frame).__name__}"
+        )
+    missing = [c for c in [*features, target] if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"parameter '{param}' lacks the columns {missing}; "
+            f"available columns: {list(frame.columns)}"
+        )
+    if encoder is None:
+        text = [c for c in features if not pd.api.types.is_numeric_dtype(frame[c])]
+        if text:
+            raise TypeError(
+                f"feature columns {text} of '{param}' are not numeric; encode them first "
+                "(e.g. one-hot) or pass 'encoder', a fitted transformer such as a fitted "
+                "sklearn ColumnTransformer"
+            )
+        X: Any = frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        if not callable(getattr(encoder, "transform", None)):
+            raise TypeError(
+                "parameter 'encoder' must have a transform(DataFrame) method; "
+                f"got {type(encoder).__name__}"
+            )
+        try:
+            X = encoder.transform(frame[features])
+        except NotFittedError:
+            raise ValueError(
+                f"parameter 'encoder' must be fitted (call encoder.fit(df) first); got an "
+                f"unfitted {type(encoder).__name__}"
+            ) from None
+        if sparse.issparse(X):
+            X = X.toarray()
+    X = check_2d_features(param, X)
+    return X, _check_labels(f"{param}[{target!r}]", frame[target].to_numpy(), X.shape[0], param)
+
+
+def check_parties(
+    parties: Sequence[Party],
+    validation: tuple[ArrayLike, ArrayLike] | None = None,
+    task: str = "classification",
+) -> list[Party]:
+    """Check that parties can be pooled: distinct names, equal feature counts, known labels.
+
+    Parameters
+    ----------
+    parties : sequence of Party
+        At least one party.
+    validation : tuple (X_val, y_val), optional
+        Shared validation data, X_val of shape (n_val, n_features) and y_val of shape
+        (n_val,).
+    task : {"classification", "regression"}
+        For classification every label of ``y_val`` and of each party's own ``y_val``
+        must occur in some party's training labels.
+
+    Returns
+    -------
+    list of Party
+        ``parties`` as a list.
+
+    Examples
+    --------
+    >>> a = Party("a", [[0.0], [1.0]], [0, 1])
+    >>> b = Party("b", [[2.0]], [1])
+    >>> [p.name for p in check_parties([a, b], validation=([[0.5]], [1]))]
+    ['a', 'b']
+    """
+    task = check_choice("task", task, ("classification", "regression"))
+    parties = list(parties)
+    if not parties:
+        raise ValueError("parameter 'parties' must hold at least one Party; got none")
+    for party in parties:
+        if not isinstance(party, Party):
+            raise TypeError(
+                f"parameter 'parties' must hold Party objects; got {type(party).__name__}"
+            )
+    names = [p.name for p in parties]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"parameter 'parties' must have distinct names; duplicated: {duplicated}")
+    n_features = {p.name: p.n_features for p in parties}
+    if len(set(n_features.values())) > 1:
+        raise ValueError(
+            f"parameter 'parties' must all have the same number of features; got {n_features}"
+        )
+    val_labels = [p.y_val for p in parties if p.y_val is not None]
+    if validation is not None:
+        X_val = check_2d_features("validation[0]", validation[0])
+        if X_val.shape[1] != parties[0].n_features:
+            raise ValueError(
+                "parameter 'validation' must have as many features as the parties "
+                f"({parties[0].n_features}); got {X_val.shape[1]}"
+            )
+        val_labels.append(
+            _check_labels("validation[1]", validation[1], len(X_val), "validation[0]")
+        )
+    if task == "classification" and val_labels:
+        known = set().union(*(np.unique(p.y).tolist() for p in parties))
+        unknown = sorted(set().union(*(np.unique(v).tolist() for v in val_labels)) - known, key=str)
+        if unknown:
+            raise ValueError(
+                f"validation labels {unknown} occur in no party's training labels; "
+                f"training labels: {sorted(known, key=str)}"
+            )
+    return parties

@@ -1,0 +1,297 @@
+r"""Coalition utility: the value of a coalition of parties is the validation score of a
+model trained on their pooled data,
+
+.. math:: v(S) = G\bigl(V;\ \mathcal{A}(\textstyle\bigoplus_{j \in S} X_j)\bigr),
+
+where :math:`\mathcal{A}` is any scikit-learn-compatible learner (cloned before every
+fit, never mutated) and :math:`G` a scorer (accuracy by default). This is the utility of
+data-valuation work since Ghorbani & Zou (2019) and of the collaborative ML market of
+Ohrimenko, Tople & Tschiatschek (2019), with parties as players.
+
+Rules that a settlement depends on are explicit (architecture rule 7):
+
+* **empty coalition** -- ``empty_value="dummy"`` scores a constant predictor (the most
+  frequent class, or the mean target, of the grand coalition's training labels); a
+  float sets :math:`v(\emptyset)` directly.
+* **single-class coalitions** (classification) -- ``single_class="constant"`` predicts
+  that class everywhere (what any consistent learner would do; many, like
+  ``LogisticRegression``, refuse to fit); ``"fit"`` calls the learner anyway; ``"raise"``
+  raises.
+* **failed fits** raise by default; ``on_error=<float>`` substitutes that score and
+  reports every substitution in ``failures``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import clone, is_classifier
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.metrics import check_scoring
+
+from coopml._validation import RandomState, check_2d_features, check_choice, check_seed
+from coopml.coalitions._bitmask import mask_of
+from coopml.data import Party, check_parties
+
+__all__ = ["CoalitionUtility", "Estimator", "FitFailure"]
+
+Scorer = Callable[[Any, NDArray[np.float64], NDArray[Any]], float]
+
+
+@runtime_checkable
+class Estimator(Protocol):
+    """Anything with scikit-learn's ``fit``/``predict`` (and ``get_params`` for ``clone``)."""
+
+    def fit(self, X: Any, y: Any) -> Any: ...
+
+    def predict(self, X: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class FitFailure:
+    """A coalition whose fit or scoring failed and received the substitute score."""
+
+    mask: int
+    error: str
+    substituted: float
+
+
+class CoalitionUtility:
+    """Score of a learner trained on the pooled data of a coalition of parties.
+
+    Parameters
+    ----------
+    learner : estimator
+        Any scikit-learn-compatible estimator; cloned before every fit.
+    parties : list of Party
+        The players, in order (player ``i`` is ``parties[i]``).
+    validation : tuple (X_val, y_val)
+        The validation task every coalition's model is scored on.
+    scorer : str or callable, default "accuracy"
+        A scikit-learn scorer name (``"accuracy"``, ``"r2"``, ``"neg_log_loss"`` ...) or a
+        callable ``scorer(estimator, X, y) -> float``.
+    random_state : int, Generator or None
+        Seed for every ``random_state`` parameter of the learner (the same seed for
+        every coalition, so coalitions differ only in their data). ``None`` leaves the
+        learner's own setting.
+    empty_value : "dummy" or float, default "dummy"
+        Value of the empty coalition (see module docstring).
+    single_class : {"constant", "fit", "raise"}, default "constant"
+        Rule for classification coalitions whose labels hold a single class.
+    on_error : "raise" or float, default "raise"
+        Raise on a failed fit, or substitute this score and report it.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from coopml.data import load_dataset, make_parties
+    >>> ds = load_dataset("iris")
+    >>> X, y = ds.X[::2], ds.y[::2]
+    >>> parties = make_parties(X[:60], y[:60], 3, random_state=0)
+    >>> u = CoalitionUtility(LogisticRegression(max_iter=500), parties, (X[60:], y[60:]))
+    >>> u.n_players, u.names
+    (3, ('party_0', 'party_1', 'party_2'))
+    >>> 0.0 <= u({0, 2}) <= 1.0
+    True
+    """
+
+    def __init__(
+        self,
+        learner: Estimator,
+        parties: Sequence[Party],
+        validation: tuple[ArrayLike, ArrayLike],
+        scorer: str | Scorer = "accuracy",
+        random_state: RandomState = None,
+        *,
+        empty_value: Literal["dummy"] | float = "dummy",
+        single_class: Literal["constant", "fit", "raise"] = "constant",
+        on_error: Literal["raise"] | float = "raise",
+    ) -> None:
+        if not (hasattr(learner, "fit") and hasattr(learner, "predict")):
+            raise TypeError(
+                "parameter 'learner' must be an estimator with fit() and predict(); "
+                f"got {type(learner).__name__}"
+            )
+        self.learner = learner
+        self.is_classifier = bool(is_classifier(learner))
+        task = "classification" if self.is_classifier else "regression"
+        if not isinstance(validation, tuple | list) or len(validation) != 2:
+            raise TypeError(
+                "parameter 'validation' must be a pair (X_val, y_val); "
+                f"got {type(validation).__name__}"
+            )
+        self.X_val = check_2d_features("validation[0]", validation[0])
+        self.y_val = np.asarray(validation[1])
+        if self.y_val.ndim != 1 or self.y_val.shape[0] != self.X_val.shape[0]:
+            raise ValueError(
+                "parameter 'validation' must pair X_val with a 1-D y_val of the same length; "
+                f"got X_val {self.X_val.shape} and y_val {self.y_val.shape}"
+            )
+        self.parties = tuple(check_parties(list(parties), (self.X_val, self.y_val), task=task))
+        self.scorer_name = scorer if isinstance(scorer, str) else _qualname(scorer)
+        try:
+            self._scorer: Scorer = check_scoring(learner, scoring=scorer)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"parameter 'scorer' is not a valid scorer: {exc}") from None
+        self.seed = None if random_state is None else check_seed(random_state)
+        if not (empty_value == "dummy" or _is_real(empty_value)):
+            raise ValueError(
+                f"parameter 'empty_value' must be 'dummy' or a float; got {empty_value!r}"
+            )
+        if not (on_error == "raise" or _is_real(on_error)):
+            raise ValueError(f"parameter 'on_error' must be 'raise' or a float; got {on_error!r}")
+        self.empty_value = empty_value
+        self.single_class = check_choice("single_class", single_class, {"constant", "fit", "raise"})
+        self.on_error = on_error
+        # Pooled training data, with each party's row range.
+        self._X = np.concatenate([p.X for p in self.parties])
+        self._y = np.concatenate([np.asarray(p.y) for p in self.parties])
+        sizes = np.array([p.n_samples for p in self.parties])
+        self._bounds = np.concatenate([[0], np.cumsum(sizes)])
+        self._empty: float | None = None
+        self.failures: list[FitFailure] = []
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def n_players(self) -> int:
+        """Number of parties."""
+        return len(self.parties)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Party names, in player order."""
+        return tuple(p.name for p in self.parties)
+
+    def fingerprint(self) -> str:
+        """SHA-256 over everything the table depends on: learner class and parameters,
+        party data, validation data, scorer, rules, seed and the coopml version."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.X_val).tobytes())
+        h.update(np.ascontiguousarray(self.y_val).tobytes() + str(self.y_val.dtype).encode())
+        spec = {
+            "learner": _qualname(type(self.learner)),
+            "params": repr(sorted(self.learner.get_params(deep=True).items()))
+            if hasattr(self.learner, "get_params")
+            else repr(self.learner),
+            "parties": [(p.name, p.fingerprint()) for p in self.parties],
+            "validation": h.hexdigest(),
+            "scorer": self.scorer_name,
+            "seed": self.seed,
+            "empty_value": self.empty_value,
+            "single_class": self.single_class,
+            "on_error": self.on_error,
+            "coopml": importlib.metadata.version("coopml"),
+        }
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+    # ------------------------------------------------------------------ evaluation
+    def rows(self, players: Iterable[int]) -> NDArray[np.intp]:
+        """Row indices of the pooled training data held by ``players``."""
+        idx = sorted(set(players))
+        if not idx:
+            return np.empty(0, dtype=np.intp)
+        return np.concatenate([np.arange(self._bounds[i], self._bounds[i + 1]) for i in idx])
+
+    def fit(self, players: Iterable[int]) -> Any:
+        """Fit a fresh clone of the learner on the coalition's pooled data and return it.
+
+        The empty coalition and single-class coalitions follow the documented rules.
+        """
+        players = sorted(set(players))
+        if any(not 0 <= i < self.n_players for i in players):
+            raise ValueError(
+                f"parameter 'players' must hold indices in 0..{self.n_players - 1}; got {players}"
+            )
+        if not players:
+            return self._constant_model(self._y)
+        rows = self.rows(players)
+        X, y = self._X[rows], self._y[rows]
+        if self.is_classifier and np.unique(y).size < 2 and self.single_class != "fit":
+            if self.single_class == "raise":
+                raise ValueError(
+                    f"coalition {players} holds a single class ({y[0]!r}); set "
+                    "single_class='constant' or 'fit' to value it"
+                )
+            return self._constant_model(y)
+        model = clone(self.learner)
+        if self.seed is not None:
+            seeds = {
+                k: self.seed for k in model.get_params(deep=True) if k.endswith("random_state")
+            }
+            model.set_params(**seeds)
+        return model.fit(X, y)
+
+    def score(self, model: Any) -> float:
+        """Score a fitted model on the validation data."""
+        return float(self._scorer(model, self.X_val, self.y_val))
+
+    def __call__(self, coalition: Iterable[int]) -> float:
+        """Value of the coalition given as player indices."""
+        return float(self.evaluate_masks(np.array([mask_of(coalition)], dtype=np.int64))[0])
+
+    def evaluate_masks(self, masks: ArrayLike) -> NDArray[np.float64]:
+        """Values of the coalitions given as bitmasks (player ``i`` is bit ``i``).
+
+        Substituted failures are appended to ``self.failures``.
+        """
+        values, failures = self._evaluate_block(np.asarray(masks, dtype=np.int64))
+        self.failures.extend(failures)
+        return values
+
+    def _evaluate_block(
+        self, masks: NDArray[np.int64]
+    ) -> tuple[NDArray[np.float64], list[FitFailure]]:
+        values = np.empty(masks.shape[0], dtype=np.float64)
+        failures: list[FitFailure] = []
+        for k, mask in enumerate(masks.tolist()):
+            if mask == 0:
+                values[k] = self._empty_coalition_value()
+                continue
+            players = [i for i in range(self.n_players) if (mask >> i) & 1]
+            try:
+                values[k] = self.score(self.fit(players))
+            except Exception as exc:
+                if self.on_error == "raise":
+                    raise RuntimeError(
+                        f"fitting or scoring coalition {players} "
+                        f"({[self.names[i] for i in players]}) failed: {exc!r}. Pass "
+                        "on_error=<score> to substitute a score instead."
+                    ) from exc
+                values[k] = float(self.on_error)
+                failures.append(FitFailure(mask, repr(exc), float(self.on_error)))
+        return values, failures
+
+    def _empty_coalition_value(self) -> float:
+        if self._empty is None:
+            if self.empty_value == "dummy":
+                self._empty = self.score(self._constant_model(self._y))
+            else:
+                self._empty = float(self.empty_value)
+        return self._empty
+
+    def _constant_model(self, y: NDArray[Any]) -> Any:
+        dummy = (
+            DummyClassifier(strategy="most_frequent") if self.is_classifier else DummyRegressor()
+        )
+        return dummy.fit(np.zeros((y.shape[0], 1)), y)
+
+    def __repr__(self) -> str:
+        return (
+            f"CoalitionUtility(learner={self.learner!r}, parties={list(self.names)}, "
+            f"scorer={self.scorer_name!r})"
+        )
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)

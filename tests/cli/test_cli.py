@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from coopml import __version__
+from coopml.cli import app
+
+runner = CliRunner()
+
+CONFIG = """
+[data]
+dataset = "wine"
+[partition]
+method = "dirichlet"
+n_parties = 3
+alpha = 2.0
+[learner]
+estimator = "sklearn.naive_bayes.GaussianNB"
+[valuation]
+methods = ["shapley", "loo", "monte_carlo"]
+max_evaluations = 200
+"""
+
+
+def test_version_and_help():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.stdout
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "value" in result.stdout
+
+
+def test_value_writes_json_and_png(tmp_path):
+    (tmp_path / "job.toml").write_text(CONFIG)
+    out, plot = tmp_path / "out" / "values.json", tmp_path / "out" / "values.png"
+    result = runner.invoke(
+        app, ["value", str(tmp_path / "job.toml"), "--out", str(out), "--plot", str(plot)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "party_0" in result.stdout and "shapley" in result.stdout
+    report = json.loads(out.read_text())
+    assert set(report["results"]) == {"shapley", "loo", "monte_carlo"}
+    shapley = report["results"]["shapley"]["values"]
+    table = report["game"]["value_table"]
+    assert abs(sum(shapley) - (table[-1] - table[0])) < 1e-9
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_value_reports_config_errors_without_traceback(tmp_path):
+    (tmp_path / "job.toml").write_text(CONFIG.replace("n_parties = 3", "n_parties = -1"))
+    result = runner.invoke(app, ["value", str(tmp_path / "job.toml")])
+    assert result.exit_code == 2
+    assert "partition.n_parties" in result.output and "Traceback" not in result.output
