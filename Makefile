@@ -24,8 +24,8 @@ demo: setup
 	$(BIN)/coopml value examples/breast_cancer.toml --out $(OUT)/values.json --plot $(OUT)/values.png
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 	$(BIN)/mypy
 
 test: lint
