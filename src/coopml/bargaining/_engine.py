@@ -1,0 +1,307 @@
+"""Shared search engine of the bargaining solutions (private).
+
+Every solution except on convex sets is "maximise a score of the gains ``u - d``":
+the score is ``-inf`` where an outcome is not individually rational. Finite sets are
+enumerated exactly; curves are searched on their grid and refined with a bounded scalar
+optimiser around the best grid point. Convex sets are solved with cvxpy by each
+solution module; :func:`convex_pareto_check` certifies Pareto optimality there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import minimize_scalar
+
+from coopml.bargaining.result import BargainingSolution
+from coopml.bargaining.utility_sets import ConvexUtilitySet, FiniteUtilitySet, UtilityCurve
+
+Score = Callable[[NDArray[np.float64]], NDArray[np.float64]]
+Array = NDArray[np.float64]
+
+
+def check_problem(problem: Any) -> UtilityCurve | FiniteUtilitySet | ConvexUtilitySet:
+    if not isinstance(problem, UtilityCurve | FiniteUtilitySet | ConvexUtilitySet):
+        raise TypeError(
+            "parameter 'problem' must be a UtilityCurve, FiniteUtilitySet or ConvexUtilitySet; "
+            f"got {type(problem).__name__}"
+        )
+    return problem
+
+
+def check_vector(name: str, value: ArrayLike | None, n: int, *, default: float) -> Array:
+    if value is None:
+        return np.full(n, default)
+    try:
+        array = np.array(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError(f"parameter '{name}' must be a numeric vector; got {value!r}") from None
+    if array.shape != (n,):
+        raise ValueError(
+            f"parameter '{name}' must have one entry per player ({n}); got {array.shape[0]}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"parameter '{name}' must be finite; got {array.tolist()}")
+    return array
+
+
+def check_weights(weights: ArrayLike | None, n: int) -> Array:
+    w = check_vector("weights", weights, n, default=1.0)
+    if np.any(w <= 0):
+        raise ValueError(f"parameter 'weights' must be > 0 for every player; got {w.tolist()}")
+    return w
+
+
+def tolerance(values: Array) -> float:
+    """Absolute comparison tolerance relative to the scale of ``values``."""
+    scale = float(np.max(np.abs(values))) if values.size else 0.0
+    return 1e-10 * max(scale, 1e-300)
+
+
+def dominated_rows(U: Array, V: Array, tol: float = 0.0) -> NDArray[np.bool_]:
+    """``out[i]``: some row of ``V`` is >= ``U[i]`` everywhere and > ``U[i] + tol`` in one
+    coordinate (the tolerance only guards the strict part, so near-ties never dominate)."""
+    out = np.zeros(U.shape[0], dtype=bool)
+    chunk = max(1, int(4e6 // max(1, V.shape[0] * V.shape[1])))
+    for start in range(0, U.shape[0], chunk):
+        block = U[start : start + chunk, None, :]
+        ge = np.all(V[None, :, :] >= block, axis=2)
+        gt = np.any(V[None, :, :] > block + tol, axis=2)
+        out[start : start + chunk] = np.any(ge & gt, axis=1)
+    return out
+
+
+def _tie_break(scores: Array, gains: Array) -> int:
+    """Index of the best score; among near-ties, the largest total gain, then the first."""
+    best = float(np.max(scores))
+    near = np.flatnonzero(scores >= best - 1e-12 * max(1.0, abs(best)))
+    return int(near[np.argmax(gains[near].sum(axis=1))])
+
+
+def no_agreement(method: str, d: Array, info: Mapping[str, Any]) -> BargainingSolution:
+    return BargainingSolution(
+        method=method,
+        utilities=d,
+        disagreement=d,
+        pareto_optimal=False,
+        agreement=False,
+        info=dict(info, reason="no outcome improves on the disagreement point"),
+    )
+
+
+def solve_finite(
+    problem: FiniteUtilitySet, d: Array, method: str, score: Score, info: Mapping[str, Any]
+) -> BargainingSolution:
+    gains = problem.utilities - d
+    scores = score(gains)
+    if not np.any(np.isfinite(scores)):
+        return no_agreement(method, d, info)
+    k = _tie_break(np.where(np.isfinite(scores), scores, -np.inf), gains)
+    u = problem.utilities[k]
+    return BargainingSolution(
+        method=method,
+        utilities=u,
+        disagreement=d,
+        point=problem.outcome(k),
+        index=k,
+        pareto_optimal=not dominated_rows(u[None, :], problem.utilities)[0],
+        info=dict(info, score=float(scores[k])),
+    )
+
+
+def refine_max(f: Callable[[float], float], lo: float, hi: float) -> tuple[float, float, bool]:
+    """Maximise ``f`` on ``[lo, hi]``: scipy's bounded Brent search, then the two ends
+    (Brent never returns an end point exactly; ties go to the ends)."""
+    res = minimize_scalar(
+        lambda t: -f(t),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": 1e-13 * max(1.0, abs(hi - lo)), "maxiter": 500},
+    )
+    best_t, best = float(res.x), float(-res.fun)
+    for end in (lo, hi):
+        value = f(end)
+        if value >= best:
+            best_t, best = float(end), value
+    return best_t, best, bool(res.success)
+
+
+def curve_anchors(curve: UtilityCurve) -> tuple[Array, Array]:
+    """Refined maximiser of each coordinate: extra points for domination checks."""
+    ts, us = [], []
+    grid = curve.grid
+    for i in range(curve.n_players):
+        k = int(np.argmax(curve.values[:, i]))
+        t, _, _ = refine_max(
+            lambda x, i=i: float(curve.evaluate([x])[0, i]),
+            grid[max(k - 1, 0)],
+            grid[min(k + 1, grid.size - 1)],
+        )
+        ts.append(t)
+        us.append(curve(t))
+    return np.array(ts), np.array(us)
+
+
+def curve_reference(curve: UtilityCurve) -> Array:
+    """Grid values plus coordinate maximisers: the points a curve solution is compared to."""
+    return np.vstack([curve.values, curve_anchors(curve)[1]])
+
+
+def curve_grid_max(curve: UtilityCurve, f: Callable[[Array], Array]) -> tuple[float, Array]:
+    """Global maximiser of a (vectorised) function of the utilities on a curve."""
+    values = f(curve.values)
+    k = int(np.argmax(values))
+    grid = curve.grid
+    t, val, _ = refine_max(
+        lambda x: float(f(curve.evaluate([x]))[0]),
+        grid[max(k - 1, 0)],
+        grid[min(k + 1, grid.size - 1)],
+    )
+    if val < values[k]:
+        t = float(grid[k])
+    return t, curve(t)
+
+
+def solve_curve(
+    curve: UtilityCurve, d: Array, method: str, score: Score, info: Mapping[str, Any]
+) -> BargainingSolution:
+    gains = curve.values - d
+    scores = score(gains)
+    if not np.any(np.isfinite(scores)):
+        return no_agreement(method, d, info)
+    k = _tie_break(np.where(np.isfinite(scores), scores, -np.inf), gains)
+    floor = float(scores[k]) - abs(float(scores[k])) - 1.0
+
+    def objective(t: float) -> float:
+        value = float(score(curve.evaluate([t]) - d)[0])
+        return value if np.isfinite(value) else floor
+
+    grid = curve.grid
+    t, value, success = refine_max(
+        objective, grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
+    )
+    if not value >= scores[k]:
+        t, value = float(grid[k]), float(scores[k])
+    u = curve(t)
+    reference = curve_reference(curve)
+    pareto = not dominated_rows(u[None, :], reference, tolerance(reference))[0]
+    return BargainingSolution(
+        method=method,
+        utilities=u,
+        disagreement=d,
+        point=t,
+        parameter=t,
+        pareto_optimal=pareto,
+        converged=success,
+        info=dict(info, score=value, n_grid=curve.n_grid),
+    )
+
+
+# ----------------------------------------------------------------------------- convex sets
+
+_OK = ("optimal", "optimal_inaccurate")
+
+
+def solve_cvx(
+    problem: ConvexUtilitySet, objective: Callable[[Any, Any], Any], extra: Callable[[Any, Any], Sequence[Any]]
+) -> tuple[str, float, Array | None, Array | None]:
+    """Solve ``maximize objective(x, u)`` over the set plus ``extra(x, u)`` constraints.
+
+    Returns ``(status, value, u, x)``; ``u`` and ``x`` are ``None`` unless solved.
+    """
+    import cvxpy as cp
+
+    x, u, constraints = problem.instantiate()
+    prob = cp.Problem(cp.Maximize(objective(x, u)), [*constraints, *extra(x, u)])
+    try:
+        prob.solve(solver=problem.solver)
+    except cp.error.SolverError as exc:
+        return f"solver_error: {exc}", float("nan"), None, None
+    status = str(prob.status)
+    if status in ("unbounded", "unbounded_inaccurate"):
+        raise ValueError(
+            "parameter 'problem' must describe a bounded utility set; the solver reports "
+            f"the objective as unbounded ({status})"
+        )
+    if status not in _OK or u.value is None:
+        return status, float("nan"), None, None
+    return (
+        status,
+        float(prob.value),
+        np.asarray(u.value, dtype=np.float64).reshape(-1),
+        np.asarray(x.value, dtype=np.float64).reshape(-1),
+    )
+
+
+def convex_pareto_check(problem: ConvexUtilitySet, u_star: Array) -> bool:
+    """Pareto optimal iff no point of the set improves the total while dominating ``u_star``."""
+    status, value, _, _ = solve_cvx(
+        problem, lambda x, u: sum(u[i] for i in range(problem.n_players)), lambda x, u: [u >= u_star]
+    )
+    if status not in _OK:
+        return True  # u_star itself is feasible; a failed check is reported as not disproved
+    return bool(value - float(np.sum(u_star)) <= 1e-6 * max(1.0, float(np.max(np.abs(u_star)))))
+
+
+def convex_solution(
+    problem: ConvexUtilitySet,
+    d: Array,
+    method: str,
+    status: str,
+    u: Array | None,
+    x: Array | None,
+    info: Mapping[str, Any],
+) -> BargainingSolution:
+    if u is None or x is None:
+        if status.startswith("solver_error"):
+            return BargainingSolution(
+                method=method,
+                utilities=d,
+                disagreement=d,
+                pareto_optimal=False,
+                agreement=False,
+                converged=False,
+                info=dict(info, status=status),
+            )
+        return no_agreement(method, d, dict(info, status=status))
+    return BargainingSolution(
+        method=method,
+        utilities=u,
+        disagreement=d,
+        point=x,
+        pareto_optimal=convex_pareto_check(problem, u),
+        converged=status == "optimal",
+        info=dict(info, status=status),
+    )
+
+
+def lexicographic_cvx(
+    problem: ConvexUtilitySet,
+    d: Array,
+    method: str,
+    direction: Array,
+    info: Mapping[str, Any],
+) -> BargainingSolution:
+    """Max ``s`` with ``u - d >= s * direction``; then the largest total among the ties.
+
+    ``direction = 1`` gives the egalitarian solution, ``direction = a - d`` (ideal gains)
+    the Kalai-Smorodinsky solution.
+    """
+    import cvxpy as cp
+
+    s = cp.Variable()
+    status, value, u, x = solve_cvx(problem, lambda x, u: s, lambda x, u: [u - d >= s * direction])
+    if u is None or value < -1e-9:
+        return convex_solution(problem, d, method, status, None, None, info)
+    level = max(value, 0.0) - 1e-8 * max(1.0, abs(value))
+    status2, _, u2, x2 = solve_cvx(
+        problem,
+        lambda x, u: sum(u[i] for i in range(problem.n_players)),
+        lambda x, u: [u - d >= level * direction],
+    )
+    if u2 is None:
+        status2, u2, x2 = status, u, x
+    return convex_solution(problem, d, method, status2, u2, x2, dict(info, level=value))

@@ -1,0 +1,84 @@
+"""Batched exact learners: many coalitions' models from per-party sufficient statistics.
+
+:class:`~coopml.learning.CoalitionUtility` picks one automatically (``fast=True``, the
+default) when its learner is a supported scikit-learn estimator with supported
+parameters, and refits with scikit-learn every coalition a fast learner flags as
+outside its tolerance. Supported:
+
+=====================================  ==============================================
+estimator                              fast learner
+=====================================  ==============================================
+``LinearRegression``, ``Ridge``        :class:`FastLinearRegression`
+``LinearDiscriminantAnalysis``         :class:`FastLinearDiscriminantAnalysis`
+``GaussianNB``                         :class:`FastGaussianNB`
+``LogisticRegression`` (L2)            :class:`FastLogisticRegression`
+=====================================  ==============================================
+
+Each module states its tolerance against scikit-learn's own ``fit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from coopml.learning.fast._base import FastBlock, FastLearner, membership
+from coopml.learning.fast.discriminant import FastLinearDiscriminantAnalysis
+from coopml.learning.fast.linear import FastLinearRegression
+from coopml.learning.fast.logistic import FastLogisticRegression
+from coopml.learning.fast.naive_bayes import FastGaussianNB
+
+__all__ = [
+    "FAST_LEARNERS",
+    "FastBlock",
+    "FastGaussianNB",
+    "FastLearner",
+    "FastLinearDiscriminantAnalysis",
+    "FastLinearRegression",
+    "FastLogisticRegression",
+    "fast_learner_for",
+    "membership",
+]
+
+#: The fast learners, tried in order.
+FAST_LEARNERS: tuple[type[FastLearner], ...] = (
+    FastLinearRegression,
+    FastLinearDiscriminantAnalysis,
+    FastGaussianNB,
+    FastLogisticRegression,
+)
+
+
+def fast_learner_for(
+    estimator: Any,
+    X_parts: Sequence[NDArray[np.float64]],
+    y_parts: Sequence[NDArray[Any]],
+    X_val: NDArray[np.float64],
+) -> FastLearner | None:
+    """The fast learner reproducing ``estimator``, built on the parties' rows, or ``None``.
+
+    Parameters
+    ----------
+    estimator : scikit-learn estimator
+        Matched by exact class and parameters (a subclass or a pipeline is not matched).
+    X_parts, y_parts : sequences of arrays
+        Each party's training rows, in player order.
+    X_val : ndarray of shape (n_val, n_features)
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import Ridge
+    >>> from sklearn.tree import DecisionTreeRegressor
+    >>> X, y = np.eye(3), np.arange(3.0)
+    >>> type(fast_learner_for(Ridge(), [X], [y], X)).__name__
+    'FastLinearRegression'
+    >>> fast_learner_for(DecisionTreeRegressor(), [X], [y], X) is None
+    True
+    """
+    for cls in FAST_LEARNERS:
+        if cls.supports(estimator):
+            return cls(estimator, X_parts, y_parts, X_val)
+    return None

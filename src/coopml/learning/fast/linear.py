@@ -1,0 +1,130 @@
+r"""Ordinary least squares and ridge regression of many coalitions from per-party
+sufficient statistics.
+
+For a coalition :math:`S` with pooled rows :math:`X_S, y_S`, scikit-learn's
+``Ridge(alpha)`` (``LinearRegression`` is :math:`\alpha = 0`) with an intercept solves
+
+.. math::
+
+    (X_c^\top X_c + \alpha I)\, w = X_c^\top y_c, \qquad
+    b = \bar y - \bar x^\top w,
+
+with :math:`X_c, y_c` centred by the coalition means. Both sides are sums over the
+parties in :math:`S` of :math:`n_j`, :math:`\sum x`, :math:`\sum y`, :math:`X_j^\top X_j`,
+:math:`X_j^\top y_j`, so one coalition costs one :math:`d \times d` solve, batched over
+many coalitions (Hastie, Tibshirani & Friedman, *The Elements of Statistical Learning*,
+2nd ed., 2009, §3.4.1). Rows are shifted by the grand means first, which leaves the
+model unchanged and keeps the centred Gram matrices free of cancellation.
+
+**Tolerance.** Validation predictions agree with scikit-learn's to about
+``1e-9`` relative to the target scale when the centred Gram matrix is well
+conditioned. scikit-learn's ``LinearRegression`` solves least squares with an SVD
+(error :math:`\sim \kappa(X)\,\epsilon`) and the normal equations here err by
+:math:`\sim \kappa(X)^2 \epsilon`; coalitions whose Gram matrix has an estimated
+condition number above ``1e8`` (with :math:`\alpha > 0`: the bound
+:math:`(\operatorname{tr} C + \alpha)/\alpha`), including every rank-deficient one (fewer
+rows than features, where scikit-learn returns the minimum-norm solution), are refit
+with scikit-learn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.linear_model import LinearRegression, Ridge
+
+from coopml.learning.fast._base import FastBlock, FastLearner, spd_solve
+
+__all__ = ["FastLinearRegression"]
+
+#: Coalitions whose Gram matrix is estimated to have a larger condition number are refit.
+MAX_CONDITION = 1e8
+
+
+class FastLinearRegression(FastLearner):
+    """Batched ``LinearRegression`` / ``Ridge`` (``solver`` ``"auto"``, ``"cholesky"``,
+    ``"svd"``; scalar ``alpha``; ``positive=False``).
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import Ridge
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    >>> fast = FastLinearRegression(Ridge(alpha=2.0), [X[:20], X[20:]], [y[:20], y[20:]], X[:5])
+    >>> block = fast.fit_block(np.array([[1.0, 1.0], [0.0, 1.0]]))
+    >>> bool(np.allclose(block.predictions[1], Ridge(alpha=2.0).fit(X[20:], y[20:]).predict(X[:5])))
+    True
+    """
+
+    estimator_types = (LinearRegression, Ridge)
+
+    @classmethod
+    def _supports_params(cls, params: dict[str, Any]) -> bool:
+        if params.get("positive", False):
+            return False
+        if "alpha" in params:  # Ridge
+            alpha = params["alpha"]
+            return (
+                isinstance(alpha, int | float)
+                and not isinstance(alpha, bool)
+                and 0 < alpha < np.inf
+                and params["solver"] in ("auto", "cholesky", "svd")
+            )
+        return True
+
+    def __init__(
+        self,
+        estimator: Any,
+        X_parts: Sequence[NDArray[np.float64]],
+        y_parts: Sequence[NDArray[Any]],
+        X_val: NDArray[np.float64],
+    ) -> None:
+        super().__init__(estimator, X_parts, y_parts, X_val)
+        self.alpha = float(self.estimator_params.get("alpha", 0.0))
+        self.fit_intercept = bool(self.estimator_params["fit_intercept"])
+        ys = [np.asarray(y, dtype=np.float64) for y in y_parts]
+        if self.fit_intercept:  # a common shift changes only the intercept
+            self.x_shift = np.concatenate(X_parts).mean(axis=0)
+            self.y_shift = float(np.concatenate(ys).mean())
+        else:
+            self.x_shift, self.y_shift = np.zeros(self.n_features), 0.0
+        Xs = [X - self.x_shift for X in X_parts]
+        ys = [y - self.y_shift for y in ys]
+        d = self.n_features
+        self.n = np.array([X.shape[0] for X in Xs], dtype=np.float64)
+        self.sx = np.stack([X.sum(axis=0) for X in Xs])
+        self.sy = np.array([y.sum() for y in ys])
+        self.gram = np.stack([(X.T @ X).ravel() for X in Xs])  # (M, d*d)
+        self.xty = np.stack([X.T @ y for X, y in zip(Xs, ys, strict=True)])
+        self.X_val_shifted = X_val - self.x_shift
+        self._eye = np.eye(d)
+
+    def fit_block(self, A: NDArray[np.float64]) -> FastBlock:
+        d = self.n_features
+        n = A @ self.n
+        C = (A @ self.gram).reshape(-1, d, d)
+        c = A @ self.xty
+        if self.fit_intercept:
+            xbar = (A @ self.sx) / n[:, None]
+            ybar = (A @ self.sy) / n
+            C -= n[:, None, None] * xbar[:, :, None] * xbar[:, None, :]
+            c -= (n * ybar)[:, None] * xbar
+        C += self.alpha * self._eye
+        rcond = 1.0 / MAX_CONDITION
+        w, ok, _ = spd_solve(C, c[:, :, None], rcond)
+        w = w[:, :, 0]
+        if self.alpha > 0:  # exact bound: cond(C) <= (tr C + alpha) / alpha
+            ok &= np.trace(C, axis1=1, axis2=2) <= MAX_CONDITION * self.alpha
+        else:
+            ok &= n > d + self.fit_intercept
+        b = ybar - np.einsum("bd,bd->b", xbar, w) if self.fit_intercept else np.zeros(len(A))
+        predictions = w @ self.X_val_shifted.T + (b + self.y_shift)[:, None]
+        intercept = b + self.y_shift - w @ self.x_shift
+        return FastBlock(ok, predictions, {"coef": w, "intercept": intercept})
+
+    def _set_fitted(self, model: Any, block: FastBlock, b: int) -> None:
+        model.coef_ = block.params["coef"][b].copy()
+        model.intercept_ = float(block.params["intercept"][b]) if self.fit_intercept else 0.0

@@ -1,0 +1,311 @@
+r"""Running a market round: train, value, customise, settle.
+
+:func:`run_market` is the marketplace of Ohrimenko, Tople & Tschiatschek (2019) end to
+end. Parties submit training data and a validation task; the market
+
+1. optionally screens for replicated data (:mod:`coopml.market.duplicates`);
+2. computes, for every requester :math:`i`, the gain table
+   :math:`G(V_i; M_S)` over coalitions of parties (one table shared by all in the
+   single-task market);
+3. chooses the training set :math:`S_i \ni i` that maximises :math:`G(V_i; M_S)`
+   (exhaustively for up to 12 parties, by greedy forward selection above) — the
+   customised model :math:`M^i` is trained on it and released to party :math:`i` only
+   [multi-task: **reconstructed** from the full version, arXiv 1911.09052];
+4. settles fees and payouts with a payment rule (:mod:`coopml.market.settlement`).
+
+Customisation makes the honest validation task a party's best report: a model tuned to
+a false task scores worse on its true one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from coopml._validation import RandomState, check_choice, check_positive, check_seed
+from coopml.coalitions.executors import Executor, ProgressCallback
+from coopml.coalitions.game import CoalitionGame
+from coopml.data import Party, check_parties
+from coopml.learning import CoalitionUtility
+from coopml.market.duplicates import DuplicateReport, find_duplicates, resolve_duplicates
+from coopml.market.payment import PAYMENT_RULES
+from coopml.market.settlement import Settlement, Task, settle
+
+__all__ = ["CustomModel", "MarketResult", "run_market", "select_training_set"]
+
+#: Largest market for which training sets are chosen exhaustively.
+EXHAUSTIVE_LIMIT = 12
+
+
+@dataclass(frozen=True, eq=False)
+class CustomModel:
+    """The model the market trained for one requester, with its provenance."""
+
+    requester: str
+    members: tuple[str, ...]
+    estimator: Any
+    validation_gain: float
+
+    def predict(self, X: ArrayLike) -> Any:
+        """Predictions of the customised model."""
+        return self.estimator.predict(np.asarray(X, dtype=np.float64))
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """Who trained it on what, and how well it scored on the requester's task."""
+        return {
+            "requester": self.requester,
+            "trained_on": list(self.members),
+            "learner": repr(self.estimator),
+            "validation_gain": self.validation_gain,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class MarketResult:
+    """A settled market round: the settlement, each party's model and the games."""
+
+    settlement: Settlement
+    models: dict[str, CustomModel]
+    games: tuple[CoalitionGame, ...]
+    duplicates: DuplicateReport | None = None
+    duplicate_actions: list[dict[str, Any]] = field(default_factory=list)
+
+    def compare_rules(self, rules: Sequence[str] = PAYMENT_RULES) -> pd.DataFrame:
+        """Net gain of every party under each payment rule, on the same value tables.
+
+        ``similarity_shapley`` is included only when the market measured similarity.
+        """
+        columns = {}
+        for rule in rules:
+            if rule == "similarity_shapley" and self.duplicates is None:
+                continue
+            settled = self._resettle(rule)
+            columns[rule] = [p.net_gain for p in settled.parties]
+        return pd.DataFrame(columns, index=list(self.settlement.names))
+
+    def _resettle(self, rule: str) -> Settlement:
+        s = self.settlement
+        similarity = None if self.duplicates is None else self.duplicates.similarity
+        discount = s.rule_params.get("discount", 1.0)
+        return settle(
+            s.names, s.tasks, rule, s.price, mode=s.mode, similarity=similarity,
+            discount=discount, identical=s.identical, provenance=s.provenance,
+        )
+
+
+def run_market(
+    parties: Sequence[Party],
+    learner: Any,
+    validation: tuple[ArrayLike, ArrayLike] | None = None,
+    *,
+    rule: str = "ohrimenko",
+    price: float = 1.0,
+    scorer: str = "accuracy",
+    duplicates: Literal["ignore", "report", "drop", "merge"] = "report",
+    tolerance: float = 0.05,
+    discount: float = 1.0,
+    executor: str | Executor = "serial",
+    n_jobs: int | None = None,
+    random_state: RandomState = 0,
+    progress: ProgressCallback | None = None,
+    **utility_options: Any,
+) -> MarketResult:
+    """Run one market round and settle it.
+
+    Parameters
+    ----------
+    parties : list of Party
+        Each party's training data; in the multi-task market also its validation data
+        (``Party.X_val``, ``Party.y_val``).
+    learner : estimator
+        The market's learner (scikit-learn compatible), cloned for every model.
+    validation : (X_val, y_val), optional
+        The shared validation task. Given: single-task market; omitted: every party
+        brings its own task (multi-task market).
+    rule : str, default "ohrimenko"
+        Payment rule (:data:`coopml.market.payment.PAYMENT_RULES`).
+    price : float, default 1.0
+        Price ``c`` of one unit of performance.
+    scorer : str, default "accuracy"
+        Gain ``G``; must take values in [0, 1].
+    duplicates : {"ignore", "report", "drop", "merge"}, default "report"
+        Screen for replicated rows across parties before settling; ``"drop"`` and
+        ``"merge"`` also act on them (:func:`~coopml.market.duplicates.resolve_duplicates`).
+    tolerance, discount : float
+        Near-duplicate radius, and :math:`\\lambda` of ``similarity_shapley``.
+    executor, n_jobs, progress : see :meth:`CoalitionGame.from_utility`.
+    random_state : int, Generator or None, default 0
+        Seed of the learner's randomness (the same for every coalition).
+    **utility_options
+        Passed to :class:`~coopml.learning.CoalitionUtility` (``empty_value``,
+        ``single_class``, ``on_error``).
+
+    Examples
+    --------
+    >>> from sklearn.naive_bayes import GaussianNB
+    >>> from coopml.data import load_dataset, make_parties, train_validation_split
+    >>> ds = load_dataset("breast_cancer")
+    >>> X, X_val, y, y_val = train_validation_split(ds.X, ds.y, random_state=0)
+    >>> parties = make_parties(X, y, 3, random_state=0)
+    >>> result = run_market(parties, GaussianNB(), (X_val, y_val))
+    >>> result.settlement.checks["balanced"], result.settlement.verify().ok
+    (True, True)
+    """
+    rule = check_choice("rule", rule, PAYMENT_RULES)
+    price = check_positive("price", price)
+    action = check_choice("duplicates", duplicates, {"ignore", "report", "drop", "merge"})
+    parties = check_parties(list(parties), task="regression")
+    mode: Literal["single", "multi"] = "single" if validation is not None else "multi"
+    if mode == "multi":
+        missing = [p.name for p in parties if p.X_val is None]
+        if missing:
+            raise ValueError(
+                "a multi-task market needs every party's own validation data (Party.X_val, "
+                f"Party.y_val), or pass a shared 'validation'; missing for {missing}"
+            )
+    seed = None if random_state is None else check_seed(random_state)
+    actions: list[dict[str, Any]] = []
+    if action in {"drop", "merge"}:
+        parties, actions = resolve_duplicates(parties, action, tolerance=tolerance)
+    report = None if action == "ignore" else find_duplicates(parties, tolerance=tolerance)
+    if rule == "similarity_shapley" and report is None:
+        raise ValueError("rule 'similarity_shapley' needs duplicates='report', 'drop' or 'merge'")
+
+    def utility(members: Sequence[Party], task: tuple[Any, Any]) -> CoalitionUtility:
+        return CoalitionUtility(
+            learner, list(members), task, scorer, random_state=seed, **utility_options
+        )
+
+    def table(u: CoalitionUtility) -> CoalitionGame:
+        return CoalitionGame.from_utility(u, executor, n_jobs, progress=progress)
+
+    tasks: list[Task] = []
+    games: list[CoalitionGame] = []
+    models: dict[str, CustomModel] = {}
+    if validation is not None:
+        shared = utility(parties, (validation[0], validation[1]))
+        game = table(shared)
+        games.append(game)
+        everyone = tuple(range(len(parties)))
+        estimator = shared.fit(everyone)
+        for i, party in enumerate(parties):
+            tasks.append(Task(i, everyone, game.table))
+            models[party.name] = CustomModel(party.name, game.names, estimator, game.grand_value)
+    else:
+        for i, party in enumerate(parties):
+            u = utility(parties, (party.X_val, party.y_val))
+            members, game = select_training_set(u, i, table)
+            games.append(game)
+            tasks.append(Task(i, members, game.table))
+            chosen = tuple(parties[j].name for j in members)
+            models[party.name] = CustomModel(party.name, chosen, u.fit(members), game.grand_value)
+    provenance = _provenance(parties, learner, scorer, seed, mode, action, actions)
+    settlement = settle(
+        [p.name for p in parties], tasks, rule, price, mode=mode,
+        similarity=None if report is None else report.similarity, discount=discount,
+        identical=_identical_groups(parties, mode), provenance=provenance,
+    )
+    return MarketResult(settlement, models, tuple(games), report, actions)
+
+
+def select_training_set(
+    utility: CoalitionUtility,
+    requester: int,
+    table: Any = None,
+) -> tuple[tuple[int, ...], CoalitionGame]:
+    """Choose the parties whose pooled data maximise the requester's validation gain.
+
+    Exhaustive search over coalitions containing ``requester`` for up to
+    :data:`EXHAUSTIVE_LIMIT` parties (ties go to the smaller coalition, then the lower
+    bitmask); greedy forward selection above. Returns the chosen members (sorted) and
+    the game on them (gain table over coalitions of the members).
+    """
+    compute = table or (lambda u: CoalitionGame.from_utility(u))
+    n = utility.n_players
+    if n <= EXHAUSTIVE_LIMIT:
+        full = compute(utility)
+        masks = np.arange(1 << n)
+        candidates = masks[(masks >> requester) & 1 == 1]
+        sizes = np.array([bin(m).count("1") for m in candidates])
+        best = candidates[np.lexsort((candidates, sizes, -full.table[candidates]))[0]]
+        members = tuple(j for j in range(n) if (best >> j) & 1)
+        return members, CoalitionGame(_subtable(full.table, members), tuple(full.names[j] for j in members))
+    chosen = [requester]
+    current = utility(chosen)
+    while True:
+        others = [j for j in range(n) if j not in chosen]
+        if not others:
+            break
+        scores = [utility([*chosen, j]) for j in others]
+        k = int(np.argmax(scores))
+        if scores[k] <= current:
+            break
+        chosen.append(others[k])
+        current = scores[k]
+    members = tuple(sorted(chosen))
+    sub = CoalitionUtility(
+        utility.learner, [utility.parties[j] for j in members], (utility.X_val, utility.y_val),
+        utility._scorer, random_state=utility.seed, empty_value=utility.empty_value,
+        single_class=utility.single_class, on_error=utility.on_error,  # type: ignore[arg-type]
+    )
+    return members, compute(sub)
+
+
+def _subtable(table: NDArray[np.float64], members: Sequence[int]) -> NDArray[np.float64]:
+    """Gain table of the sub-game on ``members`` (bitmask over members, in order)."""
+    k = np.arange(1 << len(members))
+    full = np.zeros_like(k)
+    for bit, player in enumerate(members):
+        full |= ((k >> bit) & 1) << player
+    return table[full]
+
+
+def _identical_groups(parties: Sequence[Party], mode: str) -> list[list[int]]:
+    """Groups of parties whose training (and, multi-task, validation) data are identical."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, p in enumerate(parties):
+        key = (p.fingerprint(),) if mode == "single" else (p.fingerprint(), _val_print(p))
+        groups.setdefault(key, []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _val_print(p: Party) -> str:
+    return Party("v", p.X_val, p.y_val).fingerprint() if p.X_val is not None else ""
+
+
+def _provenance(
+    parties: Sequence[Party],
+    learner: Any,
+    scorer: str,
+    seed: int | None,
+    mode: str,
+    action: str,
+    actions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    params = learner.get_params(deep=False) if hasattr(learner, "get_params") else {}
+    return {
+        "coopml_version": importlib.metadata.version("coopml"),
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "learner": f"{type(learner).__module__}.{type(learner).__qualname__}",
+        "learner_params": {k: repr(v) for k, v in params.items()},
+        "scorer": scorer,
+        "seed": seed,
+        "mode": mode,
+        "data": {
+            p.name: {
+                "n_samples": p.n_samples,
+                "fingerprint": p.fingerprint(),
+                "validation_fingerprint": _val_print(p) or None,
+            }
+            for p in parties
+        },
+        "duplicates": {"action": action, "log": actions},
+    }
