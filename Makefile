@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/coopml value examples/breast_cancer.toml --out $(OUT)/values.json --plot $(OUT)/values.png
+	$(BIN)/coopml market run examples/hospitals.toml --out $(OUT)/market
 
 lint: setup
 	$(BIN)/ruff check

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,8 +37,12 @@ from coopml.data import (
 )
 
 __all__ = [
+    "AuditSettings",
     "ConfigError",
+    "JobConfig",
     "LearnerConfig",
+    "MarketConfig",
+    "MarketSettings",
     "ValuationConfig",
     "ValueConfig",
     "build_learner",
@@ -65,11 +69,13 @@ class DataConfig(_Strict):
 
 
 class PartyFile(_Strict):
-    """One party's training data from a CSV or Parquet file."""
+    """One party's training data (and, in a multi-task market, its own validation data)
+    from CSV or Parquet files."""
 
     name: str = Field(min_length=1)
     path: str
     target: str
+    validation: str | None = None
 
 
 class ValidationFile(_Strict):
@@ -121,8 +127,8 @@ class ValuationConfig(_Strict):
     stderr_target: float | None = Field(None, gt=0, description="Monte Carlo stopping target")
 
 
-class ValueConfig(_Strict):
-    """A complete value job."""
+class JobConfig(_Strict):
+    """What every job shares: the parties' data, transforms and the learner."""
 
     data: DataConfig | None = None
     partition: PartitionConfig | None = None
@@ -130,10 +136,14 @@ class ValueConfig(_Strict):
     validation: ValidationFile | None = None
     transform: list[TransformConfig] = Field(default_factory=list)
     learner: LearnerConfig = LearnerConfig()
-    valuation: ValuationConfig = ValuationConfig()
+
+    @property
+    def seed(self) -> int | None:
+        """Seed of the data split and the learner."""
+        return 0
 
     @model_validator(mode="after")
-    def _one_data_source(self) -> ValueConfig:
+    def _one_data_source(self) -> JobConfig:
         bundled = self.data is not None or self.partition is not None
         files = self.parties is not None or self.validation is not None
         if bundled == files:
@@ -148,7 +158,59 @@ class ValueConfig(_Strict):
         return self
 
 
-def load_config(path: str | Path) -> tuple[ValueConfig, Path]:
+class ValueConfig(JobConfig):
+    """A value job: ``coopml value``."""
+
+    valuation: ValuationConfig = ValuationConfig()
+
+    @property
+    def seed(self) -> int | None:
+        return self.valuation.random_state
+
+
+class MarketSettings(_Strict):
+    """The ``[market]`` table of a market job."""
+
+    rule: Literal["ohrimenko", "shapley", "banzhaf", "loo", "similarity_shapley"] = "ohrimenko"
+    price: float = Field(1.0, gt=0, description="price c of one unit of performance")
+    scorer: str = "accuracy"
+    mode: Literal["single", "multi"] = Field(
+        "single",
+        description="single: one shared validation task; multi: every party splits its own "
+        "rows into training and validation data (its own task)",
+    )
+    duplicates: Literal["ignore", "report", "drop", "merge"] = "report"
+    tolerance: float = Field(0.05, gt=0)
+    discount: float = Field(1.0, ge=0)
+    executor: Literal["serial", "joblib", "ray"] = "serial"
+    n_jobs: int | None = Field(None, ge=1)
+    random_state: int | None = Field(0, ge=0)
+
+
+class AuditSettings(_Strict):
+    """The optional ``[audit]`` table: a replication audit run with the market."""
+
+    party: str
+    replicas: list[int] = Field([1, 2, 3], min_length=1)
+    kinds: list[Literal["exact", "noisy"]] = Field(["exact", "noisy"], min_length=1)
+    noise: float = Field(0.01, gt=0)
+
+
+class MarketConfig(JobConfig):
+    """A market job: ``coopml market run``."""
+
+    market: MarketSettings = MarketSettings()
+    audit: AuditSettings | None = None
+
+    @property
+    def seed(self) -> int | None:
+        return self.market.random_state
+
+
+C = TypeVar("C", bound=JobConfig)
+
+
+def load_config(path: str | Path, schema: type[C] = ValueConfig) -> tuple[C, Path]:  # type: ignore[assignment]
     """Read and validate a TOML job file; returns the config and its directory (relative
     paths in the file are resolved against it)."""
     path = Path(path)
@@ -158,13 +220,17 @@ def load_config(path: str | Path) -> tuple[ValueConfig, Path]:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(raw, source=str(path)), path.parent
+    return parse_config(raw, source=str(path), schema=schema), path.parent
 
 
-def parse_config(raw: dict[str, Any], source: str = "config") -> ValueConfig:
-    """Validate a mapping as a :class:`ValueConfig`, with readable errors."""
+def parse_config(
+    raw: dict[str, Any],
+    source: str = "config",
+    schema: type[C] = ValueConfig,  # type: ignore[assignment]
+) -> C:
+    """Validate a mapping as a job config (``schema``), with readable errors."""
     try:
-        return ValueConfig.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -199,10 +265,15 @@ def build_learner(cfg: LearnerConfig) -> Any:
 
 
 def build_parties(
-    cfg: ValueConfig, base_dir: Path = Path()
+    cfg: JobConfig, base_dir: Path = Path(), *, own_validation: bool = False
 ) -> tuple[list[Party], tuple[NDArray[np.float64], NDArray[Any]]]:
-    """The parties and the validation pair described by ``cfg``."""
-    seed = cfg.valuation.random_state
+    """The parties and the shared validation pair described by ``cfg``.
+
+    With ``own_validation`` every party also gets validation data of its own: a
+    ``data.validation_fraction`` split of its rows (bundled data), or the file named by
+    its ``validation`` key.
+    """
+    seed = cfg.seed
     if cfg.data is not None and cfg.partition is not None:
         try:
             ds = load_dataset(cfg.data.dataset)
@@ -227,12 +298,35 @@ def build_parties(
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"partition: {exc}") from None
         validation = (X_val, y_val)
+        if own_validation:
+            parties = [_split_own(p, cfg.data.validation_fraction, seed) for p in parties]
     else:
         assert cfg.parties is not None and cfg.validation is not None
         parties = [_read_party(p.name, base_dir / p.path, p.target) for p in cfg.parties]
+        if own_validation:
+            parties = [
+                _attach_validation(p, f, base_dir)
+                for p, f in zip(parties, cfg.parties, strict=True)
+            ]
         val = _read_party("validation", base_dir / cfg.validation.path, cfg.validation.target)
         validation = (val.X, val.y)
     return _apply_transforms(parties, cfg.transform, seed), validation
+
+
+def _split_own(party: Party, fraction: float, seed: int | None) -> Party:
+    X, X_val, y, y_val = train_validation_split(
+        party.X, party.y, validation_fraction=fraction, random_state=seed, stratify=False
+    )
+    return Party(party.name, X, y, X_val, y_val, party.metadata)
+
+
+def _attach_validation(party: Party, spec: PartyFile, base_dir: Path) -> Party:
+    if spec.validation is None:
+        raise ConfigError(
+            f"parties: party {spec.name!r} needs a 'validation' file in a multi-task market"
+        )
+    val = _read_party(spec.name, base_dir / spec.validation, spec.target)
+    return Party(party.name, party.X, party.y, val.X, val.y, party.metadata)
 
 
 def _read_party(name: str, path: Path, target: str) -> Party:

@@ -143,8 +143,10 @@ def test_duplicate_detection_and_resolution(cancer):
     report = find_duplicates(everyone)
     pairs = {(p["party"], p["duplicated_in"]): p for p in report.pairs()}
     assert set(pairs) == {
-        ("party_2", "exact_copy"), ("exact_copy", "party_2"),
-        ("party_3", "noisy_copy"), ("noisy_copy", "party_3"),
+        ("party_2", "exact_copy"),
+        ("exact_copy", "party_2"),
+        ("party_3", "noisy_copy"),
+        ("noisy_copy", "party_3"),
     }
     assert pairs[("exact_copy", "party_2")]["exact_rows"] == parties[2].n_samples
     assert pairs[("noisy_copy", "party_3")]["exact_rows"] == 0
@@ -152,8 +154,11 @@ def test_duplicate_detection_and_resolution(cancer):
     kept, log = resolve_duplicates(everyone, "drop")
     assert [p.name for p in kept] == [p.name for p in parties]
     assert [entry["action"] for entry in log] == ["removed", "removed"]
-    half = Party("half", np.concatenate([parties[0].X[:20], parties[1].X[:5] + 100.0]),
-                 np.concatenate([parties[0].y[:20], parties[1].y[:5]]))
+    half = Party(
+        "half",
+        np.concatenate([parties[0].X[:20], parties[1].X[:5] + 100.0]),
+        np.concatenate([parties[0].y[:20], parties[1].y[:5]]),
+    )
     merged, log = resolve_duplicates([parties[0], half], "merge")
     assert [p.name for p in merged] == ["party_0"] and log[0]["into"] == "party_0"
     assert merged[0].n_samples == parties[0].n_samples + 5

@@ -1,11 +1,14 @@
 """The ``coopml`` command line: a thin typer shell over the library.
 
-Each command group lives in its own module and registers itself on :data:`app`.
+``coopml value`` lives in :mod:`coopml.cli.value`; every command group is a typer app in
+its own module, registered here.
 """
 
 from __future__ import annotations
 
-from coopml.cli import value as _value  # noqa: F401  (registers `coopml value`)
+from coopml.cli import market, value
 from coopml.cli.app import app, main
 
-__all__ = ["app", "main"]
+app.add_typer(market.app, name="market")
+
+__all__ = ["app", "main", "value"]

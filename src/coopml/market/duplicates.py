@@ -166,7 +166,9 @@ def resolve_duplicates(
         if dup.any():
             meta = {**party.metadata, "rows_dropped": int(dup.sum())}
             party = Party(party.name, party.X[~dup], party.y[~dup], party.X_val, party.y_val, meta)
-            log.append({"party": party.name, "action": "dropped_rows", "rows_dropped": int(dup.sum())})
+            log.append(
+                {"party": party.name, "action": "dropped_rows", "rows_dropped": int(dup.sum())}
+            )
         kept.append((party, Z[~dup]))
     return [p for p, _ in kept], log
 

@@ -96,8 +96,15 @@ class MarketResult:
         similarity = None if self.duplicates is None else self.duplicates.similarity
         discount = s.rule_params.get("discount", 1.0)
         return settle(
-            s.names, s.tasks, rule, s.price, mode=s.mode, similarity=similarity,
-            discount=discount, identical=s.identical, provenance=s.provenance,
+            s.names,
+            s.tasks,
+            rule,
+            s.price,
+            mode=s.mode,
+            similarity=similarity,
+            discount=discount,
+            identical=s.identical,
+            provenance=s.provenance,
         )
 
 
@@ -209,9 +216,15 @@ def run_market(
             models[party.name] = CustomModel(party.name, chosen, u.fit(members), game.grand_value)
     provenance = _provenance(parties, learner, scorer, seed, mode, action, actions)
     settlement = settle(
-        [p.name for p in parties], tasks, rule, price, mode=mode,
-        similarity=None if report is None else report.similarity, discount=discount,
-        identical=_identical_groups(parties, mode), provenance=provenance,
+        [p.name for p in parties],
+        tasks,
+        rule,
+        price,
+        mode=mode,
+        similarity=None if report is None else report.similarity,
+        discount=discount,
+        identical=_identical_groups(parties, mode),
+        provenance=provenance,
     )
     return MarketResult(settlement, models, tuple(games), report, actions)
 
@@ -237,7 +250,9 @@ def select_training_set(
         sizes = np.array([bin(m).count("1") for m in candidates])
         best = candidates[np.lexsort((candidates, sizes, -full.table[candidates]))[0]]
         members = tuple(j for j in range(n) if (best >> j) & 1)
-        return members, CoalitionGame(_subtable(full.table, members), tuple(full.names[j] for j in members))
+        return members, CoalitionGame(
+            _subtable(full.table, members), tuple(full.names[j] for j in members)
+        )
     chosen = [requester]
     current = utility(chosen)
     while True:
@@ -252,9 +267,14 @@ def select_training_set(
         current = scores[k]
     members = tuple(sorted(chosen))
     sub = CoalitionUtility(
-        utility.learner, [utility.parties[j] for j in members], (utility.X_val, utility.y_val),
-        utility._scorer, random_state=utility.seed, empty_value=utility.empty_value,
-        single_class=utility.single_class, on_error=utility.on_error,  # type: ignore[arg-type]
+        utility.learner,
+        [utility.parties[j] for j in members],
+        (utility.X_val, utility.y_val),
+        utility._scorer,
+        random_state=utility.seed,
+        empty_value=utility.empty_value,
+        single_class=utility.single_class,
+        on_error=utility.on_error,  # type: ignore[arg-type]
     )
     return members, compute(sub)
 

@@ -109,8 +109,10 @@ def replication_audit(
         for r in counts:
             copies = [
                 replicate_party(
-                    parties[k], f"{party}~replica{c + 1}",
-                    noise=noise if kind == "noisy" else 0.0, random_state=rng,
+                    parties[k],
+                    f"{party}~replica{c + 1}",
+                    noise=noise if kind == "noisy" else 0.0,
+                    random_state=rng,
                 )
                 for c in range(r)
             ]
@@ -123,11 +125,15 @@ def replication_audit(
                 total = float(sum(lines[i].net_gain for i in identities))
                 rows.append(
                     {
-                        "rule": rule, "kind": kind, "replicas": r,
-                        "net_alone": baseline[rule], "net_with_replicas": total,
+                        "rule": rule,
+                        "kind": kind,
+                        "replicas": r,
+                        "net_alone": baseline[rule],
+                        "net_with_replicas": total,
                         "gain": total - baseline[rule],
                         "detected_rows": int(market.duplicates.near[identities[-1], k])
-                        if market.duplicates is not None else 0,
+                        if market.duplicates is not None
+                        else 0,
                     }
                 )
     return ReplicationAudit(party, pd.DataFrame(rows))

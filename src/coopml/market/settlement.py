@@ -148,8 +148,14 @@ class Settlement:
     def with_rule(self, rule: str) -> Settlement:
         """The same market settled under another payment rule (same value tables)."""
         return settle(
-            self.names, self.tasks, rule, self.price, mode=self.mode,
-            identical=self.identical, provenance=self.provenance, **self.rule_params,
+            self.names,
+            self.tasks,
+            rule,
+            self.price,
+            mode=self.mode,
+            identical=self.identical,
+            provenance=self.provenance,
+            **self.rule_params,
         )
 
     def to_dataframe(self) -> pd.DataFrame:
@@ -196,7 +202,9 @@ class Settlement:
                 Task(
                     index[t["requester"]],
                     tuple(index[m] for m in t["members"]),
-                    np.asarray(record["value_table"] if t["value_table"] is None else t["value_table"]),
+                    np.asarray(
+                        record["value_table"] if t["value_table"] is None else t["value_table"]
+                    ),
                 )
                 for t in record["tasks"]
             )
@@ -205,8 +213,14 @@ class Settlement:
             )
             identical = tuple(tuple(index[n] for n in g) for g in record.get("identical", []))
             return cls(
-                record["rule"], record["mode"], float(record["price"]), lines, tasks,
-                dict(record["checks"]), identical, dict(record.get("rule_params", {})),
+                record["rule"],
+                record["mode"],
+                float(record["price"]),
+                lines,
+                tasks,
+                dict(record["checks"]),
+                identical,
+                dict(record.get("rule_params", {})),
                 dict(record.get("provenance", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -243,8 +257,16 @@ class Settlement:
             return Verification(False, (f"unknown rule {self.rule!r}",))
         redone = self.with_rule(self.rule)
         for stored, fresh in zip(self.parties, redone.parties, strict=True):
-            for key in ("fee", "own_gain", "model_gain", "improvement", "share", "payout",
-                        "net_gain", "payoff"):
+            for key in (
+                "fee",
+                "own_gain",
+                "model_gain",
+                "improvement",
+                "share",
+                "payout",
+                "net_gain",
+                "payoff",
+            ):
                 a, b = getattr(stored, key), getattr(fresh, key)
                 if not np.isclose(a, b, rtol=0, atol=TOLERANCE):
                     problems.append(f"{stored.name}: stored {key} {a!r} != recomputed {b!r}")
@@ -331,8 +353,15 @@ def settle(
     share = payout / pot if abs(pot) > TOLERANCE else np.zeros(n)
     lines = tuple(
         PartyLine(
-            names[i], float(fee[i]), float(own[i]), float(model[i]), float(improvement[i]),
-            float(share[i]), float(payout[i]), float(net[i]), float(payoff[i]),
+            names[i],
+            float(fee[i]),
+            float(own[i]),
+            float(model[i]),
+            float(improvement[i]),
+            float(share[i]),
+            float(payout[i]),
+            float(net[i]),
+            float(payoff[i]),
             tuple(names[j] for j in by_requester[i].members),
         )
         for i in range(n)
@@ -342,8 +371,15 @@ def settle(
     if rule == "similarity_shapley":
         params = {"discount": discount, "similarity": None if sim is None else sim.tolist()}
     return Settlement(
-        rule, mode, float(price), lines, tuple(by_requester), checks,
-        tuple(tuple(g) for g in identical), params, dict(provenance or {}),
+        rule,
+        mode,
+        float(price),
+        lines,
+        tuple(by_requester),
+        checks,
+        tuple(tuple(g) for g in identical),
+        params,
+        dict(provenance or {}),
     )
 
 

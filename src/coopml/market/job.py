@@ -1,0 +1,72 @@
+"""The market job: a TOML config → parties → market round (→ replication audit).
+
+The library function behind ``coopml market run``; the CLI only renders its result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from coopml.coalitions.executors import ProgressCallback
+from coopml.config import MarketConfig, build_learner, build_parties
+from coopml.market.market import MarketResult, run_market
+from coopml.market.replication import ReplicationAudit, replication_audit
+
+__all__ = ["MarketJob", "run_market_job"]
+
+
+@dataclass(frozen=True, eq=False)
+class MarketJob:
+    """A settled round and, when configured, its replication audit."""
+
+    result: MarketResult
+    audit: ReplicationAudit | None = None
+
+
+def run_market_job(
+    cfg: MarketConfig,
+    base_dir: Path = Path(),
+    progress: ProgressCallback | None = None,
+    *,
+    audit: bool = True,
+) -> MarketJob:
+    """Run the market described by ``cfg`` (and its ``[audit]`` when ``audit``)."""
+    m = cfg.market
+    multi = m.mode == "multi"
+    parties, validation = build_parties(cfg, base_dir, own_validation=multi)
+    options = {
+        "price": m.price,
+        "scorer": m.scorer,
+        "duplicates": m.duplicates,
+        "tolerance": m.tolerance,
+        "discount": m.discount,
+        "executor": m.executor,
+        "n_jobs": m.n_jobs,
+    }
+    shared = None if multi else validation
+    learner = build_learner(cfg.learner)
+    result = run_market(
+        parties,
+        learner,
+        shared,
+        rule=m.rule,
+        random_state=m.random_state,
+        progress=progress,
+        **options,  # type: ignore[arg-type]
+    )
+    report = None
+    if audit and cfg.audit is not None:
+        a = cfg.audit
+        report = replication_audit(
+            parties,
+            learner,
+            shared,
+            party=a.party,
+            replicas=a.replicas,
+            kinds=a.kinds,
+            noise=a.noise,
+            random_state=m.random_state or 0,
+            **options,
+        )
+    return MarketJob(result, report)
