@@ -125,7 +125,7 @@ def test_customised_model_rewards_an_honest_validation_task():
 
 
 def test_greedy_selection_matches_its_own_game(monkeypatch):
-    A, B, C, true_task, false_task, _ = _digits_tasks()
+    A, B, C, true_task, _, _ = _digits_tasks()
     parties = [Party("A", *A), Party("B", *B), Party("C", *C)]
     utility = CoalitionUtility(GaussianNB(), parties, true_task)
     exhaustive, _ = select_training_set(utility, 0)

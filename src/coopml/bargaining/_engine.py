@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import minimize_scalar
 
 from coopml.bargaining.result import BargainingSolution
 from coopml.bargaining.utility_sets import ConvexUtilitySet, FiniteUtilitySet, UtilityCurve
@@ -62,13 +61,14 @@ def tolerance(values: Array) -> float:
 
 
 def dominated_rows(U: Array, V: Array, tol: float = 0.0) -> NDArray[np.bool_]:
-    """``out[i]``: some row of ``V`` is >= ``U[i]`` everywhere and > ``U[i] + tol`` in one
-    coordinate (the tolerance only guards the strict part, so near-ties never dominate)."""
+    """``out[i]``: some row of ``V`` is >= ``U[i] - tol / 1000`` everywhere and > ``U[i] + tol``
+    in one coordinate: rounding noise (far below ``tol``) does not break a tie, and a
+    strict improvement must exceed ``tol``."""
     out = np.zeros(U.shape[0], dtype=bool)
     chunk = max(1, int(4e6 // max(1, V.shape[0] * V.shape[1])))
     for start in range(0, U.shape[0], chunk):
         block = U[start : start + chunk, None, :]
-        ge = np.all(V[None, :, :] >= block, axis=2)
+        ge = np.all(V[None, :, :] >= block - 1e-3 * tol, axis=2)
         gt = np.any(V[None, :, :] > block + tol, axis=2)
         out[start : start + chunk] = np.any(ge & gt, axis=1)
     return out
@@ -112,57 +112,50 @@ def solve_finite(
     )
 
 
-def refine_max(f: Callable[[float], float], lo: float, hi: float) -> tuple[float, float, bool]:
-    """Maximise ``f`` on ``[lo, hi]``: scipy's bounded Brent search, then the two ends
-    (Brent never returns an end point exactly; ties go to the ends)."""
-    res = minimize_scalar(
-        lambda t: -f(t),
-        bounds=(lo, hi),
-        method="bounded",
-        options={"xatol": 1e-13 * max(1.0, abs(hi - lo)), "maxiter": 500},
-    )
-    best_t, best = float(res.x), float(-res.fun)
-    for end in (lo, hi):
-        value = f(end)
-        if value >= best:
-            best_t, best = float(end), value
-    return best_t, best, bool(res.success)
+def zoom_max(
+    f: Callable[[Array], Array], lo: float, hi: float, *, points: int = 33, rounds: int = 7
+) -> tuple[float, float]:
+    """Maximise a vectorised ``f`` on ``[lo, hi]`` by repeated grid zooming.
+
+    Each round evaluates ``points`` equally spaced parameters in one call (so a batched
+    utility function pays for one evaluation per round, not per point) and zooms into
+    the two cells around the best one; the bracket shrinks 16-fold per round. Ties go to
+    the earliest point, so an end point that is as good as its inside wins.
+    """
+    best_t, best = lo, -np.inf
+    for _ in range(rounds):
+        ts = np.linspace(lo, hi, points)
+        values = np.asarray(f(ts), dtype=np.float64)
+        k = int(np.argmax(values))
+        if values[k] > best:
+            best_t, best = float(ts[k]), float(values[k])
+        lo, hi = ts[max(k - 1, 0)], ts[min(k + 1, points - 1)]
+        if hi - lo <= 1e-15 * max(1.0, abs(best_t)):
+            break
+    return best_t, best
+
+
+def neighbours(grid: Array, k: int) -> tuple[float, float]:
+    return float(grid[max(k - 1, 0)]), float(grid[min(k + 1, grid.size - 1)])
 
 
 def curve_anchors(curve: UtilityCurve) -> tuple[Array, Array]:
-    """Refined maximiser of each coordinate: extra points for domination checks."""
-    ts, us = [], []
-    grid = curve.grid
+    """Refined maximiser of each coordinate: extra points for domination checks (cached)."""
+    if "anchors" in curve.cache:
+        return curve.cache["anchors"]  # type: ignore[no-any-return]
+    ts = []
     for i in range(curve.n_players):
         k = int(np.argmax(curve.values[:, i]))
-        t, _, _ = refine_max(
-            lambda x, i=i: float(curve.evaluate([x])[0, i]),
-            grid[max(k - 1, 0)],
-            grid[min(k + 1, grid.size - 1)],
-        )
+        t, _ = zoom_max(lambda x, i=i: curve.evaluate(x)[:, i], *neighbours(curve.grid, k))
         ts.append(t)
-        us.append(curve(t))
-    return np.array(ts), np.array(us)
+    anchors = (np.array(ts), curve.evaluate(ts))
+    curve.cache["anchors"] = anchors
+    return anchors
 
 
 def curve_reference(curve: UtilityCurve) -> Array:
     """Grid values plus coordinate maximisers: the points a curve solution is compared to."""
     return np.vstack([curve.values, curve_anchors(curve)[1]])
-
-
-def curve_grid_max(curve: UtilityCurve, f: Callable[[Array], Array]) -> tuple[float, Array]:
-    """Global maximiser of a (vectorised) function of the utilities on a curve."""
-    values = f(curve.values)
-    k = int(np.argmax(values))
-    grid = curve.grid
-    t, val, _ = refine_max(
-        lambda x: float(f(curve.evaluate([x]))[0]),
-        grid[max(k - 1, 0)],
-        grid[min(k + 1, grid.size - 1)],
-    )
-    if val < values[k]:
-        t = float(grid[k])
-    return t, curve(t)
 
 
 def solve_curve(
@@ -173,18 +166,9 @@ def solve_curve(
     if not np.any(np.isfinite(scores)):
         return no_agreement(method, d, info)
     k = _tie_break(np.where(np.isfinite(scores), scores, -np.inf), gains)
-    floor = float(scores[k]) - abs(float(scores[k])) - 1.0
-
-    def objective(t: float) -> float:
-        value = float(score(curve.evaluate([t]) - d)[0])
-        return value if np.isfinite(value) else floor
-
-    grid = curve.grid
-    t, value, success = refine_max(
-        objective, grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
-    )
+    t, value = zoom_max(lambda x: score(curve.evaluate(x) - d), *neighbours(curve.grid, k))
     if not value >= scores[k]:
-        t, value = float(grid[k]), float(scores[k])
+        t, value = float(curve.grid[k]), float(scores[k])
     u = curve(t)
     reference = curve_reference(curve)
     pareto = not dominated_rows(u[None, :], reference, tolerance(reference))[0]
@@ -195,7 +179,6 @@ def solve_curve(
         point=t,
         parameter=t,
         pareto_optimal=pareto,
-        converged=success,
         info=dict(info, score=value, n_grid=curve.n_grid),
     )
 
@@ -206,7 +189,9 @@ _OK = ("optimal", "optimal_inaccurate")
 
 
 def solve_cvx(
-    problem: ConvexUtilitySet, objective: Callable[[Any, Any], Any], extra: Callable[[Any, Any], Sequence[Any]]
+    problem: ConvexUtilitySet,
+    objective: Callable[[Any, Any], Any],
+    extra: Callable[[Any, Any], Sequence[Any]],
 ) -> tuple[str, float, Array | None, Array | None]:
     """Solve ``maximize objective(x, u)`` over the set plus ``extra(x, u)`` constraints.
 
@@ -239,7 +224,9 @@ def solve_cvx(
 def convex_pareto_check(problem: ConvexUtilitySet, u_star: Array) -> bool:
     """Pareto optimal iff no point of the set improves the total while dominating ``u_star``."""
     status, value, _, _ = solve_cvx(
-        problem, lambda x, u: sum(u[i] for i in range(problem.n_players)), lambda x, u: [u >= u_star]
+        problem,
+        lambda x, u: sum(u[i] for i in range(problem.n_players)),
+        lambda x, u: [u >= u_star],
     )
     if status not in _OK:
         return True  # u_star itself is feasible; a failed check is reported as not disproved

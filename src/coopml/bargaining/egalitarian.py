@@ -52,9 +52,7 @@ def egalitarian(problem: UtilitySet, disagreement: ArrayLike | None = None) -> B
     problem = _engine.check_problem(problem)
     d = _engine.check_vector("disagreement", disagreement, problem.n_players, default=0.0)
     if isinstance(problem, ConvexUtilitySet):
-        return _engine.lexicographic_cvx(
-            problem, d, "egalitarian", np.ones(problem.n_players), {}
-        )
+        return _engine.lexicographic_cvx(problem, d, "egalitarian", np.ones(problem.n_players), {})
 
     def score(gains: np.ndarray) -> np.ndarray:
         low = gains.min(axis=1)

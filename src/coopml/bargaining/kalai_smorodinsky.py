@@ -63,7 +63,9 @@ def ideal_point(problem: UtilitySet, disagreement: ArrayLike | None = None) -> n
     if isinstance(problem, ConvexUtilitySet):
         ideal = d.copy()
         for i in range(n):
-            _, value, u, _ = _engine.solve_cvx(problem, lambda x, u, i=i: u[i], lambda x, u: [u >= d])
+            _, value, u, _ = _engine.solve_cvx(
+                problem, lambda x, u, i=i: u[i], lambda x, u: [u >= d]
+            )
             if u is None:
                 return d.copy()
             ideal[i] = value
@@ -74,14 +76,23 @@ def ideal_point(problem: UtilitySet, disagreement: ArrayLike | None = None) -> n
         return d.copy()
     ideal = values[rational].max(axis=0)
     if isinstance(problem, UtilityCurve):
+        _, anchors = _engine.curve_anchors(problem)
         for i in range(n):
-            t, u = _engine.curve_grid_max(
-                problem,
-                lambda U, i=i: np.where(np.all(U >= d, axis=1), U[:, i], -np.inf),
+            if np.all(anchors[i] >= d):  # the unconstrained maximiser is individually rational
+                ideal[i] = max(ideal[i], anchors[i, i])
+                continue
+            scores = np.where(rational, values[:, i], -np.inf)
+            k = int(np.argmax(scores))
+            lo, hi = _engine.neighbours(problem.grid, k)
+            _, best = _engine.zoom_max(
+                lambda t, i=i: _rational_coordinate(problem.evaluate(t), d, i), lo, hi
             )
-            if np.all(u >= d):
-                ideal[i] = max(ideal[i], u[i])
+            ideal[i] = max(ideal[i], best)
     return ideal
+
+
+def _rational_coordinate(U: np.ndarray, d: np.ndarray, i: int) -> np.ndarray:
+    return np.where(np.all(U >= d, axis=1), U[:, i], -np.inf)
 
 
 def kalai_smorodinsky(

@@ -112,24 +112,29 @@ def _curve_frontier(curve: UtilityCurve) -> ParetoFrontier:
     mask = ~_engine.dominated_rows(curve.values, reference, tol)
     grid = curve.grid
 
-    def pareto_at(t: float) -> bool:
-        return not _engine.dominated_rows(curve.evaluate([t]), reference, tol)[0]
-
-    def boundary(good: float, bad: float) -> float:
-        for _ in range(60):
-            mid = 0.5 * (good + bad)
-            if pareto_at(mid):
-                good = mid
-            else:
-                bad = mid
-        return good
-
-    intervals = []
+    # endpoints of every run of Pareto grid points, refined together between the Pareto
+    # grid point ("good") and its dominated neighbour ("bad")
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True):
-        low = grid[start] if start == 0 else boundary(grid[start], grid[start - 1])
-        high = grid[stop] if stop == grid.size - 1 else boundary(grid[stop], grid[stop + 1])
-        intervals.append((float(low), float(high)))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    good = np.concatenate([grid[starts], grid[stops]])
+    bad = np.concatenate([grid[np.maximum(starts - 1, 0)], grid[np.minimum(stops + 1, grid.size - 1)]])
+    fractions = np.linspace(0.0, 1.0, 17)
+    for _ in range(14):  # each round shrinks every bracket 16-fold, in one batched call
+        if np.all(np.abs(good - bad) <= 1e-14 * max(1.0, float(np.abs(grid).max()))):
+            break
+        ts = good[:, None] + fractions[None, :] * (bad - good)[:, None]
+        dominated = _engine.dominated_rows(curve.evaluate(ts.ravel()), reference, tol)
+        dominated = dominated.reshape(ts.shape)
+        dominated[:, -1] = True  # the far end is known to be dominated
+        first_bad = np.argmax(dominated, axis=1)
+        rows = np.arange(ts.shape[0])
+        good, bad = ts[rows, np.maximum(first_bad - 1, 0)], ts[rows, first_bad]
+    k = starts.size
+    intervals = [(float(a), float(b)) for a, b in zip(good[:k], good[k:], strict=True)]
+    if not intervals:  # every grid point is dominated by a refined maximiser
+        ts, us = _engine.curve_anchors(curve)
+        keep = ~_engine.dominated_rows(us, reference, tol)
+        intervals = sorted((float(t), float(t)) for t in ts[keep])
     return ParetoFrontier(
         utilities=curve.values[mask],
         points=tuple(float(t) for t in grid[mask]),

@@ -178,7 +178,9 @@ class ParetoFrontier:
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per Pareto-optimal outcome: ``point`` and ``u0 .. u{n-1}``."""
-        frame = pd.DataFrame(self.utilities, columns=[f"u{i}" for i in range(self.utilities.shape[1])])
+        frame = pd.DataFrame(
+            self.utilities, columns=[f"u{i}" for i in range(self.utilities.shape[1])]
+        )
         frame.insert(0, "point", [jsonable(p) for p in self.points])
         return frame
 

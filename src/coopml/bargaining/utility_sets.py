@@ -60,6 +60,7 @@ class UtilityCurve:
     vectorized: bool = True
     grid: NDArray[np.float64] = field(init=False, repr=False, compare=False)
     values: NDArray[np.float64] = field(init=False, repr=False, compare=False)
+    cache: dict[str, Any] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if not callable(self.utilities):
@@ -211,7 +212,9 @@ class ConvexUtilitySet:
         if not callable(self.build):
             raise TypeError(f"parameter 'build' must be callable; got {type(self.build).__name__}")
         object.__setattr__(
-            self, "dim", self.n_players if self.dim is None else check_int("dim", self.dim, minimum=1)
+            self,
+            "dim",
+            self.n_players if self.dim is None else check_int("dim", self.dim, minimum=1),
         )
 
     def instantiate(self) -> tuple[Any, Any, list[Any]]:

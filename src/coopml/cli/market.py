@@ -154,8 +154,9 @@ def _print_settlement(job: object) -> None:
     console.print(table)
     c = s.checks
     console.print(
-        f"balanced: {c['balanced']} (error {c['balance_error']:.1e})   symmetric: {c['symmetric']}"
-        f"   zero-element: {c['zero_element']}   individually rational: {c['individually_rational']}"
+        f"balanced: {c['balanced']} (error {c['balance_error']:.1e})   "
+        f"symmetric: {c['symmetric']}   zero-element: {c['zero_element']}   "
+        f"individually rational: {c['individually_rational']}"
     )
     for r in c["ir_report"]:
         console.print(f"  [red]loses money[/] {r['name']}: {r['reason']}")

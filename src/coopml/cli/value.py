@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from coopml.cli.app import app, console, fail
-from coopml.config import ConfigError, load_config
+from coopml.config import ConfigError, ValueConfig, load_config
 from coopml.valuation import ValueReport, run_value_job
 
 
@@ -29,7 +29,7 @@ def value_command(
 ) -> None:
     """Value each party's data with the solution concepts named in the config."""
     try:
-        cfg, base_dir = load_config(config)
+        cfg, base_dir = load_config(config, ValueConfig)
         overrides = {k: v for k, v in {"executor": executor, "n_jobs": n_jobs}.items() if v}
         if overrides:
             from coopml.config import parse_config

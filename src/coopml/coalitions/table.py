@@ -2,8 +2,9 @@
 
 The table has one entry per coalition (``2**n`` of them) and is the single object from
 which every exact solution concept is read. Computation is split into blocks of
-bitmasks evaluated by an :mod:`~coopml.coalitions.executors` executor; the result does
-not depend on the executor or the block size. With ``cache_dir`` the table is stored
+bitmasks evaluated by an :mod:`~coopml.coalitions.executors` executor (up to
+``utility.block_size`` coalitions per block, so a batched fast learner gets big blocks);
+the result does not depend on the executor or the block size. With ``cache_dir`` the table is stored
 under the utility's fingerprint (learner and parameters, data hashes, scorer, rules,
 seed, coopml version) and written atomically, so an interrupted run never leaves a
 truncated cache entry.
@@ -55,7 +56,9 @@ def compute_table(
 
     runner = get_executor(executor, n_jobs)
     total = 1 << n
-    block = int(np.clip(total // (8 * runner.n_workers), 1, 256))
+    # A fast utility fits whole blocks at once, so it asks for larger ones.
+    largest = int(getattr(utility, "block_size", 256))
+    block = int(np.clip(total // (8 * runner.n_workers), 1, largest))
     blocks = [np.arange(s, min(s + block, total), dtype=np.int64) for s in range(0, total, block)]
     table = np.empty(total, dtype=np.float64)
     failures: list[FitFailure] = []

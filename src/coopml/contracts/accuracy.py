@@ -128,7 +128,8 @@ class GeneralizationBoundCurve:
             return a, d1, zeros
         d2 = np.where(
             live,
-            k * (-k * (3.0 + 8.0 * L + 3.0 * L * L) - 6.0 * s * (2.0 + L))
+            k
+            * (-k * (3.0 + 8.0 * L + 3.0 * L * L) - 6.0 * s * (2.0 + L))
             / (s**3 * Ml * Ml * root),
             0.0,
         )

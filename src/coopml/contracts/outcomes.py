@@ -65,6 +65,10 @@ def compositions(n_participants: int, n_types: int) -> NDArray[np.int64]:
     """
     N = check_int("n_participants", n_participants, minimum=1)
     I = check_int("n_types", n_types, minimum=1)
+    return _compositions(N, I).astype(np.int64)
+
+
+def _compositions(N: int, I: int) -> NDArray[np.integer]:
     small = np.int8 if N < 127 else np.int32
     cols: list[NDArray[np.integer]] = []
     rem = np.array([N], dtype=np.int64)
@@ -77,7 +81,7 @@ def compositions(n_participants: int, n_types: int) -> NDArray[np.int64]:
         cols.append(value.astype(small))
         rem = rem[parent] - value
     cols.append(rem.astype(small))
-    return np.stack(cols, axis=1).astype(np.int64)
+    return np.stack(cols, axis=1)
 
 
 def check_prior(prior: ArrayLike, n_types: int | None = None) -> FloatArray:
@@ -112,12 +116,17 @@ def multinomial_weights(outcomes: ArrayLike, prior: ArrayLike) -> FloatArray:
     >>> multinomial_weights([[2, 0], [1, 1], [0, 2]], [0.5, 0.5]).tolist()
     [0.25, 0.5, 0.25]
     """
-    n = np.asarray(outcomes, dtype=np.int64)
+    n = np.asarray(outcomes)
+    if not np.issubdtype(n.dtype, np.integer):
+        n = n.astype(np.int64)
     p = np.asarray(prior, dtype=np.float64)
     N = int(n[0].sum()) if n.size else 0
     log_fact = gammaln(np.arange(N + 1) + 1.0)
     log_p = np.log(p)
-    logw = log_fact[N] - log_fact[n].sum(axis=1) + n @ log_p
+    k = np.arange(N + 1)
+    logw = np.full(n.shape[0], log_fact[N])
+    for j in range(n.shape[1]):  # one gather per type from a table of k log p_j - log k!
+        logw += (k * log_p[j] - log_fact)[n[:, j]]
     return np.asarray(np.exp(logw), dtype=np.float64)
 
 
@@ -221,7 +230,7 @@ def enumerate_outcomes(n_participants: int, prior: ArrayLike) -> OutcomeSpace:
             f"C(N+I-1, I-1) = {K} outcomes for n_participants={N} and {p.size} types exceed "
             f"{MAX_ENUMERATED}; use sample_outcomes (outcomes='sampled') instead"
         )
-    n = compositions(N, p.size)
+    n = _compositions(N, p.size)
     w = multinomial_weights(n, p)
     return OutcomeSpace(counts=n.astype(np.float64), weights=w / w.sum(), exact=True)
 

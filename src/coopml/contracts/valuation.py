@@ -85,5 +85,7 @@ class CustomValuation:
         return (
             v,
             np.broadcast_to(np.asarray(self.derivative(r), dtype=np.float64), v.shape).copy(),
-            np.broadcast_to(np.asarray(self.second_derivative(r), dtype=np.float64), v.shape).copy(),
+            np.broadcast_to(
+                np.asarray(self.second_derivative(r), dtype=np.float64), v.shape
+            ).copy(),
         )

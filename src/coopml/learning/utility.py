@@ -19,6 +19,16 @@ Rules that a settlement depends on are explicit (architecture rule 7):
   raises.
 * **failed fits** raise by default; ``on_error=<float>`` substitutes that score and
   reports every substitution in ``failures``.
+
+**Fast path.** With ``fast=True`` (the default) and a learner that
+:mod:`coopml.learning.fast` reproduces (``LinearRegression``, ``Ridge``,
+``LinearDiscriminantAnalysis``, ``GaussianNB``, L2 ``LogisticRegression``, matched by
+exact class and supported parameters), :meth:`CoalitionUtility.evaluate_masks` fits
+whole blocks of coalitions at once from per-party sufficient statistics, to the
+tolerance each fast learner documents. The empty coalition, single-class coalitions and
+every coalition the fast learner flags (ill conditioned, a validation point on a
+decision boundary) take the generic path: a fresh clone of the learner fit on the
+pooled rows, which stays the reference (``fast=False`` forces it everywhere).
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from sklearn.metrics import check_scoring
 from coopml._validation import RandomState, check_2d_features, check_choice, check_seed
 from coopml.coalitions._bitmask import mask_of
 from coopml.data import Party, check_parties
+from coopml.learning.fast import FastBlock, FastLearner, fast_learner_for, membership
 
 __all__ = ["CoalitionUtility", "Estimator", "FitFailure"]
 
@@ -87,6 +98,9 @@ class CoalitionUtility:
         Rule for classification coalitions whose labels hold a single class.
     on_error : "raise" or float, default "raise"
         Raise on a failed fit, or substitute this score and report it.
+    fast : bool, default True
+        Use a batched exact learner from :mod:`coopml.learning.fast` when one reproduces
+        ``learner``; ``False`` refits scikit-learn for every coalition.
 
     Examples
     --------
@@ -113,6 +127,7 @@ class CoalitionUtility:
         empty_value: Literal["dummy"] | float = "dummy",
         single_class: Literal["constant", "fit", "raise"] = "constant",
         on_error: Literal["raise"] | float = "raise",
+        fast: bool = True,
     ) -> None:
         if not (hasattr(learner, "fit") and hasattr(learner, "predict")):
             raise TypeError(
@@ -157,6 +172,16 @@ class CoalitionUtility:
         self._bounds = np.concatenate([[0], np.cumsum(sizes)])
         self._empty: float | None = None
         self.failures: list[FitFailure] = []
+        if not isinstance(fast, bool | np.bool_):
+            raise TypeError(f"parameter 'fast' must be a bool; got {fast!r}")
+        self.fast_learner: FastLearner | None = None
+        if fast:
+            self.fast_learner = fast_learner_for(
+                learner, [p.X for p in self.parties], [p.y for p in self.parties], self.X_val
+            )
+        self._vector_scorer = _VECTOR_SCORERS.get(scorer) if isinstance(scorer, str) else None
+        if scorer == "r2" and np.ptp(self.y_val.astype(float)) == 0:
+            self._vector_scorer = None  # sklearn's special case for a constant target
 
     # ------------------------------------------------------------------ identity
     @property
@@ -187,6 +212,7 @@ class CoalitionUtility:
             "empty_value": self.empty_value,
             "single_class": self.single_class,
             "on_error": self.on_error,
+            "fast": None if self.fast_learner is None else type(self.fast_learner).__name__,
             "coopml": importlib.metadata.version("coopml"),
         }
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
@@ -245,9 +271,57 @@ class CoalitionUtility:
         self.failures.extend(failures)
         return values
 
+    @property
+    def block_size(self) -> int:
+        """Coalitions per work item that suit this utility (large for a fast learner)."""
+        return 256 if self.fast_learner is None else 4096
+
     def _evaluate_block(
         self, masks: NDArray[np.int64]
     ) -> tuple[NDArray[np.float64], list[FitFailure]]:
+        if self.fast_learner is None or masks.size == 0:
+            return self._evaluate_refit(masks)
+        values = np.full(masks.shape[0], np.nan)
+        A = membership(masks, self.n_players)
+        todo = masks != 0
+        if self.fast_learner.is_classifier:  # single-class coalitions follow their rule
+            todo &= self.fast_learner.present(A).sum(axis=1) >= 2
+        idx = np.flatnonzero(todo)
+        if idx.size:
+            values[idx] = self._fast_scores(A[idx])
+        refit = np.flatnonzero(np.isnan(values))
+        failures: list[FitFailure] = []
+        if refit.size:
+            values[refit], failures = self._evaluate_refit(masks[refit])
+        return values, failures
+
+    def _fast_scores(self, A: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Scores of the coalitions in ``A`` from the fast learner; NaN where it defers."""
+        fast = self.fast_learner
+        assert fast is not None
+        try:
+            block: FastBlock = fast.fit_block(A)
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            return np.full(A.shape[0], np.nan)
+        scores = np.full(A.shape[0], np.nan)
+        ok = np.flatnonzero(block.ok)
+        if self._vector_scorer is not None:
+            predictions = block.predictions[ok]
+            if fast.is_classifier:
+                predictions = fast.classes[predictions]
+            scores[ok] = self._vector_scorer(predictions, self.y_val)
+            return scores
+        for b in ok.tolist():
+            try:
+                scores[b] = self.score(fast.estimator(block, b))
+            except Exception:  # the refit path scores it, under the on_error rule
+                scores[b] = np.nan
+        return scores
+
+    def _evaluate_refit(
+        self, masks: NDArray[np.int64]
+    ) -> tuple[NDArray[np.float64], list[FitFailure]]:
+        """The generic path: a fresh clone fit on every coalition's pooled rows."""
         values = np.empty(masks.shape[0], dtype=np.float64)
         failures: list[FitFailure] = []
         for k, mask in enumerate(masks.tolist()):
@@ -287,6 +361,38 @@ class CoalitionUtility:
             f"CoalitionUtility(learner={self.learner!r}, parties={list(self.names)}, "
             f"scorer={self.scorer_name!r})"
         )
+
+
+def _accuracy(pred: NDArray[Any], y: NDArray[Any]) -> NDArray[np.float64]:
+    return np.mean(pred == y, axis=1)
+
+
+def _r2(pred: NDArray[Any], y: NDArray[Any]) -> NDArray[np.float64]:
+    y = y.astype(np.float64)
+    return 1.0 - ((pred - y) ** 2).sum(axis=1) / ((y - y.mean()) ** 2).sum()
+
+
+def _neg_mse(pred: NDArray[Any], y: NDArray[Any]) -> NDArray[np.float64]:
+    return -np.mean((pred - y) ** 2, axis=1)
+
+
+def _neg_rmse(pred: NDArray[Any], y: NDArray[Any]) -> NDArray[np.float64]:
+    return -np.sqrt(np.mean((pred - y) ** 2, axis=1))
+
+
+def _neg_mae(pred: NDArray[Any], y: NDArray[Any]) -> NDArray[np.float64]:
+    return -np.mean(np.abs(pred - y), axis=1)
+
+
+#: Scorers computed from a block's predictions at once (rows: coalitions); any other
+#: scorer is called on a fitted scikit-learn estimator per coalition.
+_VECTOR_SCORERS: dict[str, Callable[[NDArray[Any], NDArray[Any]], NDArray[np.float64]]] = {
+    "accuracy": _accuracy,
+    "r2": _r2,
+    "neg_mean_squared_error": _neg_mse,
+    "neg_root_mean_squared_error": _neg_rmse,
+    "neg_mean_absolute_error": _neg_mae,
+}
 
 
 def _qualname(obj: Any) -> str:

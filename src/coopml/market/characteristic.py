@@ -7,7 +7,8 @@ coalition :math:`S` and :math:`M_j` party :math:`j`'s own model,
 .. math::
 
     v(S) = \underbrace{G(V; M_S)}_{\text{value of the model}}
-         + \sum_{j \in S} \underbrace{\bigl[G(V; M_S) - G(V; M_j)\bigr]}_{\text{model value for party } j}
+         + \sum_{j \in S}
+           \underbrace{\bigl[G(V; M_S) - G(V; M_j)\bigr]}_{\text{model value for party } j}
          = (1 + |S|)\, G(V; M_S) - \sum_{j \in S} G(V; M_j).
 
 For a single party :math:`v(\{j\}) = G(V; M_j)`. The function only re-weights a gain

@@ -135,7 +135,7 @@ def resolve_duplicates(
     >>> [p.name for p in kept], log[0]["action"]
     (['a'], 'removed')
     """
-    action = check_choice("action", action, {"drop", "merge"})
+    check_choice("action", action, {"drop", "merge"})
     frac = check_fraction("merge_fraction", merge_fraction, open_low=True)
     parties = check_parties(list(parties), task="regression")
     scaled, radius = _standardise(parties, check_positive("tolerance", tolerance))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from coopml.coalitions.executors import ProgressCallback
 from coopml.config import MarketConfig, build_learner, build_parties
@@ -35,7 +36,7 @@ def run_market_job(
     m = cfg.market
     multi = m.mode == "multi"
     parties, validation = build_parties(cfg, base_dir, own_validation=multi)
-    options = {
+    options: dict[str, Any] = {
         "price": m.price,
         "scorer": m.scorer,
         "duplicates": m.duplicates,
@@ -53,7 +54,7 @@ def run_market_job(
         rule=m.rule,
         random_state=m.random_state,
         progress=progress,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
     report = None
     if audit and cfg.audit is not None:

@@ -168,7 +168,7 @@ def run_market(
     """
     rule = check_choice("rule", rule, PAYMENT_RULES)
     price = check_positive("price", price)
-    action = check_choice("duplicates", duplicates, {"ignore", "report", "drop", "merge"})
+    check_choice("duplicates", duplicates, {"ignore", "report", "drop", "merge"})
     parties = check_parties(list(parties), task="regression")
     mode: Literal["single", "multi"] = "single" if validation is not None else "multi"
     if mode == "multi":
@@ -180,9 +180,9 @@ def run_market(
             )
     seed = None if random_state is None else check_seed(random_state)
     actions: list[dict[str, Any]] = []
-    if action in {"drop", "merge"}:
-        parties, actions = resolve_duplicates(parties, action, tolerance=tolerance)
-    report = None if action == "ignore" else find_duplicates(parties, tolerance=tolerance)
+    if duplicates == "drop" or duplicates == "merge":
+        parties, actions = resolve_duplicates(parties, duplicates, tolerance=tolerance)
+    report = None if duplicates == "ignore" else find_duplicates(parties, tolerance=tolerance)
     if rule == "similarity_shapley" and report is None:
         raise ValueError("rule 'similarity_shapley' needs duplicates='report', 'drop' or 'merge'")
 
@@ -214,7 +214,7 @@ def run_market(
             tasks.append(Task(i, members, game.table))
             chosen = tuple(parties[j].name for j in members)
             models[party.name] = CustomModel(party.name, chosen, u.fit(members), game.grand_value)
-    provenance = _provenance(parties, learner, scorer, seed, mode, action, actions)
+    provenance = _provenance(parties, learner, scorer, seed, mode, duplicates, actions)
     settlement = settle(
         [p.name for p in parties],
         tasks,
@@ -250,9 +250,8 @@ def select_training_set(
         sizes = np.array([bin(m).count("1") for m in candidates])
         best = candidates[np.lexsort((candidates, sizes, -full.table[candidates]))[0]]
         members = tuple(j for j in range(n) if (best >> j) & 1)
-        return members, CoalitionGame(
-            _subtable(full.table, members), tuple(full.names[j] for j in members)
-        )
+        names = tuple(full.names[j] for j in members)
+        return members, CoalitionGame(full.table[_expand(members)], names)
     chosen = [requester]
     current = utility(chosen)
     while True:
@@ -266,26 +265,18 @@ def select_training_set(
         chosen.append(others[k])
         current = scores[k]
     members = tuple(sorted(chosen))
-    sub = CoalitionUtility(
-        utility.learner,
-        [utility.parties[j] for j in members],
-        (utility.X_val, utility.y_val),
-        utility._scorer,
-        random_state=utility.seed,
-        empty_value=utility.empty_value,
-        single_class=utility.single_class,
-        on_error=utility.on_error,  # type: ignore[arg-type]
-    )
-    return members, compute(sub)
+    table = utility.evaluate_masks(_expand(members))
+    return members, CoalitionGame(table, tuple(utility.names[j] for j in members))
 
 
-def _subtable(table: NDArray[np.float64], members: Sequence[int]) -> NDArray[np.float64]:
-    """Gain table of the sub-game on ``members`` (bitmask over members, in order)."""
-    k = np.arange(1 << len(members))
+def _expand(members: Sequence[int]) -> NDArray[np.int64]:
+    """Full-game bitmask of every coalition of ``members`` (sub-bitmask ``k`` over
+    ``members`` in order)."""
+    k = np.arange(1 << len(members), dtype=np.int64)
     full = np.zeros_like(k)
     for bit, player in enumerate(members):
         full |= ((k >> bit) & 1) << player
-    return table[full]
+    return full
 
 
 def _identical_groups(parties: Sequence[Party], mode: str) -> list[list[int]]:
@@ -298,7 +289,9 @@ def _identical_groups(parties: Sequence[Party], mode: str) -> list[list[int]]:
 
 
 def _val_print(p: Party) -> str:
-    return Party("v", p.X_val, p.y_val).fingerprint() if p.X_val is not None else ""
+    if p.X_val is None or p.y_val is None:
+        return ""
+    return Party("v", p.X_val, p.y_val).fingerprint()
 
 
 def _provenance(

@@ -38,7 +38,8 @@ def market_report(job: MarketJob, charts: dict[str, bytes]) -> str:
     checks = s.checks
     verdict = s.verify()
     parts = [
-        f"<h1>Market settlement: rule '{html.escape(s.rule)}', {s.mode} task, price c = {s.price:g}</h1>",
+        f"<h1>Market settlement: rule '{html.escape(s.rule)}', {s.mode} task, "
+        f"price c = {s.price:g}</h1>",
         "<h2>Parties</h2>",
         lines.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0),
         "<h2>Checks</h2><ul>",

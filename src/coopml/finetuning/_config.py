@@ -1,0 +1,132 @@
+"""Plain-data (JSON / TOML) descriptions of a fine-tuning game, validated with pydantic."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from coopml.finetuning.costs import PolynomialCost
+from coopml.finetuning.game import FineTuningGame, Specialist
+from coopml.finetuning.revenue import LinearRevenue
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CostSpec(_Strict):
+    quadratic: float = Field(gt=0)
+    linear: float = Field(0.0, ge=0)
+    fixed: float = Field(0.0, ge=0)
+    higher: list[float] = Field(default_factory=list)
+
+    def build(self) -> PolynomialCost:
+        return PolynomialCost((self.linear, self.quadratic, *self.higher), fixed=self.fixed)
+
+
+class SpecialistSpec(CostSpec):
+    name: str | None = Field(None, min_length=1)
+    revenue: float = Field(gt=0)
+
+
+class GameSpec(_Strict):
+    generalist: CostSpec
+    specialists: list[SpecialistSpec] = Field(min_length=1)
+
+
+def _message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "game"
+        parts.append(f"'{where}': {err['msg']} (got {err.get('input')!r})")
+    return "invalid fine-tuning game: " + "; ".join(parts)
+
+
+def parse_game(spec: Mapping[str, Any]) -> FineTuningGame:
+    try:
+        model = GameSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        raise ValueError(_message(exc)) from None
+    n = len(model.specialists)
+    names = [
+        s.name or (f"specialist_{i + 1}" if n > 1 else "specialist")
+        for i, s in enumerate(model.specialists)
+    ]
+    return FineTuningGame(
+        model.generalist.build(),
+        tuple(
+            Specialist(s.build(), LinearRevenue(s.revenue), name=name)
+            for s, name in zip(model.specialists, names, strict=True)
+        ),
+    )
+
+
+def load_specialists(
+    path: str | Path, *, c1: float | None, revenue: float | None
+) -> list[dict[str, Any]]:
+    """Read a JSON or TOML file listing specialists (``{"specialists": [...]}`` or a list).
+
+    Entries without ``quadratic`` / ``revenue`` take ``c1`` / ``revenue``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"parameter 'specialists' must name an existing file; got {str(path)!r}"
+        )
+    text = path.read_text()
+    try:
+        data: Any = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"could not parse specialists file {str(path)!r}: {exc}") from None
+    if isinstance(data, Mapping):
+        data = data.get("specialists")
+    if not isinstance(data, list) or not data:
+        raise ValueError(
+            f"specialists file {str(path)!r} must hold a non-empty list 'specialists' of tables"
+        )
+    out = []
+    for entry in data:
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"each specialist must be a table of numbers; got {entry!r}")
+        entry = dict(entry)
+        if "quadratic" not in entry and c1 is not None:
+            entry["quadratic"] = c1
+        if "revenue" not in entry and revenue is not None:
+            entry["revenue"] = revenue
+        out.append(entry)
+    return out
+
+
+def load_game(
+    c0: float,
+    *,
+    c1: float | None = None,
+    revenue: float | None = None,
+    specialists: str | Path | None = None,
+) -> FineTuningGame:
+    """The game described by command-line style options.
+
+    Without ``specialists``: the closed-form game ``FineTuningGame.quadratic(c0, c1,
+    revenue)``. With a JSON / TOML file listing specialists (keys ``name``,
+    ``quadratic``, ``linear``, ``fixed``, ``higher``, ``revenue``), one specialist per
+    entry; entries without ``quadratic`` / ``revenue`` take ``c1`` / ``revenue``.
+
+    Examples
+    --------
+    >>> load_game(1.0, c1=2.0, revenue=1.0).closed_form
+    True
+    """
+    if specialists is None:
+        if c1 is None or revenue is None:
+            raise ValueError(
+                "parameters 'c1' and 'revenue' are required without a specialists file; "
+                f"got c1={c1}, revenue={revenue}"
+            )
+        return FineTuningGame.quadratic(c0, c1, revenue)
+    entries = load_specialists(specialists, c1=c1, revenue=revenue)
+    return parse_game({"generalist": {"quadratic": c0}, "specialists": entries})
