@@ -232,3 +232,16 @@ def test_audit_bad_inputs(cancer, nb):
         replication_audit(parties, nb, validation, party="party_0", replicas=[0])
     with pytest.raises(ValueError, match="'kinds' must be one of"):
         replication_audit(parties, nb, validation, party="party_0", kinds=["fuzzy"])
+
+
+def test_idealised_learner_makes_replicas_worthless_to_the_model(cancer):
+    """Under DeduplicatingLearner (the paper's assumption M(X) = M(X + X)) a coalition's
+    gain is the same with the original, its exact copy, or both."""
+    parties, validation = cancer
+    learner = DeduplicatingLearner(make_pipeline(StandardScaler(), KNeighborsClassifier(5)))
+    copy = replicate_party(parties[1], "copy")
+    table = run_market([*parties, copy], learner, validation).settlement.value_table
+    k, c = 1 << 1, 1 << 4
+    for S in range(1 << 5):
+        if not S & (k | c):
+            assert table[S | k] == table[S | c] == table[S | k | c]
