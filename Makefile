@@ -20,8 +20,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
+# The main job: a market round for five hospitals, then the valuation of six hospitals'
+# data under every solution concept (table + bar chart).
 demo: setup
 	$(BIN)/coopml market run examples/hospitals.toml --out $(OUT)/market
+	$(BIN)/coopml value examples/breast_cancer.toml --out $(OUT)/values.json --plot $(OUT)/values.png
 
 lint: setup
 	$(BIN)/ruff check
