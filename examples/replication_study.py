@@ -22,7 +22,6 @@ import time
 import numpy as np
 import pandas as pd
 
-from coopml.coalitions._bitmask import popcounts
 from coopml.market import PAYMENT_RULES, Task, replication_audit, settle
 
 RULES = [r for r in PAYMENT_RULES if r != "similarity_shapley"]
@@ -88,7 +87,11 @@ def real_data_study(seeds: int) -> pd.DataFrame:
         party = parties[seed % 4].name
         for name, learner in learners.items():
             audit = replication_audit(
-                parties, learner, (X_val, y_val), party=party, kinds=["exact", "noisy"],
+                parties,
+                learner,
+                (X_val, y_val),
+                party=party,
+                kinds=["exact", "noisy"],
                 random_state=seed,
             )
             frames.append(audit.table.assign(learner=name, seed=seed))
@@ -125,7 +128,7 @@ def main() -> None:
         ax_a.bar(a.index, a.values, color="tab:blue")
         ax_a.set_title("A. idealised learner (paper's assumptions)")
         b = summarise(real, ["rule", "learner"])["profitable"].unstack()
-        b.loc[RULES + ["similarity_shapley"]].plot.bar(ax=ax_b, rot=0)
+        b.loc[[*RULES, "similarity_shapley"]].plot.bar(ax=ax_b, rot=0)
         ax_b.set_title("B. real learners, breast cancer")
         for ax in (ax_a, ax_b):
             ax.set_ylabel("share of markets where replication paid")

@@ -9,6 +9,7 @@ solution module; :func:`convex_pareto_check` certifies Pareto optimality there.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -141,12 +142,17 @@ def neighbours(grid: Array, k: int) -> tuple[float, float]:
 
 def curve_anchors(curve: UtilityCurve) -> tuple[Array, Array]:
     """Refined maximiser of each coordinate: extra points for domination checks (cached)."""
-    if "anchors" in curve.cache:
-        return curve.cache["anchors"]  # type: ignore[no-any-return]
+    cached: tuple[Array, Array] | None = curve.cache.get("anchors")
+    if cached is not None:
+        return cached
     ts = []
     for i in range(curve.n_players):
+
+        def coordinate(x: Array, i: int = i) -> Array:
+            return curve.evaluate(x)[:, i]
+
         k = int(np.argmax(curve.values[:, i]))
-        t, _ = zoom_max(lambda x, i=i: curve.evaluate(x)[:, i], *neighbours(curve.grid, k))
+        t, _ = zoom_max(coordinate, *neighbours(curve.grid, k))
         ts.append(t)
     anchors = (np.array(ts), curve.evaluate(ts))
     curve.cache["anchors"] = anchors
@@ -186,6 +192,7 @@ def solve_curve(
 # ----------------------------------------------------------------------------- convex sets
 
 _OK = ("optimal", "optimal_inaccurate")
+_TIGHT = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
 
 
 def solve_cvx(
@@ -202,7 +209,17 @@ def solve_cvx(
     x, u, constraints = problem.instantiate()
     prob = cp.Problem(cp.Maximize(objective(x, u)), [*constraints, *extra(x, u)])
     try:
-        prob.solve(solver=problem.solver)
+        # "solution may be inaccurate" warnings are replaced by the status we report
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            if problem.solver in (None, "CLARABEL"):
+                # tight tolerances: an objective accurate to eps locates a flat maximiser
+                # only to sqrt(eps); cvxpy's defaults (1e-8) would leave ~1e-4 errors
+                prob.solve(solver="CLARABEL", **_TIGHT)
+                if str(prob.status) != "optimal":
+                    prob.solve(solver="CLARABEL")
+            else:
+                prob.solve(solver=problem.solver)
     except cp.error.SolverError as exc:
         return f"solver_error: {exc}", float("nan"), None, None
     status = str(prob.status)
@@ -223,14 +240,16 @@ def solve_cvx(
 
 def convex_pareto_check(problem: ConvexUtilitySet, u_star: Array) -> bool:
     """Pareto optimal iff no point of the set improves the total while dominating ``u_star``."""
+    scale = max(1.0, float(np.max(np.abs(u_star))))
+    # a small slack keeps the feasible set from collapsing to the single point u_star
     status, value, _, _ = solve_cvx(
         problem,
         lambda x, u: sum(u[i] for i in range(problem.n_players)),
-        lambda x, u: [u >= u_star],
+        lambda x, u: [u >= u_star - 1e-9 * scale],
     )
     if status not in _OK:
         return True  # u_star itself is feasible; a failed check is reported as not disproved
-    return bool(value - float(np.sum(u_star)) <= 1e-6 * max(1.0, float(np.max(np.abs(u_star)))))
+    return bool(value - float(np.sum(u_star)) <= 1e-6 * scale)
 
 
 def convex_solution(
@@ -272,7 +291,8 @@ def lexicographic_cvx(
     direction: Array,
     info: Mapping[str, Any],
 ) -> BargainingSolution:
-    """Max ``s`` with ``u - d >= s * direction``; then the largest total among the ties.
+    """Max ``s`` with ``u - d >= s * direction``; if that point is only weakly Pareto
+    optimal (a flat part of the boundary), the largest total among the ties.
 
     ``direction = 1`` gives the egalitarian solution, ``direction = a - d`` (ideal gains)
     the Kalai-Smorodinsky solution.
@@ -281,8 +301,11 @@ def lexicographic_cvx(
 
     s = cp.Variable()
     status, value, u, x = solve_cvx(problem, lambda x, u: s, lambda x, u: [u - d >= s * direction])
-    if u is None or value < -1e-9:
+    if u is None or x is None or value < -1e-9:
         return convex_solution(problem, d, method, status, None, None, info)
+    info = dict(info, level=value)
+    if convex_pareto_check(problem, u):
+        return convex_solution(problem, d, method, status, u, x, info)
     level = max(value, 0.0) - 1e-8 * max(1.0, abs(value))
     status2, _, u2, x2 = solve_cvx(
         problem,
@@ -291,4 +314,4 @@ def lexicographic_cvx(
     )
     if u2 is None:
         status2, u2, x2 = status, u, x
-    return convex_solution(problem, d, method, status2, u2, x2, dict(info, level=value))
+    return convex_solution(problem, d, method, status2, u2, x2, info)

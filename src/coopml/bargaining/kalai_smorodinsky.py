@@ -20,6 +20,8 @@ Econometrica 43 (1975) 513-518.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -63,9 +65,11 @@ def ideal_point(problem: UtilitySet, disagreement: ArrayLike | None = None) -> n
     if isinstance(problem, ConvexUtilitySet):
         ideal = d.copy()
         for i in range(n):
-            _, value, u, _ = _engine.solve_cvx(
-                problem, lambda x, u, i=i: u[i], lambda x, u: [u >= d]
-            )
+
+            def own(x: Any, u: Any, i: int = i) -> Any:
+                return u[i]
+
+            _, value, u, _ = _engine.solve_cvx(problem, own, lambda x, u: [u >= d])
             if u is None:
                 return d.copy()
             ideal[i] = value
@@ -84,9 +88,11 @@ def ideal_point(problem: UtilitySet, disagreement: ArrayLike | None = None) -> n
             scores = np.where(rational, values[:, i], -np.inf)
             k = int(np.argmax(scores))
             lo, hi = _engine.neighbours(problem.grid, k)
-            _, best = _engine.zoom_max(
-                lambda t, i=i: _rational_coordinate(problem.evaluate(t), d, i), lo, hi
-            )
+
+            def rational_i(t: np.ndarray, i: int = i, curve: UtilityCurve = problem) -> np.ndarray:
+                return _rational_coordinate(curve.evaluate(t), d, i)
+
+            _, best = _engine.zoom_max(rational_i, lo, hi)
             ideal[i] = max(ideal[i], best)
     return ideal
 

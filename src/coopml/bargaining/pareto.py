@@ -117,7 +117,9 @@ def _curve_frontier(curve: UtilityCurve) -> ParetoFrontier:
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
     good = np.concatenate([grid[starts], grid[stops]])
-    bad = np.concatenate([grid[np.maximum(starts - 1, 0)], grid[np.minimum(stops + 1, grid.size - 1)]])
+    bad = np.concatenate(
+        [grid[np.maximum(starts - 1, 0)], grid[np.minimum(stops + 1, grid.size - 1)]]
+    )
     fractions = np.linspace(0.0, 1.0, 17)
     for _ in range(14):  # each round shrinks every bracket 16-fold, in one batched call
         if np.all(np.abs(good - bad) <= 1e-14 * max(1.0, float(np.abs(grid).max()))):
@@ -161,7 +163,11 @@ def _convex_frontier(problem: ConvexUtilitySet, n_points: int) -> ParetoFrontier
     us: list[NDArray[np.float64]] = []
     xs: list[Any] = []
     for w in _simplex_weights(problem.n_players, n_points):
-        _, _, u, x = _engine.solve_cvx(problem, lambda x, u, w=w: w @ u, lambda x, u: [])
+
+        def weighted(x: Any, u: Any, w: NDArray[np.float64] = w) -> Any:
+            return w @ u
+
+        _, _, u, x = _engine.solve_cvx(problem, weighted, lambda x, u: [])
         if u is not None:
             us.append(u)
             xs.append(x)

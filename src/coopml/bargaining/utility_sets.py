@@ -193,7 +193,8 @@ class ConvexUtilitySet:
     dim : int, optional
         Length of the decision variable; defaults to ``n_players``.
     solver : str, optional
-        cvxpy solver name (default: cvxpy's choice; CLARABEL handles every problem here).
+        cvxpy solver name (default: CLARABEL with tight tolerances, which handles every
+        problem here -- exponential cones for Nash).
 
     Examples
     --------
@@ -221,7 +222,7 @@ class ConvexUtilitySet:
         """A fresh ``(x, u, constraints)`` triple of cvxpy objects."""
         import cvxpy as cp
 
-        x = cp.Variable(self.dim)
+        x = cp.Variable(self.n_players if self.dim is None else self.dim)
         built = self.build(x)
         if not (isinstance(built, tuple) and len(built) == 2):
             raise TypeError(

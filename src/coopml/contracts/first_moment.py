@@ -53,9 +53,11 @@ from scipy.optimize import (
     Bounds,
     LinearConstraint,
     NonlinearConstraint,
+    OptimizeResult,
     brentq,
     minimize,
     nnls,
+    root,
 )
 from threadpoolctl import threadpool_limits
 
@@ -63,7 +65,7 @@ from coopml._validation import RandomState, check_choice, check_int, check_posit
 from coopml.contracts._moments import Moments
 from coopml.contracts.outcomes import OutcomeSpace
 from coopml.contracts.problem import ContractProblem
-from coopml.contracts.result import ContractResult
+from coopml.contracts.result import ContractResult, VerificationReport
 from coopml.contracts.verification import verify_contract
 
 __all__ = [
@@ -78,7 +80,7 @@ FloatArray = NDArray[np.float64]
 _GRID = np.logspace(-3, 12, 1501)
 BINDING_TOL = 1e-5
 POOLING_REL = 1e-2
-ACTIVE_TOLS = (1e-2, 1e-4, 1e-6)
+MAX_POLISHES = 5
 POLISH_ITER = 100
 KKT_TOL = 1e-7
 COARSE_OUTCOMES = 50_000
@@ -110,7 +112,7 @@ def pooled_contribution(problem: ContractProblem, cost: float, reservation: floa
     --------
     >>> problem = ContractProblem(10, [0.2, 0.04], [0.5, 0.5])
     >>> round(pooled_contribution(problem, 0.2, problem.reservation.utilities[0]), 1)
-    391.0
+    398.5
     """
     N = problem.n_participants
     h = problem.valuation(problem.curve(N * _GRID)) - cost * _GRID - reservation
@@ -225,7 +227,7 @@ def solve_contract(
     >>> problem = ContractProblem(10, [0.02, 0.01], [0.5, 0.5])
     >>> res = solve_contract(problem)
     >>> res.contributions.round(1).tolist(), res.verified
-    ([1909.0, 1924.7], True)
+    ([1915.8, 1917.9], True)
     """
     if not isinstance(problem, ContractProblem):
         raise TypeError(f"parameter 'problem' must be a ContractProblem; got {problem!r}")
@@ -245,13 +247,9 @@ def solve_contract(
     with threadpool_limits(limits=1, user_api="blas"):
         # scipy's small pivoted QR factorisations inside trust-constr are orders of
         # magnitude slower with multithreaded OpenBLAS on few cores.
-        m, res, kkt, moments = _solve(problem, space, served, formulation, max_iter, tol)
-
-    m = np.where(served, np.maximum(m, 0.0), 0.0)
-    f = problem.reservation.utilities
-    t = least_rent_rewards(m, problem.costs, f, served)
+        m, res, kkt, moments, report = _solve(problem, space, served, formulation, max_iter, tol)
+    t = least_rent_rewards(m, problem.costs, problem.reservation.utilities, served)
     seconds = time.perf_counter() - start
-    report = verify_contract(problem, m, t, served=served, space=space, tol=tol)
     if not report.passed and res.constr_violation > 1e-6:
         raise ContractError(
             "no menu satisfies IR, IC and BC for the served types "
@@ -293,21 +291,44 @@ class _Search:
         self.pooled, self.full, self.max_iter, self.tol = pooled, full, max_iter, tol
         self.best: _Candidate | None = None
         self.kkt = np.inf
+        self.value = -np.inf
+        self.report: VerificationReport
 
     def consider(self, cand: _Candidate, moments: Moments, space: OutcomeSpace) -> bool:
         """Keep ``cand`` if it verifies and beats the incumbent; True once certified."""
         p, served = self.problem, self.served
-        if self.best is None or _better(
-            p, space, moments, served, self.tol, (cand.m, cand.res), (self.best.m, self.best.res)
-        ):
-            self.best = cand
-            m = np.where(served, np.maximum(cand.m, 0.0), 0.0)
-            t = least_rent_rewards(m, p.costs, p.reservation.utilities, served)
-            self.kkt = kkt_residual(p, moments, m, t, served, self.sigma, self.tau)
-        return self.kkt <= KKT_TOL
+        m = np.where(served, np.maximum(cand.m, 0.0), 0.0)
+        t = least_rent_rewards(m, p.costs, p.reservation.utilities, served)
+        report = verify_contract(p, m, t, served=served, space=space, tol=self.tol)
+        if report.passed or self.best is None:
+            value = moments.at(m).value
+            if (
+                self.best is None
+                or (report.passed and not self.report.passed)
+                or (report.passed and value > self.value)
+            ):
+                cand.m = m
+                self.best, self.value, self.report = cand, value, report
+                self.kkt = kkt_residual(p, moments, m, t, served, self.sigma, self.tau)
+        return bool(self.report.passed and self.kkt <= KKT_TOL)
 
     def run(self, moments: Moments, space: OutcomeSpace) -> _Candidate:
         groups = [[int(i)] for i in self.problem.efficiency_order if self.served[i]]
+        if np.all(self.problem.reservation.utilities[self.served] == 0):
+            # nobody gains by training alone: the empty menu is feasible, a fallback
+            program = _Program(
+                self.problem, moments, groups, self.served, self.sigma, self.tau, self.full
+            )
+            trivial = OptimizeResult(
+                x=np.zeros(program.nx),
+                success=False,
+                message="empty menu",
+                nit=0,
+                constr_violation=0.0,
+            )
+            self.consider(
+                _Candidate(np.zeros(self.problem.n_types), trivial, program), moments, space
+            )
         for attempt in range(2):
             program = _Program(
                 self.problem, moments, groups, self.served, self.sigma, self.tau, self.full
@@ -338,32 +359,14 @@ class _Search:
             self.tau,
             self.full,
         )
-        for eps in ACTIVE_TOLS:
+        x = program.canonical(rough.res.x)
+        for eps in program.active_thresholds(x):
             try:
-                res = program.polish(rough.res.x, min(self.max_iter, POLISH_ITER), eps)
+                res = program.polish(x, min(self.max_iter, POLISH_ITER), eps)
             except (ValueError, np.linalg.LinAlgError):
                 continue
             if self.consider(_Candidate(program.m_of(res.x), res, program), moments, space):
                 return
-
-
-def _better(
-    problem: ContractProblem,
-    space: OutcomeSpace,
-    moments: Moments,
-    served: NDArray[np.bool_],
-    tol: float,
-    candidate: tuple[FloatArray, Any],
-    incumbent: tuple[FloatArray, Any],
-) -> bool:
-    """Whether ``candidate`` verifies and has a higher objective than ``incumbent``."""
-    f = problem.reservation.utilities
-    m = np.where(served, np.maximum(candidate[0], 0.0), 0.0)
-    t = least_rent_rewards(m, problem.costs, f, served)
-    if not verify_contract(problem, m, t, served=served, space=space, tol=tol).passed:
-        return False
-    value = moments.at(m).value
-    return bool(value > moments.at(np.where(served, np.maximum(incumbent[0], 0.0), 0.0)).value)
 
 
 def kkt_residual(
@@ -408,6 +411,8 @@ def kkt_residual(
             add((f[e] - t[b] + c[e] * m[b]) / tau, c[e] * eye[b], -eye[b])
     grad = np.concatenate([-mom.grad[idx] * s, np.zeros(k)])
     norm = float(np.linalg.norm(grad))
+    if norm < 1e-300:  # flat (clipped) region of the curve: no certificate
+        return float("inf")
     if not cols:
         return float(np.linalg.norm(grad)) / max(norm, 1e-300)
     _, residual = nnls(np.array(cols).T, grad)
@@ -421,7 +426,7 @@ def _solve(
     formulation: str,
     max_iter: int,
     tol: float,
-) -> tuple[FloatArray, Any, float, Moments]:
+) -> tuple[FloatArray, Any, float, Moments, VerificationReport]:
     moments = Moments(space, problem.curve, problem.valuation)
     sigma, tau, pooled = _scales(problem, served)
     search = _Search(problem, served, sigma, tau, pooled, formulation == "full", max_iter, tol)
@@ -429,14 +434,13 @@ def _solve(
         # Coarse to fine: solve on sampled outcomes, then Newton-polish the coarse
         # active set on every outcome; fall back to the full search if not certified.
         coarse = problem.outcome_space("sampled", n_samples=COARSE_OUTCOMES, random_state=0)
-        rough = search.run(Moments(coarse, problem.curve, problem.valuation), space)
-        search.best = None
+        rough = search.run(Moments(coarse, problem.curve, problem.valuation), coarse)
+        search.best, search.value, search.kkt = None, -np.inf, np.inf
         search.refine(moments, space, rough)
     if search.best is None or search.kkt > KKT_TOL:
         search.run(moments, space)
     assert search.best is not None
-    m, res, kkt = search.best.m, search.best.res, search.kkt
-    return m, res, kkt, moments
+    return search.best.m, search.best.res, search.kkt, moments, search.report
 
 
 def _result(
@@ -459,7 +463,7 @@ def _result(
     u = np.where(served, t - c * m, f)
     value = space.expectation(mom.model_value)
     se_value, se_tbar = space.stderr(mom.model_value)
-    se_acc, _ = space.stderr(problem.curve(space.counts @ m))
+    se_acc = 0.0 if space.exact else space.stderr(problem.curve(space.counts @ m))[0]
     return ContractResult(
         costs=c,
         prior=problem.prior,
@@ -523,6 +527,12 @@ def _binding(
             if f[e] - (t[j] - c[e] * m[j]) <= eps:
                 out["keep_out"].append(f"{e + 1}>{j + 1}")
     return out
+
+
+def _weight(grad: FloatArray) -> float:
+    """Objective scale that makes the starting gradient O(1) (1 if it vanishes)."""
+    top = float(np.max(np.abs(grad)))
+    return 1.0 / top if top > 1e-300 else 1.0
 
 
 def _pooling_groups(
@@ -670,10 +680,12 @@ class _Program:
         return LinearConstraint(np.array(rows), np.array(lo), np.inf)
 
     def start(self, pooled: FloatArray) -> FloatArray:
-        """Pooled start: every group contributes the least efficient type's pooled m."""
+        """Pooled start: every group contributes the least efficient type's pooled m (the
+        least efficient type that would contribute at all, if it would not)."""
         c, f = self.problem.costs, self.problem.reservation.utilities
-        first = self.types[0]
-        m0 = pooled[first]
+        willing = [i for i in self.types if pooled[i] > 0]
+        first = willing[0] if willing else self.types[0]
+        m0 = pooled[first] if willing else float(self.sg.min())
         y0 = np.full(self.k, m0) / self.sg
         if not self.full:
             return y0
@@ -681,7 +693,7 @@ class _Program:
 
     def solve(self, pooled: FloatArray, max_iter: int) -> Any:
         x0 = self.start(pooled)
-        weight = 1.0 / max(float(np.max(np.abs(self.grad(x0)))), 1e-300)
+        weight = _weight(self.grad(x0))
         constraints: list[Any] = [
             NonlinearConstraint(self.bc, 0.0, np.inf, jac=self.bc_jac, hess=self.bc_hess)
         ]
@@ -710,60 +722,110 @@ class _Program:
         """The interior-point solution, then its active-set polishes (lazily)."""
         res = self.solve(pooled, max_iter)
         yield self.m_of(res.x), res
-        for eps in ACTIVE_TOLS:
+        x = self.canonical(res.x)
+        for eps in self.active_thresholds(x):
             try:
-                polished = self.polish(res.x, min(max_iter, POLISH_ITER), eps)
+                polished = self.polish(x, min(max_iter, POLISH_ITER), eps)
             except (ValueError, np.linalg.LinAlgError):  # degenerate active set
                 continue
             yield self.m_of(polished.x), polished
 
+    def active_thresholds(self, x: FloatArray) -> list[float]:
+        """Candidate activity thresholds: midpoints (geometric) of the largest gaps in the
+        sorted constraint slacks at ``x``, largest gap first."""
+        linear = self.linear()
+        slack = list(self.bc(x))
+        if linear is not None:
+            slack += list(np.asarray(linear.A) @ x - np.asarray(linear.lb))
+        s = np.unique(np.clip(np.array(slack), 1e-14, None))
+        s = s[s < 0.1]
+        if s.size == 0:
+            return [1e-9]
+        edges = np.concatenate([s, [0.1]])
+        ratio = edges[1:] / edges[:-1]
+        order = np.argsort(-ratio)[:MAX_POLISHES]
+        return [float(np.sqrt(edges[i] * edges[i + 1])) for i in order]
+
+    def canonical(self, x: FloatArray) -> FloatArray:
+        """``x`` with the least-rent rewards for its ``m`` (full formulation): IR and IC
+        then hold exactly, so the active set read off at this point is clean."""
+        if not self.full:
+            return x
+        p = self.problem
+        t = least_rent_rewards(self.m_of(x), p.costs, p.reservation.utilities, self.served)
+        z = np.array([t[g[0]] for g in self.groups]) / self.tau
+        return np.concatenate([x[: self.k], z])
+
     def polish(self, x: FloatArray, max_iter: int, eps: float) -> Any:
-        """Equality-constrained SQP (exact Hessians) on the constraints active at ``x``.
+        """Newton on the KKT system of the constraints active (to ``eps``) at ``x``.
 
         Interior points stop a little inside the active constraints, which in the flat
-        directions of this program moves ``m`` in the fourth digit; Newton steps on the
-        active set recover the vertex. The caller keeps the result only if it verifies
-        and improves the objective.
+        directions of this program moves ``m`` in the fourth digit. Treating the active
+        constraints as equalities, the stationarity and feasibility equations are solved
+        by Levenberg-Marquardt with their exact Jacobian (the Hessian of the Lagrangian
+        built from the exact Hessians); rank-deficient active sets are fine. The caller
+        keeps the result only if it verifies and improves the objective.
         """
-        constraints: list[Any] = []
         linear = self.linear()
         if linear is not None:
-            A, lo = np.asarray(linear.A), np.asarray(linear.lb)
-            on = A @ x - lo <= eps
-            if on.any():
-                constraints.append(LinearConstraint(A[on], lo[on], lo[on]))
+            A0, lo0 = np.asarray(linear.A), np.asarray(linear.lb)
+            on = A0 @ x - lo0 <= eps
+            A, lo = A0[on], lo0[on]
+        else:
+            A, lo = np.zeros((0, self.nx)), np.zeros(0)
         live = self.bc(x) <= eps
-        if live.any():
-            n_bc = self.types.size
+        n_lin, n_bc, nx = A.shape[0], int(live.sum()), self.nx
+        weight = _weight(self.grad(x))
 
-            def bc_hess(z: FloatArray, lam: FloatArray) -> FloatArray:
-                full_lam = np.zeros(n_bc)
-                full_lam[live] = lam
-                return self.bc_hess(z, full_lam)
+        def parts(z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+            xx, mu, nu = z[:nx], z[nx : nx + n_lin], z[nx + n_lin :]
+            J = self.bc_jac(xx)[live]
+            return xx, mu, nu, J
 
-            constraints.append(
-                NonlinearConstraint(
-                    lambda z: self.bc(z)[live],
-                    0.0,
-                    0.0,
-                    jac=lambda z: self.bc_jac(z)[live],
-                    hess=bc_hess,
-                )
-            )
-        weight = 1.0 / max(float(np.max(np.abs(self.grad(x)))), 1e-300)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return minimize(
-                lambda z: weight * self.value(z),
-                x,
-                method="trust-constr",
-                jac=lambda z: weight * self.grad(z),
-                hess=lambda z: weight * self.hess(z),
-                constraints=constraints,
-                options={
-                    "maxiter": max_iter,
-                    "gtol": 1e-13,
-                    "xtol": 1e-15,
-                    "factorization_method": "SVDFactorization",
-                },
-            )
+        def equations(z: FloatArray) -> FloatArray:
+            xx, mu, nu, J = parts(z)
+            stat = weight * self.grad(xx) - A.T @ mu - J.T @ nu
+            return np.concatenate([stat, A @ xx - lo, self.bc(xx)[live]])
+
+        def jacobian(z: FloatArray) -> FloatArray:
+            xx, _, nu, J = parts(z)
+            lam = np.zeros(self.problem.n_types)
+            lam[self.types[live]] = nu / self.tau
+            self.moments.at(self.m_of(xx))
+            H = self._embed(-self.moments.hessian(weight, lam))  # one pass over outcomes
+            size = nx + n_lin + n_bc
+            out = np.zeros((size, size))
+            out[:nx, :nx] = H
+            out[:nx, nx : nx + n_lin] = -A.T
+            out[:nx, nx + n_lin :] = -J.T
+            out[nx : nx + n_lin, :nx] = A
+            out[nx + n_lin :, :nx] = J
+            return out
+
+        G = np.hstack([A.T, self.bc_jac(x)[live].T])
+        mult = np.linalg.lstsq(G, weight * self.grad(x), rcond=None)[0] if G.size else []
+        z0 = np.concatenate([x, mult])
+        # Gauss-Newton with least-squares steps (quadratic where the system is regular);
+        # Levenberg-Marquardt if that stalls.
+        z, F = z0, equations(z0)
+        nit, message = 0, "KKT polish: Newton"
+        while nit < max_iter:
+            nit += 1
+            step = np.linalg.lstsq(jacobian(z), -F, rcond=None)[0]
+            z_new = z + step
+            F_new = equations(z_new)
+            if not np.linalg.norm(F_new) < np.linalg.norm(F):
+                sol = root(equations, z, jac=jacobian, method="lm", options={"maxiter": 50})
+                z, F, message = sol.x, equations(sol.x), f"KKT polish: {sol.message}"
+                break
+            z, F = z_new, F_new
+            if np.linalg.norm(step) <= 1e-13 * max(1.0, float(np.linalg.norm(z))):
+                break
+        viol = float(np.max(np.abs(F[nx:]), initial=0.0))
+        return OptimizeResult(
+            x=z[:nx],
+            success=bool(np.max(np.abs(F), initial=0.0) < 1e-8),
+            message=message,
+            nit=nit,
+            constr_violation=viol,
+        )

@@ -116,9 +116,7 @@ def measure_learning_curve(
             model = clone(learner).fit(X[rows], y[rows])
             scores[a, r] = float(np.mean(model.predict(X_val) == y_val))
     se = scores.std(axis=1, ddof=1) / np.sqrt(n_repeats) if n_repeats > 1 else np.zeros(sz.size)
-    return LearningCurvePoints(
-        sizes=sz.astype(np.float64), scores=scores.mean(axis=1), stderr=se
-    )
+    return LearningCurvePoints(sizes=sz.astype(np.float64), scores=scores.mean(axis=1), stderr=se)
 
 
 def fit_learning_curve(points: LearningCurvePoints, a_max: float = 1.0) -> PowerLawCurve:

@@ -13,7 +13,6 @@ order and every result is reported in the order given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -62,9 +61,10 @@ def check_costs(costs: ArrayLike) -> FloatArray:
     return c
 
 
-@dataclass(frozen=True, eq=False)
 class ContractProblem:
     """A contract design problem: participants, private cost types, prior, curve, valuation.
+
+    Immutable once built.
 
     Parameters
     ----------
@@ -89,28 +89,52 @@ class ContractProblem:
     n_participants: int
     costs: FloatArray
     prior: FloatArray
-    curve: AccuracyCurve = field(default_factory=GeneralizationBoundCurve)
-    valuation: Valuation = field(default_factory=LinearValuation)
+    curve: AccuracyCurve
+    valuation: Valuation
 
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "n_participants", check_int("n_participants", self.n_participants, minimum=1)
-        )
-        costs = check_costs(self.costs)
-        prior = check_prior(self.prior, costs.size)
-        for name, arr in (("costs", costs), ("prior", prior)):
-            arr.setflags(write=False)
-            object.__setattr__(self, name, arr)
-        if not isinstance(self.curve, AccuracyCurve):
+    def __init__(
+        self,
+        n_participants: int,
+        costs: ArrayLike,
+        prior: ArrayLike,
+        curve: AccuracyCurve | None = None,
+        valuation: Valuation | None = None,
+    ) -> None:
+        curve = GeneralizationBoundCurve() if curve is None else curve
+        valuation = LinearValuation() if valuation is None else valuation
+        c = check_costs(costs)
+        p = check_prior(prior, c.size)
+        c.setflags(write=False)
+        p.setflags(write=False)
+        if not isinstance(curve, AccuracyCurve):
             raise TypeError(
                 "parameter 'curve' must be an accuracy curve (callable with a "
-                f"derivatives(M) method and a sup); got {self.curve!r}"
+                f"derivatives(M) method and a sup); got {curve!r}"
             )
-        if not isinstance(self.valuation, Valuation):
+        if not isinstance(valuation, Valuation):
             raise TypeError(
                 "parameter 'valuation' must be a valuation (callable with a derivatives(r) "
-                f"method); got {self.valuation!r}"
+                f"method); got {valuation!r}"
             )
+        values = {
+            "n_participants": check_int("n_participants", n_participants, minimum=1),
+            "costs": c,
+            "prior": p,
+            "curve": curve,
+            "valuation": valuation,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"ContractProblem is immutable; cannot set {name!r}")
+
+    def __repr__(self) -> str:
+        return (
+            f"ContractProblem(n_participants={self.n_participants}, costs={self.costs.tolist()}, "
+            f"prior={self.prior.round(6).tolist()}, curve={self.curve!r}, "
+            f"valuation={self.valuation!r})"
+        )
 
     @property
     def n_types(self) -> int:

@@ -48,7 +48,7 @@ def max_rewards(
     >>> values, tbar = max_rewards([500.0, 1000.0], space, GeneralizationBoundCurve(),
     ...                            LinearValuation())
     >>> values.round(2).tolist(), tbar.round(2).tolist()
-    ([85.31, 81.97, 76.12], [80.02, 83.08])
+    ([81.26, 78.53, 74.0], [77.02, 79.44])
     """
     m = np.asarray(contributions, dtype=np.float64)
     values = np.asarray(valuation(curve(space.counts @ m)), dtype=np.float64)
@@ -81,10 +81,10 @@ def proportional_rewards(
     >>> from coopml.contracts import (GeneralizationBoundCurve, LinearValuation,
     ...                               enumerate_outcomes)
     >>> space = enumerate_outcomes(2, [0.5, 0.5])
-    >>> rho = proportional_rewards([500.0, 1000.0], [70.0, 83.08], space,
+    >>> rho = proportional_rewards([500.0, 1000.0], [70.0, 79.44], space,
     ...                            GeneralizationBoundCurve(), LinearValuation())
     >>> rho.round(2).tolist()
-    [[nan, 83.08], [71.7, 81.97], [66.59, nan]]
+    [[nan, 81.26], [71.37, 78.53], [67.26, nan]]
     """
     t = np.asarray(rewards, dtype=np.float64)
     values, tbar = max_rewards(contributions, space, curve, valuation)

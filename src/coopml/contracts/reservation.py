@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import minimize_scalar
+from scipy.optimize import brentq, minimize_scalar
 
 from coopml.contracts.accuracy import AccuracyCurve
 from coopml.contracts.valuation import Valuation
@@ -67,6 +67,13 @@ def _best_alone(cost: float, curve: AccuracyCurve, valuation: Valuation) -> floa
     if phi[j] <= 0.0:
         return 0.0
     lo, hi = _GRID[max(j - 1, 0)], _GRID[j + 1]
+
+    def slope(m: float) -> float:  # first-order condition v'(a(m)) a'(m) - c
+        a, d1, _ = curve.derivatives(m)
+        return float(valuation.derivatives(a)[1] * d1) - cost
+
+    if slope(lo) > 0 > slope(hi):
+        return float(brentq(slope, lo, hi, xtol=1e-12, rtol=1e-15))
     res = minimize_scalar(
         lambda m: -float(valuation(curve(m)) - cost * m),
         bounds=(lo, hi),

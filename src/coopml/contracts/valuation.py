@@ -37,8 +37,8 @@ class LinearValuation:
 
     Examples
     --------
-    >>> LinearValuation(100.0)(0.5)
-    array(50.)
+    >>> float(LinearValuation(100.0)(0.5))
+    50.0
     """
 
     scale: float = 100.0

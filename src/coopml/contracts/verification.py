@@ -54,11 +54,11 @@ def verify_contract(
     --------
     >>> from coopml.contracts import ContractProblem
     >>> problem = ContractProblem(2, [0.02, 0.01], [0.5, 0.5])
-    >>> verify_contract(problem, [1000.0, 1000.0], [75.0, 75.0]).passed
+    >>> verify_contract(problem, [1000.0, 1000.0], [78.0, 78.0]).passed
     True
     >>> report = verify_contract(problem, [1000.0, 1000.0], [90.0, 90.0])
     >>> report.passed, round(report.bc, 2)
-    (False, 8.13)
+    (False, 8.74)
     """
     c = problem.costs
     f = problem.reservation.utilities

@@ -180,12 +180,16 @@ def solve_batch(game: FineTuningGame, deltas: Array, welfare: bool = False) -> d
     hi = grid[np.minimum(top + 1, grid.size - 1)]
     d2 = np.broadcast_to(deltas[:, None, :], (m, 2, deltas.shape[1]))
     a_ref, v_ref = golden_max(lambda a: outcome(game, a, d2, welfare)[0], lo, hi)
-    a_ref, v_ref = _newton_polish(lambda a: outcome(game, a, d2, welfare)[0], a_ref, v_ref, lo, hi, A0)
+    a_ref, v_ref = _newton_polish(
+        lambda a: outcome(game, a, d2, welfare)[0], a_ref, v_ref, lo, hi, A0
+    )
     rows_c.append(np.repeat(np.arange(m), 2))
     a0_c.append(a_ref.reshape(-1))
     val_c.append(v_ref.reshape(-1))
 
-    all_rows, all_a0, all_val = (np.concatenate(v) for v in (rows_c, a0_c, val_c))
+    all_rows = np.concatenate(rows_c)
+    all_a0: Array = np.concatenate(a0_c).astype(np.float64)
+    all_val: Array = np.concatenate(val_c).astype(np.float64)
     order = np.lexsort((all_a0, -all_val, all_rows))  # per row: best value, then smallest alpha0
     first = order[np.searchsorted(all_rows[order], np.arange(m))]
     best_a0, best_val = all_a0[first], all_val[first]

@@ -54,12 +54,12 @@ from coopml._validation import check_positive
 
 __all__ = [
     "quadratic_egalitarian_share",
-    "quadratic_solution_shares",
     "quadratic_equilibrium",
     "quadratic_kalai_smorodinsky_share",
     "quadratic_max_performance_share",
     "quadratic_nash_share",
     "quadratic_pareto_set",
+    "quadratic_solution_shares",
     "quadratic_utilitarian_share",
     "quadratic_utilities",
     "quadratic_vertical_integration",
@@ -250,8 +250,9 @@ def quadratic_solution_shares(c0: float, c1: float) -> dict[str, float]:
 
     Examples
     --------
-    >>> {k: round(v, 4) for k, v in quadratic_solution_shares(1.0, 1.0).items()}
-    {'nash': 0.5, 'kalai_smorodinsky': 0.5, 'egalitarian': 0.5, 'utilitarian': 0.5, 'max_performance': 0.5}
+    >>> shares = quadratic_solution_shares(1.0, 1.0)
+    >>> sorted(shares), {round(v, 6) for v in shares.values()}
+    (['egalitarian', 'kalai_smorodinsky', 'max_performance', 'nash', 'utilitarian'], {0.5})
     """
     return {
         "nash": quadratic_nash_share(c0, c1),

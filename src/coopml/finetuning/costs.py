@@ -39,9 +39,16 @@ Array = NDArray[np.float64]
 
 @runtime_checkable
 class Cost(Protocol):
-    """A cost of an increment ``x >= 0``: ``fixed`` plus a variable part with ``variable(0) = 0``."""
+    """A cost of an increment ``x >= 0``: ``fixed`` plus a variable part, ``variable(0) = 0``."""
 
-    fixed: float
+    @property
+    def fixed(self) -> float:
+        """Entry cost paid by a firm that takes part (also with a zero increment)."""
+        ...
+
+    def __call__(self, x: ArrayLike) -> Array:
+        """Total cost ``fixed + variable(x)``."""
+        ...
 
     def variable(self, x: ArrayLike) -> Array:
         """The variable cost of increments ``x`` (any shape), without the fixed part."""
@@ -160,7 +167,7 @@ class CallableCost:
         return _apply(self.func, x, self.vectorized, "func")
 
     def marginal(self, x: ArrayLike) -> Array:
-        """Derivative of ``func`` by a second-order forward difference (never evaluates below ``x``)."""
+        """Derivative of ``func``: second-order forward difference (never evaluated below ``x``)."""
         return forward_derivative(self.variable, x)
 
     def __call__(self, x: ArrayLike) -> Array:

@@ -5,7 +5,7 @@ Kleinberg & Heidari 2023): each specialist best-responds to every :math:`\alpha_
 contribute (:math:`\alpha_i > \alpha_0`, interior KKT point), free-ride
 (:math:`\alpha_i = \alpha_0`, boundary) or abstain (utility 0) -- and the generalist
 chooses :math:`\alpha_0` to maximise
-:math:`U_G(\alpha_0) = \sum_{i \text{ takes part}} \delta_i r_i(\alpha_i^*(\alpha_0)) - \phi_0(\alpha_0)`,
+:math:`U_G(\alpha_0) = \sum_{i \text{ in}} \delta_i r_i(\alpha_i^*(\alpha_0)) - \phi_0(\alpha_0)`,
 a piecewise problem whose pieces change where specialists enter, searched globally
 (grid, every jump point, local refinement) -- or abstains. Quadratic costs with linear
 revenue have DERIVED closed forms (:mod:`coopml.finetuning.closed_form`), used as the
@@ -238,11 +238,9 @@ def solve_shares(
     game = _check_game(game)
     deltas = _check_deltas(delta, game.n_specialists)
     if _use_closed_form(game, method):
-        out = _solver.closed_form_batch(game, deltas)
-        out["method"] = "closed_form"
+        out: dict[str, Any] = dict(_solver.closed_form_batch(game, deltas), method="closed_form")
     else:
-        out = _solver.solve_batch(game, deltas)
-        out["method"] = "numerical"
+        out = dict(_solver.solve_batch(game, deltas), method="numerical")
     return out
 
 
@@ -270,7 +268,7 @@ def subgame_perfect_equilibrium(
     >>> from coopml.finetuning import PolynomialCost, LinearRevenue, Specialist
     >>> game = FineTuningGame(PolynomialCost.quadratic(1.0), [
     ...     Specialist(PolynomialCost.quadratic(1.0, linear=0.8), LinearRevenue(1.0), "a"),
-    ...     Specialist(PolynomialCost.quadratic(1.0, fixed=0.5), LinearRevenue(1.0), "b")])
+    ...     Specialist(PolynomialCost.quadratic(1.0, fixed=1.0), LinearRevenue(1.0), "b")])
     >>> subgame_perfect_equilibrium(game, 0.5).regimes
     ('free-ride', 'abstain')
     """

@@ -122,7 +122,8 @@ class FineTuningGame:
         if not isinstance(self.generalist_cost, Cost):
             raise TypeError(
                 "parameter 'generalist_cost' must be a PolynomialCost, CallableCost or an object "
-                f"with 'fixed', 'variable' and 'marginal'; got {type(self.generalist_cost).__name__}"
+                "with 'fixed', 'variable' and 'marginal'; got "
+                f"{type(self.generalist_cost).__name__}"
             )
         specialists = (
             (self.specialists,)
@@ -256,14 +257,12 @@ class FineTuningGame:
         n = self.n_specialists
         if self.alpha_max is not None:
             return float(self.alpha_max), np.full(n, float(self.alpha_max))
+
+        def unprofitable(s: Specialist) -> Callable[[float], bool]:
+            return lambda x: float(s.revenue(x) - s.revenue(0.0)) < float(s.cost.variable(x))
+
         X = np.array(
-            [
-                _doubling(
-                    lambda x, s=s: float(s.revenue(x) - s.revenue(0.0)) < float(s.cost.variable(x)),
-                    f"specialist {s.name!r}",
-                )
-                for s in self.specialists
-            ]
+            [_doubling(unprofitable(s), f"specialist {s.name!r}") for s in self.specialists]
         )
 
         def generalist_done(a: float) -> bool:

@@ -45,7 +45,7 @@ def disconnected_pareto_game() -> FineTuningGame:
     )
 
 
-def three_regimes_game(linear: float = 0.8, fixed: float = 0.5) -> FineTuningGame:
+def three_regimes_game(linear: float = 0.8, fixed: float = 1.0) -> FineTuningGame:
     """Three specialists that contribute, free-ride and abstain at share 1/2.
 
     ``a``: quadratic cost; ``b``: plus a linear part ``linear``; ``c``: plus the linear

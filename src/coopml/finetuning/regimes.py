@@ -65,10 +65,11 @@ def regime_conditions(game: FineTuningGame, alpha0: float, delta: ArrayLike) -> 
     Examples
     --------
     >>> from coopml.finetuning import LinearRevenue, PolynomialCost, Specialist
-    >>> game = FineTuningGame(PolynomialCost.quadratic(1.0), [
-    ...     Specialist(PolynomialCost.quadratic(1.0), LinearRevenue(1.0), "a"),
-    ...     Specialist(PolynomialCost.quadratic(1.0, linear=0.8), LinearRevenue(1.0), "b"),
-    ...     Specialist(PolynomialCost.quadratic(1.0, linear=0.8, fixed=0.5), LinearRevenue(1.0), "c")])
+    >>> quad = PolynomialCost.quadratic
+    >>> game = FineTuningGame(quad(1.0), [
+    ...     Specialist(quad(1.0), LinearRevenue(1.0), "a"),
+    ...     Specialist(quad(1.0, linear=0.8), LinearRevenue(1.0), "b"),
+    ...     Specialist(quad(1.0, linear=0.8, fixed=0.5), LinearRevenue(1.0), "c")])
     >>> regime_conditions(game, 0.25, 0.5)
     ('contribute', 'free-ride', 'abstain')
     """
@@ -194,7 +195,9 @@ def regime_map(
     xs, ys = (np.asarray(v, dtype=np.float64).reshape(-1) for v in (x, y))
     for name, v in (("x", xs), ("y", ys)):
         if v.size == 0 or not np.all(np.isfinite(v)):
-            raise ValueError(f"parameter '{name}' must be a non-empty finite sequence; got {v.tolist()}")
+            raise ValueError(
+                f"parameter '{name}' must be a non-empty finite sequence; got {v.tolist()}"
+            )
     names: tuple[str, ...] | None = None
     codes: list[list[list[int]]] = []
     invests: list[list[bool]] = []

@@ -40,9 +40,8 @@ from coopml.bargaining import (
     UtilityCurve,
     pareto_frontier,
 )
-from coopml.finetuning import _solver
+from coopml.finetuning.closed_form import quadratic_pareto_set, quadratic_solution_shares
 from coopml.finetuning.equilibrium import (
-    REGIMES,
     Equilibrium,
     IntegratedOutcome,
     Method,
@@ -205,6 +204,9 @@ def bargain(
         maximiser are exact; endpoints of gaps are accurate to about the grid spacing.
     method : {"auto", "closed_form", "numerical"}
         How each equilibrium is solved (``"auto"``: DERIVED closed forms when they apply).
+        With one specialist and the closed forms, the Pareto set and the shares are the
+        DERIVED formulas of :mod:`coopml.finetuning.closed_form` too (exact); otherwise
+        they come from :mod:`coopml.bargaining` on the utility curve.
 
     Returns
     -------
@@ -231,32 +233,50 @@ def bargain(
         return _stack(solve_shares(game, t[:, None] * np.ones(n), method=method))
 
     curve = UtilityCurve(utilities, (0.0, 1.0), n_grid=n_grid)
-    frontier = pareto_frontier(curve)
     grid_out = solve_shares(game, curve.grid[:, None] * np.ones(n), method=method)
     performance = grid_out["alpha"].sum(axis=1)
     solutions: dict[str, ShareSolution] = {}
-    for name, solve in SOLUTIONS.items():
-        sol = solve(curve, np.zeros(n + 1))
-        t = 0.0 if sol.parameter is None else sol.parameter
-        solutions[name] = ShareSolution(
-            method=name,
-            equilibrium=_equilibrium(game, np.full(n, t), method),
-            pareto_optimal=sol.pareto_optimal,
-            bargaining=sol,
+    if closed and n == 1:
+        # fast path: the DERIVED closed-form shares (cross-checked against the bargaining
+        # toolkit on the same curve in the tests)
+        c0, c, _ = game.quadratic_parameters
+        pareto_set: tuple[tuple[float, float], ...] = (quadratic_pareto_set(c0, float(c[0])),)
+        low, high = pareto_set[0]
+        for name, t in quadratic_solution_shares(c0, float(c[0])).items():
+            solutions[name] = ShareSolution(
+                method=name,
+                equilibrium=_equilibrium(game, np.full(n, t), method),
+                pareto_optimal=bool(low <= t <= high),
+            )
+        mask = (curve.grid >= low) & (curve.grid <= high)
+    else:
+        frontier = pareto_frontier(curve)
+        pareto_set = frontier.intervals
+        for name, solve in SOLUTIONS.items():
+            sol = solve(curve, np.zeros(n + 1))
+            t = 0.0 if sol.parameter is None else sol.parameter
+            solutions[name] = ShareSolution(
+                method=name,
+                equilibrium=_equilibrium(game, np.full(n, t), method),
+                pareto_optimal=sol.pareto_optimal,
+                bargaining=sol,
+            )
+        t_perf = _max_performance(
+            game, curve.grid, performance, _stack(grid_out).sum(axis=1), method
         )
-    t_perf = _max_performance(game, curve.grid, performance, _stack(grid_out).sum(axis=1), method)
-    solutions["max_performance"] = ShareSolution(
-        method="max_performance",
-        equilibrium=_equilibrium(game, np.full(n, t_perf), method),
-        pareto_optimal=frontier.contains(t_perf),
-    )
+        solutions["max_performance"] = ShareSolution(
+            method="max_performance",
+            equilibrium=_equilibrium(game, np.full(n, t_perf), method),
+            pareto_optimal=frontier.contains(t_perf),
+        )
+        mask = np.array([frontier.contains(t) for t in curve.grid])
     return FineTuningBargain(
         game=game,
         shares="common",
         deltas=curve.grid,
         utilities=curve.values,
-        pareto_mask=np.array([frontier.contains(t) for t in curve.grid]),
-        pareto_set=frontier.intervals,
+        pareto_mask=mask,
+        pareto_set=pareto_set,
         solutions=solutions,
         integrated=vertical_integration(game, method=method),
         method=kind,
@@ -339,6 +359,3 @@ def _bargain_lattice(
         method=kind,
         performance=performance,
     )
-
-
-_ = (REGIMES, _solver)
