@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
-EXTRAS ?= dev
+EXTRAS ?= dev,ray
+BENCH_VENV ?= .venv-bench
 
 export FLWR_TELEMETRY_ENABLED = 0
 export RAY_USAGE_STATS_ENABLED = 0
@@ -37,8 +38,13 @@ test: lint
 test-fast: setup
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
-bench: setup
-	$(BIN)/python benchmarks/run.py
+# Benchmarks run coopml beside its peers (pyDVL pins numpy<2: a separate environment).
+bench:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[bench]"
+	$(BENCH_VENV)/bin/python benchmarks/run.py
+	$(BENCH_VENV)/bin/python benchmarks/bench_contracts.py --skip-large
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

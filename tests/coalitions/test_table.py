@@ -43,7 +43,9 @@ def _brute_force_shapley(X, y, X_val, y_val, m):
 def test_shapley_from_utility_matches_brute_force_refit(breast_cancer_split):
     X, y, X_val, y_val = breast_cancer_split
     m = 8
-    utility = CoalitionUtility(LogisticRegression(), _parties(X, y, m), (X_val, y_val))
+    utility = CoalitionUtility(
+        LogisticRegression(), _parties(X, y, m), (X_val, y_val), fast=False
+    )  # the generic refit path; the fast path is checked in tests/learning/fast
     game = CoalitionGame.from_utility(utility, executor="joblib", n_jobs=2)
     expected = _brute_force_shapley(X, y, X_val, y_val, m)
     np.testing.assert_allclose(game.shapley().values, expected, rtol=0, atol=1e-9)

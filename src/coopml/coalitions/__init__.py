@@ -9,9 +9,11 @@ the table is too large to enumerate.
 from coopml.coalitions.banzhaf import banzhaf
 from coopml.coalitions.executors import Executor, JoblibExecutor, SerialExecutor, get_executor
 from coopml.coalitions.game import MAX_EXACT_PLAYERS, CoalitionGame
+from coopml.coalitions.knn_shapley import knn_game, knn_shapley
 from coopml.coalitions.least_core import core_contains, least_core
 from coopml.coalitions.loo import leave_one_out
 from coopml.coalitions.monte_carlo import monte_carlo_shapley
+from coopml.coalitions.msr_banzhaf import msr_banzhaf
 from coopml.coalitions.nucleolus import nucleolus
 from coopml.coalitions.result import LeastCoreResult, ValuationResult
 from coopml.coalitions.shapley import shapley
@@ -23,6 +25,7 @@ from coopml.coalitions.stopping import (
     StandardErrorBelow,
     StoppingRule,
 )
+from coopml.coalitions.stratified import stratified_shapley
 
 __all__ = [
     "MAX_EXACT_PLAYERS",
@@ -41,9 +44,13 @@ __all__ = [
     "banzhaf",
     "core_contains",
     "get_executor",
+    "knn_game",
+    "knn_shapley",
     "least_core",
     "leave_one_out",
     "monte_carlo_shapley",
+    "msr_banzhaf",
     "nucleolus",
     "shapley",
+    "stratified_shapley",
 ]

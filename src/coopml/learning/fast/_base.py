@@ -150,21 +150,26 @@ def masked_argmax(
 
 
 def spd_solve(
-    C: NDArray[np.float64], rhs: NDArray[np.float64], rcond: float
+    C: NDArray[np.float64],
+    rhs: NDArray[np.float64],
+    rcond: float,
+    candidates: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64]]:
     """Solve ``C x = rhs`` for a batch of symmetric positive semi-definite ``C`` (B, d, d).
 
     ``ok`` is false where ``C`` is numerically singular: its Cholesky factorisation fails
     or the ratio of its smallest to largest pivot (a lower bound on ``1 / cond(C)``) is
     at most ``rcond``. Solutions where ``ok`` is false are zero. Also returns the
-    Cholesky pivots (B, d) (zero where the factorisation failed).
+    Cholesky pivots (B, d) (zero where the factorisation failed). ``candidates`` marks
+    the matrices worth factorising (others are known singular, e.g. too few rows).
     """
     B = C.shape[0]
     pivots = np.zeros((B, C.shape[1]))
+    idx = np.arange(B) if candidates is None else np.flatnonzero(candidates)
     try:
-        pivots = np.diagonal(np.linalg.cholesky(C), axis1=1, axis2=2) ** 2
+        pivots[idx] = np.diagonal(np.linalg.cholesky(C[idx]), axis1=1, axis2=2) ** 2
     except np.linalg.LinAlgError:
-        for b in range(B):
+        for b in idx.tolist():
             try:
                 pivots[b] = np.diagonal(np.linalg.cholesky(C[b])) ** 2
             except np.linalg.LinAlgError:

@@ -101,7 +101,7 @@ class FastLinearDiscriminantAnalysis(FastLearner):
         n = counts.sum(axis=1)
         sums = (A @ self.class_sums).reshape(B, K, d)
         means = sums / np.maximum(counts, 1.0)[:, :, None]
-        scatter = (A @ self.gram).reshape(B, d, d) - np.einsum("bki,bkj->bij", sums, means)
+        scatter = (A @ self.gram).reshape(B, d, d) - np.swapaxes(sums, 1, 2) @ means
         diag = np.diagonal(scatter, axis1=1, axis2=2).copy()
         ok = (diag > 0).all(axis=1)
         scale = 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0))
@@ -109,18 +109,19 @@ class FastLinearDiscriminantAnalysis(FastLearner):
         R = scatter * scale[:, :, None] * scale[:, None, :]
         rhs = np.swapaxes(means, 1, 2) * scale[:, :, None]  # (B, d, K)
         rcond = 1.0 / MAX_CONDITION if self.solver != "svd" else 0.0
-        Y, solved, pivots = spd_solve(R, rhs, rcond)
+        full_rank = ok & (n - present.sum(axis=1) >= d)  # else the scatter is singular
+        Y, solved, pivots = spd_solve(R, rhs, rcond, full_rank)
         ok &= solved
         if self.solver == "svd":
             ok &= self._full_within_rank(R, pivots, ok)
         Z = Y * scale[:, :, None] * n[:, None, None]  # Sigma^{-1} mu_k, Sigma = scatter / n
-        quad = np.einsum("bkd,bdk->bk", means, Z)  # mu_k' Sigma^{-1} mu_k
+        quad = (means * np.swapaxes(Z, 1, 2)).sum(axis=2)  # mu_k' Sigma^{-1} mu_k
         priors = counts / n[:, None]
         with np.errstate(divide="ignore"):
             intercept = -0.5 * quad + np.log(priors)
         if self.solver == "svd":
             ok &= self._full_between_rank(means, Z, priors, present, ok)
-        scores = np.einsum("vd,bdk->bvk", self.X_val_shifted, Z) + intercept[:, None, :]
+        scores = self.X_val_shifted @ Z + intercept[:, None, :]  # (B, n_val, K)
         predictions, tie = masked_argmax(scores, present, TIE_TOL)
         ok &= ~tie
         coef = np.swapaxes(Z, 1, 2)  # (B, K, d)
@@ -156,7 +157,7 @@ class FastLinearDiscriminantAnalysis(FastLearner):
         if not check.any():
             return full
         mu, z, pi = means[check], Z[check], priors[check]
-        Q = np.einsum("bkd,bdl->bkl", mu, z)  # mu_k' Sigma^{-1} mu_l
+        Q = mu @ z  # mu_k' Sigma^{-1} mu_l
         P = np.eye(pi.shape[1])[None] - pi[:, None, :]  # rows: e_k - pi
         Qc = P @ Q @ np.swapaxes(P, 1, 2)
         w = np.sqrt(pi)

@@ -114,12 +114,11 @@ class FastLinearRegression(FastLearner):
             c -= (n * ybar)[:, None] * xbar
         C += self.alpha * self._eye
         rcond = 1.0 / MAX_CONDITION
-        w, ok, _ = spd_solve(C, c[:, :, None], rcond)
+        enough = (n > d + self.fit_intercept) if self.alpha == 0 else None
+        w, ok, _ = spd_solve(C, c[:, :, None], rcond, enough)
         w = w[:, :, 0]
         if self.alpha > 0:  # exact bound: cond(C) <= (tr C + alpha) / alpha
             ok &= np.trace(C, axis1=1, axis2=2) <= MAX_CONDITION * self.alpha
-        else:
-            ok &= n > d + self.fit_intercept
         b = ybar - np.einsum("bd,bd->b", xbar, w) if self.fit_intercept else np.zeros(len(A))
         predictions = w @ self.X_val_shifted.T + (b + self.y_shift)[:, None]
         intercept = b + self.y_shift - w @ self.x_shift

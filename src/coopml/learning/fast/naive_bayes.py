@@ -91,14 +91,13 @@ class FastGaussianNB(FastLearner):
         total_var = squares.sum(axis=1) / n[:, None] - total_mean**2
         epsilon = self.var_smoothing * total_var.max(axis=1)
         var += epsilon[:, None, None]
-        ok = np.where(present[:, :, None], var > 0, True).all(axis=(1, 2))
+        ok = np.asarray(np.where(present[:, :, None], var > 0, True).all(axis=(1, 2)))
         inv = np.where(present[:, :, None] & ok[:, None, None], 1.0 / np.where(var > 0, var, 1), 0)
         x = self.X_val_shifted
         with np.errstate(divide="ignore", invalid="ignore"):
             const = np.log(counts / n[:, None]) - 0.5 * np.log(2 * np.pi * var).sum(axis=2)
         mahal = (
-            np.einsum("vd,bkd->bvk", x**2, inv)
-            - 2 * np.einsum("vd,bkd->bvk", x, theta * inv)
+            np.swapaxes(inv @ (x**2).T - 2 * (theta * inv) @ x.T, 1, 2)
             + (theta**2 * inv).sum(axis=2)[:, None, :]
         )
         predictions, tie = masked_argmax(const[:, None, :] - 0.5 * mahal, present, TIE_TOL)
