@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from coopml import __version__
 
@@ -42,6 +45,16 @@ def fail(message: str) -> typer.Exit:
     """Print an error for the user (no traceback) and return the exit to raise."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code=2)
+
+
+@contextmanager
+def coalition_progress() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar over coalition evaluations; yields the ``progress(done, total)``
+    callback that the library's table computations accept."""
+    columns = (TextColumn("[bold]coalitions"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("coalitions", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def main() -> None:

@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from coopml.cli.app import console, err_console, fail
+from coopml.cli.app import coalition_progress, console, err_console, fail
 from coopml.config import ConfigError, MarketConfig, load_config
 
 app = typer.Typer(
@@ -22,17 +21,6 @@ app = typer.Typer(
 
 ConfigArg = Annotated[Path, typer.Argument(help="TOML market job (see examples/hospitals.toml).")]
 OutOpt = Annotated[Path, typer.Option(help="Output folder.")]
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]coalitions"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
 
 
 def _load(config: Path) -> tuple[MarketConfig, Path]:
@@ -51,11 +39,8 @@ def run_command(config: ConfigArg, out: OutOpt = Path("out/market")) -> None:
 
     cfg, base = _load(config)
     try:
-        with _progress() as bar:
-            task = bar.add_task("market", total=None)
-            job = run_market_job(
-                cfg, base, progress=lambda d, t: bar.update(task, completed=d, total=t)
-            )
+        with coalition_progress() as progress:
+            job = run_market_job(cfg, base, progress=progress)
     except (ConfigError, FileNotFoundError, ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
     s = job.result.settlement
@@ -88,11 +73,8 @@ def audit_command(
     settings = cfg.audit or AuditSettings(party=party)
     cfg = cfg.model_copy(update={"audit": settings.model_copy(update={"party": party})})
     try:
-        with _progress() as bar:
-            task = bar.add_task("audit", total=None)
-            job = run_market_job(
-                cfg, base, progress=lambda d, t: bar.update(task, completed=d, total=t)
-            )
+        with coalition_progress() as progress:
+            job = run_market_job(cfg, base, progress=progress)
     except (ConfigError, FileNotFoundError, ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
     assert job.audit is not None

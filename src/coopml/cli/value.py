@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from coopml.cli.app import app, console, fail
+from coopml.cli.app import app, coalition_progress, console, fail
 from coopml.config import ConfigError, ValueConfig, load_config
 from coopml.valuation import ValueReport, run_value_job
 
@@ -37,20 +36,8 @@ def value_command(
             raw = cfg.model_dump()
             raw["valuation"].update(overrides)
             cfg = parse_config(raw, source=str(config))
-        with Progress(
-            TextColumn("[bold]coalitions"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("table", total=None)
-            report = run_value_job(
-                cfg,
-                base_dir,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
+        with coalition_progress() as progress:
+            report = run_value_job(cfg, base_dir, progress=progress)
     except (ConfigError, FileNotFoundError, ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
     console.print(_table(report))

@@ -17,16 +17,33 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coopml._validation import check_int, check_names
-from coopml.coalitions.monte_carlo import MAX_MASK_PLAYERS, _evaluate_chunk
+from coopml.coalitions._bitmask import members
 from coopml.coalitions.stopping import StoppingRule
 
-__all__ = ["MemoEvaluator", "resolve_source", "resolve_stopping"]
+__all__ = [
+    "MAX_MASK_PLAYERS",
+    "MemoEvaluator",
+    "evaluate_chunk",
+    "resolve_source",
+    "resolve_stopping",
+]
+
+#: Most players a utility's int64 bitmasks can address.
+MAX_MASK_PLAYERS = 62
 
 
 def resolve_source(
-    source: Any, n_players: int | None, names: Sequence[str] | None
+    source: Any,
+    n_players: int | None,
+    names: Sequence[str] | None,
+    *,
+    max_callable_players: int | None = MAX_MASK_PLAYERS,
 ) -> tuple[bool, int, tuple[str, ...]]:
-    """Validate a value source; returns ``(is_utility, n_players, names)``."""
+    """Validate a value source; returns ``(is_utility, n_players, names)``.
+
+    Utilities address coalitions by int64 bitmask (at most 62 players); a callable may
+    allow more (``max_callable_players=None``) when the estimator uses Python ints.
+    """
     is_utility = hasattr(source, "evaluate_masks")
     if is_utility:
         n = check_int(
@@ -46,7 +63,7 @@ def resolve_source(
             raise TypeError(
                 "parameter 'n_players' is required when 'value_fn_or_utility' is callable"
             )
-        n = check_int("n_players", n_players, minimum=1, maximum=MAX_MASK_PLAYERS)
+        n = check_int("n_players", n_players, minimum=1, maximum=max_callable_players)
     else:
         raise TypeError(
             "parameter 'value_fn_or_utility' must be a callable (frozenset[int] -> float) or an "
@@ -83,7 +100,7 @@ class MemoEvaluator:
         keys = unique.tolist()
         new = [k for k in keys if k not in self.cache]
         if new:
-            values = _evaluate_chunk(self.source, self.is_utility, self.n, new)
+            values = evaluate_chunk(self.source, self.is_utility, self.n, new)
             self.cache.update(zip(new, values.tolist(), strict=True))
         out = np.array([self.cache[k] for k in keys], dtype=np.float64)
         return out[inverse.reshape(-1)].reshape(masks.shape)
@@ -91,3 +108,23 @@ class MemoEvaluator:
     @property
     def n_evaluations(self) -> int:
         return len(self.cache)
+
+
+def evaluate_chunk(source: Any, is_utility: bool, n: int, masks: list[int]) -> NDArray[np.float64]:
+    """Values of coalitions ``masks`` (run in workers); validated shape and finiteness."""
+    if is_utility:
+        values = np.asarray(source.evaluate_masks(np.array(masks, dtype=np.int64)), dtype=float)
+        if values.shape != (len(masks),):
+            raise ValueError(
+                f"evaluate_masks must return shape ({len(masks)},) for {len(masks)} masks; "
+                f"got {values.shape}"
+            )
+    else:
+        values = np.array([float(source(members(mask, n))) for mask in masks], dtype=float)
+    if not np.all(np.isfinite(values)):
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise ValueError(
+            f"the value of coalition {sorted(members(masks[bad], n))} is {values[bad]}; "
+            "coalition values must be finite"
+        )
+    return values

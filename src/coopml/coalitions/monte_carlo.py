@@ -40,7 +40,6 @@ only evaluate coalitions, so the result does not depend on ``n_jobs``.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -50,8 +49,13 @@ import joblib
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from coopml._validation import RandomState, check_int, check_names, check_random_state
-from coopml.coalitions._bitmask import members
+from coopml._validation import RandomState, check_int, check_random_state
+from coopml.coalitions._sampling import (
+    MAX_MASK_PLAYERS,
+    evaluate_chunk,
+    resolve_source,
+    resolve_stopping,
+)
 from coopml.coalitions.result import ValuationResult
 from coopml.coalitions.stopping import (
     MaxPermutations,
@@ -63,7 +67,6 @@ from coopml.coalitions.stopping import (
 __all__ = ["MaskUtility", "default_stopping", "monte_carlo_shapley", "permutation_marginals"]
 
 #: Largest number of players whose coalitions fit in an ``int64`` bitmask.
-MAX_MASK_PLAYERS = 62
 
 ValueFunction = Callable[[frozenset[int]], float]
 
@@ -156,44 +159,8 @@ def monte_carlo_shapley(
     ('MaxPermutations(400)', 420, 8)
     """
     source = value_fn_or_utility
-    is_utility = hasattr(source, "evaluate_masks")
-    if is_utility:
-        n = check_int(
-            "value_fn_or_utility.n_players",
-            getattr(source, "n_players", None),
-            minimum=1,
-            maximum=MAX_MASK_PLAYERS,
-        )
-        if n_players is not None and n_players != n:
-            raise ValueError(
-                f"parameter 'n_players' must be None or equal the utility's n_players ({n}); "
-                f"got {n_players!r}"
-            )
-        names = getattr(source, "names", None) if names is None else names
-    elif callable(source):
-        if n_players is None:
-            raise TypeError(
-                "parameter 'n_players' is required when 'value_fn_or_utility' is callable"
-            )
-        n = check_int("n_players", n_players, minimum=1)
-    else:
-        raise TypeError(
-            "parameter 'value_fn_or_utility' must be a callable (frozenset[int] -> float) or an "
-            f"object with n_players, names and evaluate_masks; got {type(source).__name__}"
-        )
-    names = check_names("names", [str(i) for i in range(n)] if names is None else names, n)
-    rule = default_stopping() if stopping is None else stopping
-    if not isinstance(rule, StoppingRule):
-        raise TypeError(
-            f"parameter 'stopping' must be a StoppingRule or None; got {type(rule).__name__}"
-        )
-    if not rule._bounded(2**n):
-        raise ValueError(
-            f"parameter 'stopping' may never fire: {rule}; combine it with a budget, e.g. "
-            "'stopping | MaxPermutations(1000)' or '| MaxTime(60)' (MaxEvaluations counts "
-            "distinct coalitions, so its budget must be at most 2**n_players)"
-        )
-    rule = copy.deepcopy(rule)  # stateful rules count checks; never mutate the caller's
+    is_utility, n, names = resolve_source(source, n_players, names, max_callable_players=None)
+    rule = resolve_stopping(default_stopping() if stopping is None else stopping, n)
     if not isinstance(antithetic, bool | np.bool_):
         raise TypeError(f"parameter 'antithetic' must be a bool; got {antithetic!r}")
     pairs = 2 if antithetic else 1
@@ -215,10 +182,10 @@ def monte_carlo_shapley(
             chunks = [c.tolist() for c in np.array_split(np.array(masks, dtype=object), n_workers)]
             chunks = [c for c in chunks if c]
             if parallel is None or len(chunks) == 1:
-                results = [_evaluate_chunk(source, is_utility, n, masks)]
+                results = [evaluate_chunk(source, is_utility, n, masks)]
             else:
                 results = parallel(
-                    joblib.delayed(_evaluate_chunk)(source, is_utility, n, c) for c in chunks
+                    joblib.delayed(evaluate_chunk)(source, is_utility, n, c) for c in chunks
                 )
             return np.concatenate(results)
 
@@ -313,29 +280,9 @@ def permutation_marginals(
     perms = perms.astype(np.int64)
 
     def evaluate(masks: list[int]) -> NDArray[np.float64]:
-        return _evaluate_chunk(value_fn, False, n, masks)
+        return evaluate_chunk(value_fn, False, n, masks)
 
     return _marginals(perms, _prefix_values(_prefix_masks(perms), {}, evaluate))
-
-
-def _evaluate_chunk(source: Any, is_utility: bool, n: int, masks: list[int]) -> NDArray[np.float64]:
-    """Values of coalitions ``masks`` (run in workers); validated shape and finiteness."""
-    if is_utility:
-        values = np.asarray(source.evaluate_masks(np.array(masks, dtype=np.int64)), dtype=float)
-        if values.shape != (len(masks),):
-            raise ValueError(
-                f"evaluate_masks must return shape ({len(masks)},) for {len(masks)} masks; "
-                f"got {values.shape}"
-            )
-    else:
-        values = np.array([float(source(members(mask, n))) for mask in masks], dtype=float)
-    if not np.all(np.isfinite(values)):
-        bad = int(np.flatnonzero(~np.isfinite(values))[0])
-        raise ValueError(
-            f"the value of coalition {sorted(members(masks[bad], n))} is {values[bad]}; "
-            "coalition values must be finite"
-        )
-    return values
 
 
 def _prefix_masks(perms: NDArray[np.int64]) -> NDArray[Any]:

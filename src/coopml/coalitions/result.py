@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from coopml._serialization import to_jsonable
+
 __all__ = ["LeastCoreResult", "ValuationResult"]
 
 
@@ -106,7 +108,7 @@ class ValuationResult:
             "stderr": None if self.stderr is None else self.stderr.tolist(),
             "converged": bool(self.converged),
             "n_evaluations": int(self.n_evaluations),
-            "info": _jsonable(dict(self.info)),
+            "info": to_jsonable(dict(self.info)),
         }
 
 
@@ -124,15 +126,3 @@ class LeastCoreResult(ValuationResult):
         out = super().to_dict()
         out["epsilon"] = float(self.epsilon)
         return out
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from coopml._serialization import to_jsonable
+
 __all__ = ["ContractResult", "VerificationReport"]
 
 FloatArray = NDArray[np.float64]
@@ -195,18 +197,6 @@ class ContractResult:
             "converged": bool(self.converged),
             "verified": bool(self.verified),
             "verification": self.verification.to_dict(),
-            "stderr": _jsonable(dict(self.stderr)),
-            "info": _jsonable(dict(self.info)),
+            "stderr": to_jsonable(dict(self.stderr)),
+            "info": to_jsonable(dict(self.info)),
         }
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

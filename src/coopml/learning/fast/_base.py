@@ -98,6 +98,16 @@ class FastLearner(ABC):
             self.class_counts = np.stack(
                 [np.bincount(c, minlength=self.classes.size) for c in self.codes]
             ).astype(np.float64)
+        self._prepare(X_parts, y_parts, X_val)
+
+    @abstractmethod
+    def _prepare(
+        self,
+        X_parts: Sequence[NDArray[np.float64]],
+        y_parts: Sequence[NDArray[Any]],
+        X_val: NDArray[np.float64],
+    ) -> None:
+        """Precompute the learner's per-party statistics (called by ``__init__``)."""
 
     @classmethod
     def supports(cls, estimator: Any) -> bool:

@@ -70,14 +70,12 @@ class FastLinearDiscriminantAnalysis(FastLearner):
             and params["solver"] in ("svd", "lsqr", "eigen")
         )
 
-    def __init__(
+    def _prepare(
         self,
-        estimator: Any,
         X_parts: Sequence[NDArray[np.float64]],
         y_parts: Sequence[NDArray[Any]],
         X_val: NDArray[np.float64],
     ) -> None:
-        super().__init__(estimator, X_parts, y_parts, X_val)
         self.solver = self.estimator_params["solver"]
         self.tol = float(self.estimator_params["tol"])
         self.shift = np.concatenate(X_parts).mean(axis=0)

@@ -75,14 +75,12 @@ class FastLinearRegression(FastLearner):
             )
         return True
 
-    def __init__(
+    def _prepare(
         self,
-        estimator: Any,
         X_parts: Sequence[NDArray[np.float64]],
         y_parts: Sequence[NDArray[Any]],
         X_val: NDArray[np.float64],
     ) -> None:
-        super().__init__(estimator, X_parts, y_parts, X_val)
         self.alpha = float(self.estimator_params.get("alpha", 0.0))
         self.fit_intercept = bool(self.estimator_params["fit_intercept"])
         ys = [np.asarray(y, dtype=np.float64) for y in y_parts]

@@ -93,14 +93,12 @@ class FastLogisticRegression(FastLearner):
             and not params["dual"]
         )
 
-    def __init__(
+    def _prepare(
         self,
-        estimator: Any,
         X_parts: Sequence[NDArray[np.float64]],
         y_parts: Sequence[NDArray[Any]],
         X_val: NDArray[np.float64],
     ) -> None:
-        super().__init__(estimator, X_parts, y_parts, X_val)
         self.lam = 1.0 / float(self.estimator_params["C"])
         self.fit_intercept = bool(self.estimator_params["fit_intercept"])
         X = np.concatenate(X_parts)

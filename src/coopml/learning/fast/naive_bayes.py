@@ -52,14 +52,12 @@ class FastGaussianNB(FastLearner):
     def _supports_params(cls, params: dict[str, Any]) -> bool:
         return params["priors"] is None
 
-    def __init__(
+    def _prepare(
         self,
-        estimator: Any,
         X_parts: Sequence[NDArray[np.float64]],
         y_parts: Sequence[NDArray[Any]],
         X_val: NDArray[np.float64],
     ) -> None:
-        super().__init__(estimator, X_parts, y_parts, X_val)
         self.var_smoothing = float(self.estimator_params["var_smoothing"])
         self.shift = np.concatenate(X_parts).mean(axis=0)
         K = self.classes.size
