@@ -245,3 +245,14 @@ def test_idealised_learner_makes_replicas_worthless_to_the_model(cancer):
     for S in range(1 << 5):
         if not S & (k | c):
             assert table[S | k] == table[S | c] == table[S | k | c]
+
+
+def test_parties_are_charged_for_the_model_they_receive(cancer):
+    """With a raw LogisticRegression the fast exact path and scikit-learn's lbfgs can
+    disagree on boundary points; the settlement prices the released model."""
+    parties, validation = cancer
+    result = run_market(parties, LogisticRegression(max_iter=5000), validation)
+    for line in result.settlement.parties:
+        model = result.models[line.name]
+        assert accuracy_score(validation[1], model.predict(validation[0])) == line.model_gain
+    assert result.settlement.verify().ok

@@ -199,10 +199,10 @@ def run_market(
     models: dict[str, CustomModel] = {}
     if validation is not None:
         shared = utility(parties, (validation[0], validation[1]))
-        game = table(shared)
-        games.append(game)
         everyone = tuple(range(len(parties)))
         estimator = shared.fit(everyone)
+        game = _priced_as_released(table(shared), shared.score(estimator))
+        games.append(game)
         for i, party in enumerate(parties):
             tasks.append(Task(i, everyone, game.table))
             models[party.name] = CustomModel(party.name, game.names, estimator, game.grand_value)
@@ -210,10 +210,12 @@ def run_market(
         for i, party in enumerate(parties):
             u = utility(parties, (party.X_val, party.y_val))
             members, game = select_training_set(u, i, table)
+            estimator = u.fit(members)
+            game = _priced_as_released(game, u.score(estimator))
             games.append(game)
             tasks.append(Task(i, members, game.table))
             chosen = tuple(parties[j].name for j in members)
-            models[party.name] = CustomModel(party.name, chosen, u.fit(members), game.grand_value)
+            models[party.name] = CustomModel(party.name, chosen, estimator, game.grand_value)
     provenance = _provenance(parties, learner, scorer, seed, mode, duplicates, actions)
     settlement = settle(
         [p.name for p in parties],
@@ -277,6 +279,21 @@ def _expand(members: Sequence[int]) -> NDArray[np.int64]:
     for bit, player in enumerate(members):
         full |= ((k >> bit) & 1) << player
     return full
+
+
+def _priced_as_released(game: CoalitionGame, released_gain: float) -> CoalitionGame:
+    """The game whose top entry is the validation gain of the model actually released.
+
+    A fast exact learner may score a coalition's model marginally differently from the
+    scikit-learn fit that is released (e.g. lbfgs stopping short of the optimum); a party
+    must be charged for the model it receives, so that entry is the released model's.
+    """
+    if game.table[-1] == released_gain:
+        return game
+    table = game.table.copy()
+    table[-1] = released_gain
+    info = {**game.info, "released_model_gain_adjusted_from": float(game.table[-1])}
+    return CoalitionGame(table, game.names, info)
 
 
 def _identical_groups(parties: Sequence[Party], mode: str) -> list[list[int]]:
