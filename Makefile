@@ -3,14 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
-EXTRAS ?= dev,ray
+EXTRAS ?= dev,ray,service,torch,flower
+# The CPU build of PyTorch (a plain `torch` requirement would fetch a multi-GB CUDA build).
+TORCH ?= torch==2.13.0
 BENCH_VENV ?= .venv-bench
 
 export FLWR_TELEMETRY_ENABLED = 0
 export RAY_USAGE_STATS_ENABLED = 0
 export MPLBACKEND = Agg
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint bench clean browser
 
 setup: $(VENV)/.installed
 
@@ -18,6 +20,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(if $(findstring torch,$(EXTRAS)),$(BIN)/python -m pip install --quiet "$(TORCH)")
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
@@ -32,7 +35,13 @@ lint: setup
 	$(BIN)/ruff format --check
 	$(BIN)/mypy
 
-test: lint
+# The dashboard's end-to-end tests drive Debian's Chromium (never a browser download).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
+	  $(SUDO) apt-get install -y -q chromium chromium-driver; }
+
+test: lint browser
 	$(BIN)/python -m pytest -n 2 -q
 
 test-fast: setup
