@@ -8,6 +8,7 @@ factory imports this package, so importing it back at module level would be circ
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from fastapi import Request
@@ -28,163 +29,128 @@ __all__ = [
 ]
 
 
-def _db(request: Request) -> Any:
-    state = request.app.state
-    for name in ("db", "database"):
-        if hasattr(state, name):
-            return getattr(state, name)
-    raise RuntimeError("the app has no database in app.state (db or database)")
+def _session(request: Request) -> Any:
+    """A session of the deployment's database (read-only use)."""
+    from coopml.service.api.deps import get_context
+
+    return get_context(request).db.session()
 
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
+def _viewer(principal: Any) -> Viewer:
+    return Viewer(
+        role=principal.role,
+        name=principal.name or principal.role,
+        party_id=principal.party_id,
+        market_id=principal.market_id,
+    )
+
+
+def _principal(viewer: Viewer) -> Any:
+    from coopml.service.api.deps import Principal
+
+    return Principal(
+        str(viewer["role"]), viewer.get("party_id"), viewer.get("market_id"), viewer.get("name")
+    )
+
+
+def _jsonable(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime.datetime) else v for k, v in item.items()}
 
 
 def authenticate(request: Request, token: str) -> Viewer | None:
     """The viewer a token belongs to, or ``None`` for an unknown token."""
-    from sqlalchemy import select
+    from coopml.service.api.deps import authenticate as api_authenticate
 
-    from coopml.service.security import hash_token
-    from coopml.service.storage.models import ApiToken, Party
-
-    with _db(request).session() as s:
-        row = s.scalars(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
-        if row is None:
-            return None
-        if row.role == "operator":
-            return Viewer(role="operator", name="operator", party_id=None, market_id=None)
-        party = s.get(Party, row.party_id) if row.party_id else None
-        if party is None:
-            return None
-        return Viewer(role="party", name=party.name, party_id=party.id, market_id=party.market_id)
-
-
-def _market(s: Any, market: Any) -> dict[str, Any]:
-    from sqlalchemy import func, select
-
-    from coopml.service.storage.models import Party
-
-    n = s.scalar(select(func.count()).select_from(Party).where(Party.market_id == market.id))
-    return {
-        "id": market.id,
-        "name": market.name,
-        "task": market.task,
-        "description": market.description,
-        "created_at": _iso(market.created_at),
-        "n_parties": int(n or 0),
-    }
+    with _session(request) as s:
+        principal = api_authenticate(s, token)
+    return None if principal is None else _viewer(principal)
 
 
 def list_markets(request: Request, viewer: Viewer) -> list[dict[str, Any]]:
-    """All markets (operator) or the party's own market."""
+    """All markets (operator) or the party's own market, newest first."""
     from sqlalchemy import select
 
+    from coopml.service.api.routes._common import market_out
     from coopml.service.storage.models import Market
 
-    with _db(request).session() as s:
-        query = select(Market).order_by(Market.created_at.desc())
+    with _session(request) as s:
+        query = select(Market).order_by(Market.created_at.desc(), Market.id)
         if not viewer.is_operator:
             query = query.where(Market.id == viewer["market_id"])
-        return [_market(s, m) for m in s.scalars(query)]
+        return [_jsonable(market_out(s, m)) for m in s.scalars(query)]
 
 
 def get_market(request: Request, viewer: Viewer, market_id: str) -> dict[str, Any] | None:
     """One market, if the viewer may see it."""
-    from coopml.service.storage.models import Market
+    from coopml.service.api.errors import ApiError
+    from coopml.service.api.routes._common import get_market as api_get_market
+    from coopml.service.api.routes._common import market_out
 
-    if not viewer.is_operator and market_id != viewer["market_id"]:
-        return None
-    with _db(request).session() as s:
-        market = s.get(Market, market_id)
-        return None if market is None else _market(s, market)
+    with _session(request) as s:
+        try:
+            return _jsonable(market_out(s, api_get_market(s, _principal(viewer), market_id)))
+        except ApiError:
+            return None
 
 
 def list_parties(request: Request, viewer: Viewer, market_id: str) -> list[dict[str, Any]]:
     """The market's parties (operator) or the party itself."""
     from sqlalchemy import select
 
+    from coopml.service.api.routes._common import party_out
     from coopml.service.storage.models import Party
 
-    with _db(request).session() as s:
+    with _session(request) as s:
         query = select(Party).where(Party.market_id == market_id).order_by(Party.name)
         if not viewer.is_operator:
             query = query.where(Party.id == viewer["party_id"])
-        return [
-            {
-                "id": p.id,
-                "name": p.name,
-                "market_id": p.market_id,
-                "created_at": _iso(p.created_at),
-            }
-            for p in s.scalars(query)
-        ]
+        return [_jsonable(party_out(p)) for p in s.scalars(query)]
 
 
 def list_datasets(request: Request, viewer: Viewer, market_id: str) -> list[dict[str, Any]]:
     """The market's datasets (operator) or the party's own."""
     from sqlalchemy import select
 
+    from coopml.service.api.routes._common import dataset_out
     from coopml.service.storage.models import Dataset
 
-    with _db(request).session() as s:
+    with _session(request) as s:
         query = select(Dataset).where(Dataset.market_id == market_id)
         if not viewer.is_operator:
             query = query.where(Dataset.party_id == viewer["party_id"])
-        query = query.order_by(Dataset.created_at)
-        return [
-            {
-                "id": d.id,
-                "party_id": d.party_id,
-                "market_id": d.market_id,
-                "name": d.name,
-                "role": d.role,
-                "n_rows": d.n_rows,
-                "n_features": d.n_features,
-                "columns": d.columns,
-                "target": d.target,
-                "sha256": d.sha256,
-                "created_at": _iso(d.created_at),
-            }
-            for d in s.scalars(query)
-        ]
-
-
-def _round(r: Any) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "market_id": r.market_id,
-        "status": r.status,
-        "progress": r.progress,
-        "message": r.message,
-        "created_at": _iso(r.created_at),
-        "started_at": _iso(r.started_at),
-        "finished_at": _iso(r.finished_at),
-        "config": r.config,
-    }
+        query = query.order_by(Dataset.created_at, Dataset.id)
+        return [_jsonable(dataset_out(d)) for d in s.scalars(query)]
 
 
 def list_rounds(request: Request, viewer: Viewer, market_id: str) -> list[dict[str, Any]]:
     """The market's rounds, newest first (parties of the market may read them)."""
     from sqlalchemy import select
 
+    from coopml.service.api.routes._common import round_out
     from coopml.service.storage.models import Round
 
     if not viewer.is_operator and market_id != viewer["market_id"]:
         return []
-    with _db(request).session() as s:
-        query = select(Round).where(Round.market_id == market_id).order_by(Round.created_at.desc())
-        return [_round(r) for r in s.scalars(query)]
+    with _session(request) as s:
+        query = (
+            select(Round)
+            .where(Round.market_id == market_id)
+            .order_by(Round.created_at.desc(), Round.id)
+        )
+        return [_jsonable(round_out(r)) for r in s.scalars(query)]
 
 
 def get_round(request: Request, viewer: Viewer, round_id: str) -> dict[str, Any] | None:
     """One round, if the viewer may see it."""
-    from coopml.service.storage.models import Round
+    from coopml.service.api.errors import ApiError
+    from coopml.service.api.routes._common import get_round as api_get_round
+    from coopml.service.api.routes._common import round_out
 
-    with _db(request).session() as s:
-        r = s.get(Round, round_id)
-        if r is None or (not viewer.is_operator and r.market_id != viewer["market_id"]):
+    with _session(request) as s:
+        try:
+            return _jsonable(round_out(api_get_round(s, _principal(viewer), round_id)))
+        except ApiError:
             return None
-        return _round(r)
 
 
 def get_settlement(request: Request, viewer: Viewer, round_id: str) -> dict[str, Any] | None:
@@ -193,7 +159,7 @@ def get_settlement(request: Request, viewer: Viewer, round_id: str) -> dict[str,
 
     from coopml.service.storage.models import Round, SettlementLineRow, SettlementRow
 
-    with _db(request).session() as s:
+    with _session(request) as s:
         r = s.get(Round, round_id)
         if r is None or (not viewer.is_operator and r.market_id != viewer["market_id"]):
             return None
@@ -226,7 +192,7 @@ def get_audit(request: Request, viewer: Viewer, round_id: str) -> dict[str, Any]
 
     if not viewer.is_operator:
         return None
-    with _db(request).session() as s:
+    with _session(request) as s:
         row = s.scalars(select(SettlementRow).where(SettlementRow.round_id == round_id)).first()
         return None if row is None else dict(row.audit or {})
 
@@ -239,7 +205,7 @@ def audit_log(
 
     from coopml.service.storage.models import AuditEntry
 
-    with _db(request).session() as s:
+    with _session(request) as s:
         where = [] if viewer.is_operator else [AuditEntry.party_id == viewer["party_id"]]
         total = s.scalar(select(func.count()).select_from(AuditEntry).where(*where))
         query = (
@@ -252,7 +218,7 @@ def audit_log(
         entries = [
             {
                 "id": e.id,
-                "at": _iso(e.at),
+                "at": e.at.isoformat(),
                 "actor": e.actor,
                 "action": e.action,
                 "item_type": e.item_type,

@@ -191,6 +191,8 @@ def grouped_bar_chart(
             f'font-size="10" fill="#57606a">{_value(tick, decimals)}</text>'
         )
 
+    # Labels go lower when a negative bar's value is printed under the plot area.
+    label_y = height - _BOTTOM + (24 if lo < 0 else 16)
     band = plot_w / n
     group_w = band * 0.7
     bar_w = group_w / len(series)
@@ -223,7 +225,7 @@ def grouped_bar_chart(
                 )
         parts.append(
             f'<text class="label" x="{_num(_LEFT + (i + 0.5) * band)}" '
-            f'y="{_num(height - _BOTTOM + 16)}" text-anchor="middle" font-size="11" '
+            f'y="{_num(label_y)}" text-anchor="middle" font-size="11" '
             f'fill="#24292f">{escape(_shorten(label, max_chars))}'
             f"<title>{escape(label)}</title></text>"
         )
