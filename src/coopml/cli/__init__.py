@@ -6,12 +6,13 @@ its own module, registered here.
 
 from __future__ import annotations
 
-from coopml.cli import contract, finetune, market, sharing, value
+from coopml.cli import client, contract, finetune, market, sharing, value
 from coopml.cli.app import app, main
 
 app.add_typer(market.app, name="market")
 app.add_typer(contract.app, name="contract")
 app.add_typer(finetune.app, name="finetune")
 app.add_typer(sharing.app, name="sharing")
+app.add_typer(client.app, name="client")
 
 __all__ = ["app", "main", "value"]

@@ -1,0 +1,624 @@
+"""``coopml client``: the operator's and the parties' side of the marketplace service.
+
+Every command talks to a running ``coopml serve`` through :class:`coopml.service.client.
+CoopmlClient`; the address and the API token come from ``--url``/``--token`` or the
+environment variables ``COOPML_URL`` and ``COOPML_TOKEN``. ``--json`` prints the service's
+answer as JSON; ``--quiet`` prints only the new id (``add-party``: only the token), for
+shell scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich import box
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from coopml.cli.app import console, err_console, fail
+
+if TYPE_CHECKING:
+    from coopml.service.client import CoopmlClient
+
+app = typer.Typer(
+    name="client",
+    help="Use a running coopml service: markets, parties, uploads, rounds, settlements, models.",
+    no_args_is_help=True,
+)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+UrlOpt = Annotated[
+    str,
+    typer.Option("--url", envvar="COOPML_URL", help="The service's address.", show_default=True),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="COOPML_TOKEN",
+        help="API token (operator's or party's); default: $COOPML_TOKEN.",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the service's answer as JSON.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only the new id (for scripts).")
+]
+TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for each request.")]
+RoundArg = Annotated[str, typer.Argument(help="The round's id.")]
+MarketArg = Annotated[str, typer.Argument(help="The market's id.")]
+LimitOpt = Annotated[int, typer.Option(min=1, max=500, help="Page size (1..500).")]
+OffsetOpt = Annotated[int, typer.Option(min=0, help="Skip this many items.")]
+
+#: Rows per ``predict`` request (the service accepts at most 10,000).
+PREDICT_BATCH = 10_000
+
+
+def make_client(url: str, token: str | None, timeout: float = 30.0) -> CoopmlClient:
+    """The client every command uses (tests replace this to talk to an in-process app)."""
+    from coopml.service.client import CoopmlClient
+
+    return CoopmlClient(url, token, timeout=timeout)
+
+
+@contextmanager
+def _session(url: str, token: str | None, timeout: float = 30.0) -> Iterator[CoopmlClient]:
+    """Open a client and turn service errors into a one-line message and exit code 1."""
+    from coopml.service.client import ServiceError
+
+    try:
+        client = make_client(url, token, timeout)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    try:
+        yield client
+    except ServiceError as exc:
+        where = f" (HTTP {exc.status}, {exc.code}" if exc.status else f" ({exc.code}"
+        rid = f", request id {exc.request_id})" if exc.request_id else ")"
+        err_console.print(f"[bold red]error:[/] {exc.message}{where}{rid}", highlight=False)
+        if exc.status == 401:
+            err_console.print(
+                "  check --token / $COOPML_TOKEN (the operator's token is in "
+                "DATA_DIR/operator.token)",
+                highlight=False,
+            )
+        raise typer.Exit(code=1) from None
+    finally:
+        client.close()
+
+
+def _need_token(token: str | None) -> str:
+    if not token:
+        raise fail("no API token: pass --token or set COOPML_TOKEN")
+    return token
+
+
+def _print_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in columns:
+        table.add_column(column, no_wrap=True, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``["C=0.5", "max_iter=200", "penalty=l2"]`` → ``{"C": 0.5, "max_iter": 200, ...}``.
+
+    Values are read as JSON where they parse (numbers, ``true``/``false``, ``null``,
+    lists) and kept as strings otherwise.
+    """
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise fail(f"--param must look like key=value; got {pair!r}")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+# ---------------------------------------------------------------------------- who / health
+@app.command("health")
+def health_command(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+    """Check that the service answers (no token needed)."""
+    with _session(url, None) as client:
+        answer = client.health()
+    if as_json:
+        _print_json(answer)
+        return
+    console.print(f"{url}: {answer.get('status')} (database {answer.get('database')})")
+
+
+@app.command("me")
+def me_command(url: UrlOpt = DEFAULT_URL, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Show who the token belongs to: the operator, or a party of a market."""
+    with _session(url, _need_token(token)) as client:
+        answer = client.me()
+    if as_json:
+        _print_json(answer)
+        return
+    if answer.get("role") == "operator":
+        console.print("operator")
+    else:
+        console.print(
+            f"party {answer.get('name')} (id {answer.get('party_id')}) "
+            f"of market {answer.get('market_id')}",
+            highlight=False,
+        )
+
+
+# ---------------------------------------------------------------------------- operator
+@app.command("create-market")
+def create_market_command(
+    name: Annotated[str, typer.Argument(help="A name for the market.")],
+    task: Annotated[str, typer.Option(help="classification or regression.")] = "classification",
+    description: Annotated[str, typer.Option(help="Free text shown to parties.")] = "",
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Create a market (operator)."""
+    with _session(url, _need_token(token)) as client:
+        market = client.create_market(name, task=task, description=description)
+    if as_json:
+        _print_json(market)
+    elif quiet:
+        typer.echo(market["id"])
+    else:
+        console.print(f"market {market['name']} created: id {market['id']}", highlight=False)
+
+
+@app.command("markets")
+def markets_command(
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the markets the token may see."""
+    with _session(url, _need_token(token)) as client:
+        page = client.list_markets(limit=limit, offset=offset)
+    if as_json:
+        _print_json(page)
+        return
+    console.print(
+        _table(
+            f"Markets ({page['total']})",
+            page["items"],
+            ["id", "name", "task", "n_parties", "created_at"],
+        )
+    )
+
+
+@app.command("add-party")
+def add_party_command(
+    market_id: MarketArg,
+    name: Annotated[str, typer.Argument(help="The party's name (letters, digits, _ . -).")],
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Register a party (operator) and print its API token — shown this once only."""
+    with _session(url, _need_token(token)) as client:
+        party = client.add_party(market_id, name)
+    if as_json:
+        _print_json(party)
+    elif quiet:
+        typer.echo(party["token"])
+    else:
+        console.print(f"party {party['name']} added: id {party['id']}", highlight=False)
+        console.print("its API token (shown once; give it to the party, keep it secret):")
+        typer.echo(party["token"])
+
+
+@app.command("parties")
+def parties_command(
+    market_id: MarketArg,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a market's parties (a party sees only itself)."""
+    with _session(url, _need_token(token)) as client:
+        page = client.list_parties(market_id, limit=limit, offset=offset)
+    if as_json:
+        _print_json(page)
+        return
+    console.print(_table(f"Parties ({page['total']})", page["items"], ["id", "name", "created_at"]))
+
+
+@app.command("open-round")
+def open_round_command(
+    market_id: MarketArg,
+    learner: Annotated[
+        str, typer.Option(help="Learner from the service's allow-list, e.g. logistic_regression.")
+    ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Learner parameter key=value (repeatable)."),
+    ] = None,
+    rule: Annotated[
+        str, typer.Option("--rule", help="Payment rule: shapley, banzhaf, loo, ohrimenko, ...")
+    ] = "shapley",
+    price: Annotated[float, typer.Option("--price", help="Fee price c (> 0).")] = 1.0,
+    tasks: Annotated[
+        str, typer.Option(help="per_party (one model per party) or single (one shared task).")
+    ] = "per_party",
+    wait: Annotated[bool, typer.Option(help="Wait for the round to finish.")] = False,
+    wait_timeout: Annotated[
+        float, typer.Option("--wait-timeout", help="Seconds --wait waits at most.")
+    ] = 600.0,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Open a round (operator): train, value and settle with the market's data."""
+    params = _parse_params(param or [])
+    with _session(url, _need_token(token)) as client:
+        rnd = client.open_round(
+            market_id, learner, params, payment_rule=rule, fee_price=price, tasks=tasks
+        )
+        if wait:
+            rnd = _wait(client, rnd["id"], wait_timeout, show=not (quiet or as_json))
+    if as_json:
+        _print_json(rnd)
+    elif quiet:
+        typer.echo(rnd["id"])
+    else:
+        console.print(f"round {rnd['id']} {rnd['status']}", highlight=False)
+    if wait and rnd.get("status") == "failed":
+        raise typer.Exit(code=1)
+
+
+@app.command("rounds")
+def rounds_command(
+    market_id: MarketArg,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a market's rounds."""
+    with _session(url, _need_token(token)) as client:
+        page = client.list_rounds(market_id, limit=limit, offset=offset)
+    if as_json:
+        _print_json(page)
+        return
+    console.print(
+        _table(
+            f"Rounds ({page['total']})",
+            page["items"],
+            ["id", "status", "progress", "created_at", "finished_at"],
+        )
+    )
+
+
+@app.command("status")
+def status_command(
+    round_id: RoundArg,
+    wait: Annotated[bool, typer.Option(help="Follow the round until it completes or fails.")] = (
+        False
+    ),
+    wait_timeout: Annotated[
+        float, typer.Option("--wait-timeout", help="Seconds --wait waits at most.")
+    ] = 600.0,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a round's status and progress; with --wait, a progress bar until it ends.
+
+    Exit code 1 if the round failed.
+    """
+    with _session(url, _need_token(token)) as client:
+        if wait:
+            rnd = _wait(client, round_id, wait_timeout, show=not as_json)
+        else:
+            rnd = client.get_round(round_id)
+    if as_json:
+        _print_json(rnd)
+    else:
+        progress = float(rnd.get("progress") or 0.0)
+        message = f" — {rnd['message']}" if rnd.get("message") else ""
+        console.print(
+            f"round {rnd['id']}: {rnd['status']} ({progress:.0%}){message}", highlight=False
+        )
+    if rnd.get("status") == "failed":
+        raise typer.Exit(code=1)
+
+
+def _wait(client: CoopmlClient, round_id: str, timeout: float, *, show: bool) -> dict[str, Any]:
+    columns = (
+        TextColumn("[bold]round"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True, disable=not show) as bar:
+        task = bar.add_task("queued", total=1.0)
+
+        def update(state: dict[str, Any]) -> None:
+            bar.update(
+                task,
+                completed=float(state.get("progress") or 0.0),
+                description=str(state.get("status", "")),
+            )
+
+        try:
+            return client.wait_round(round_id, timeout=timeout, on_update=update)
+        except TimeoutError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(code=1) from None
+
+
+@app.command("settlement")
+def settlement_command(
+    round_id: RoundArg,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A round's settlement: the operator sees every line, a party its own."""
+    with _session(url, _need_token(token)) as client:
+        answer = client.settlement(round_id)
+    if as_json:
+        _print_json(answer)
+        return
+    lines = list(answer.get("lines", []))
+    preferred = ["name", "fee", "payout", "net", "value_before", "value_after"]
+    columns = [c for c in preferred if any(c in line for line in lines)] or sorted(
+        {k for line in lines for k in line}
+    )
+    console.print(_table(f"Settlement of round {round_id}", lines, columns))
+    extra = {k: v for k, v in answer.items() if k not in {"lines", "round_id"}}
+    for key, value in extra.items():
+        console.print(f"{key}: {json.dumps(value)}", highlight=False)
+
+
+@app.command("audit")
+def audit_command(
+    round_id: RoundArg,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A round's audit (operator): balance, verification, duplicates, replication."""
+    with _session(url, _need_token(token)) as client:
+        answer = client.audit(round_id)
+    if as_json:
+        _print_json(answer)
+        return
+    for section, value in answer.items():
+        console.print(f"[bold]{section}[/]")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                console.print(f"  {key}: {json.dumps(item, default=str)}", highlight=False)
+        else:
+            console.print(f"  {json.dumps(value, default=str)}", highlight=False)
+
+
+@app.command("ledger")
+def ledger_command(
+    round_id: RoundArg,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A round's append-only money ledger (operator)."""
+    with _session(url, _need_token(token)) as client:
+        answer = client.ledger(round_id)
+    if as_json:
+        _print_json(answer)
+        return
+    entries = answer["items"] if isinstance(answer, dict) else answer
+    console.print(_table("Ledger", entries, ["kind", "party_id", "amount"]))
+
+
+@app.command("audit-log")
+def audit_log_command(
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who accessed which dataset, model or prediction (a party: its own items)."""
+    with _session(url, _need_token(token)) as client:
+        page = client.audit_log(limit=limit, offset=offset)
+    if as_json:
+        _print_json(page)
+        return
+    console.print(
+        _table(
+            f"Audit log ({page['total']} entries)",
+            page["items"],
+            ["at", "actor", "action", "item_type", "item_id"],
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- parties
+@app.command("upload")
+def upload_command(
+    market_id: MarketArg,
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="A CSV or Parquet file."),
+    ],
+    target: Annotated[str, typer.Option(help="The target column's name.")],
+    role: Annotated[str, typer.Option(help="train or validation.")] = "train",
+    name: Annotated[str | None, typer.Option(help="A name for the dataset.")] = None,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Upload training or validation data (party).
+
+    Only numeric features and no missing values; every dataset of a market has the same
+    feature columns.
+    """
+    with _session(url, _need_token(token), timeout=300.0) as client:
+        dataset = client.upload_dataset(market_id, file, role=role, target=target, name=name)
+    if as_json:
+        _print_json(dataset)
+    elif quiet:
+        typer.echo(dataset["id"])
+    else:
+        console.print(
+            f"{dataset['role']} dataset {dataset['id']}: {dataset['n_rows']} rows, "
+            f"{dataset['n_features']} features, target {dataset['target']!r}",
+            highlight=False,
+        )
+
+
+@app.command("datasets")
+def datasets_command(
+    market_id: MarketArg,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a market's datasets (a party sees its own)."""
+    with _session(url, _need_token(token)) as client:
+        page = client.list_datasets(market_id, limit=limit, offset=offset)
+    if as_json:
+        _print_json(page)
+        return
+    console.print(
+        _table(
+            f"Datasets ({page['total']})",
+            page["items"],
+            ["id", "name", "role", "n_rows", "n_features", "target", "created_at"],
+        )
+    )
+
+
+@app.command("download-model")
+def download_model_command(
+    round_id: RoundArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the skops file.")] = (
+        Path("model.skops")
+    ),
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+) -> None:
+    """Download your customised model of a round (party) as a skops file.
+
+    Load it with ``skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))``
+    after checking the listed types.
+    """
+    with _session(url, _need_token(token), timeout=300.0) as client:
+        content = client.download_model(round_id)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(content)
+    console.print(f"model written to {out} ({len(content):,} bytes)", highlight=False)
+
+
+@app.command("predict")
+def predict_command(
+    round_id: RoundArg,
+    data: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="CSV of feature rows (with header)."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write here (.csv or .json); default: stdout as CSV."),
+    ] = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(help="Column(s) of DATA to ignore, e.g. the target (repeatable)."),
+    ] = None,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+) -> None:
+    """Predict with your model of a round (party): CSV in, CSV or JSON out.
+
+    Columns are matched by name to the market's feature columns when DATA's header has
+    them all (extra columns such as the target are ignored); otherwise every column of
+    DATA is used in file order.
+    """
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise fail(f"cannot read {data} as CSV: {exc}") from None
+    frame = frame.drop(columns=[c for c in (drop or []) if c in frame.columns])
+    if frame.empty:
+        raise fail(f"{data} has no rows to predict")
+    with _session(url, _need_token(token), timeout=300.0) as client:
+        features = _feature_columns(client, round_id)
+        if features and set(features) <= set(frame.columns):
+            frame = frame[features]
+        bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+        if bad:
+            raise fail(f"every column of {data} must be numeric; not numeric: {', '.join(bad)}")
+        rows = frame.to_numpy(dtype=float).tolist()
+        predictions: list[Any] = []
+        for start in range(0, len(rows), PREDICT_BATCH):
+            predictions.extend(client.predict(round_id, rows[start : start + PREDICT_BATCH]))
+    if out is not None and out.suffix.lower() == ".json":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"predictions": predictions}))
+    else:
+        text = pd.DataFrame({"prediction": predictions}).to_csv(index=False)
+        if out is None:
+            sys.stdout.write(text)
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    console.print(f"{len(predictions)} predictions written to {out}", highlight=False)
+
+
+def _feature_columns(client: CoopmlClient, round_id: str) -> list[str]:
+    """The market's feature columns in training order, from the party's own datasets."""
+    from coopml.service.client import ServiceError
+
+    try:
+        market_id = client.get_round(round_id)["market_id"]
+        datasets = client.list_datasets(market_id, limit=1)["items"]
+    except (ServiceError, KeyError):
+        return []
+    if not datasets:
+        return []
+    target = datasets[0].get("target")
+    return [str(c) for c in datasets[0].get("columns") or [] if c != target]
