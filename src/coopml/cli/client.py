@@ -268,12 +268,31 @@ def open_round_command(
         typer.Option("--param", "-p", help="Learner parameter key=value (repeatable)."),
     ] = None,
     rule: Annotated[
-        str, typer.Option("--rule", help="Payment rule: shapley, banzhaf, loo, ohrimenko, ...")
-    ] = "shapley",
-    price: Annotated[float, typer.Option("--price", help="Fee price c (> 0).")] = 1.0,
+        str | None,
+        typer.Option(
+            "--rule",
+            help="Payment rule: ohrimenko, shapley, banzhaf, loo, ... [default: the service's]",
+        ),
+    ] = None,
+    price: Annotated[
+        float | None, typer.Option("--price", help="Fee price c (> 0). [default: 1]")
+    ] = None,
     tasks: Annotated[
-        str, typer.Option(help="per_party (one model per party) or single (one shared task).")
-    ] = "per_party",
+        str | None,
+        typer.Option(
+            help="single (one shared task) or per_party (each party's own validation data, "
+            "a customised model each). [default: the service's]"
+        ),
+    ] = None,
+    duplicates: Annotated[
+        str | None,
+        typer.Option(help="Duplicate-data handling: ignore, report, drop or merge."),
+    ] = None,
+    random_state: Annotated[int | None, typer.Option(help="Seed of the round.")] = None,
+    replication_party: Annotated[
+        str | None,
+        typer.Option(help="Also audit what this party would gain by replicating its data."),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the round to finish.")] = False,
     wait_timeout: Annotated[
         float, typer.Option("--wait-timeout", help="Seconds --wait waits at most.")
@@ -287,7 +306,15 @@ def open_round_command(
     params = _parse_params(param or [])
     with _session(url, _need_token(token)) as client:
         rnd = client.open_round(
-            market_id, learner, params, payment_rule=rule, fee_price=price, tasks=tasks
+            market_id,
+            learner,
+            params,
+            payment_rule=rule,
+            fee_price=price,
+            tasks=tasks,
+            duplicates=duplicates,
+            random_state=random_state,
+            replication_party=replication_party,
         )
         if wait:
             rnd = _wait(client, rnd["id"], wait_timeout, show=not (quiet or as_json))
@@ -435,16 +462,21 @@ def ledger_command(
     round_id: RoundArg,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """A round's append-only money ledger (operator)."""
     with _session(url, _need_token(token)) as client:
-        answer = client.ledger(round_id)
+        answer = client.ledger(round_id, limit=limit, offset=offset)
     if as_json:
         _print_json(answer)
         return
-    entries = answer["items"] if isinstance(answer, dict) else answer
-    console.print(_table("Ledger", entries, ["kind", "party_id", "amount"]))
+    console.print(
+        _table(
+            f"Ledger ({answer['total']} entries)", answer["items"], ["kind", "party_id", "amount"]
+        )
+    )
 
 
 @app.command("audit-log")

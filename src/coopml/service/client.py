@@ -326,18 +326,22 @@ class CoopmlClient:
         learner: str,
         params: Mapping[str, Any] | None = None,
         *,
-        payment_rule: str = "shapley",
-        fee_price: float = 1.0,
-        tasks: str = "per_party",
+        payment_rule: str | None = None,
+        fee_price: float | None = None,
+        tasks: str | None = None,
+        **options: Any,
     ) -> dict[str, Any]:
         """``POST /markets/{market_id}/rounds`` (operator): queue a round training
-        ``learner`` (from the service's allow-list) with ``params``."""
-        body = {
-            "learner": {"name": learner, "params": dict(params or {})},
-            "payment_rule": payment_rule,
-            "fee_price": fee_price,
-            "tasks": tasks,
-        }
+        ``learner`` (from the service's allow-list) with ``params``.
+
+        ``payment_rule``, ``fee_price``, ``tasks`` (``"single"`` or ``"per_party"``) and
+        any further round ``options`` (e.g. ``duplicates``, ``random_state``,
+        ``replication_party``) are sent only when given; otherwise the service's defaults
+        apply.
+        """
+        body: dict[str, Any] = {"learner": {"name": learner, "params": dict(params or {})}}
+        given = {"payment_rule": payment_rule, "fee_price": fee_price, "tasks": tasks, **options}
+        body.update({k: v for k, v in given.items() if v is not None})
         result: dict[str, Any] = self._json("POST", f"/markets/{_seg(market_id)}/rounds", json=body)
         return result
 
@@ -394,9 +398,15 @@ class CoopmlClient:
         result: dict[str, Any] = self._json("GET", f"/rounds/{_seg(round_id)}/audit")
         return result
 
-    def ledger(self, round_id: str) -> Any:
-        """``GET /rounds/{round_id}/ledger`` (operator): the append-only money ledger."""
-        return self._json("GET", f"/rounds/{_seg(round_id)}/ledger")
+    def ledger(
+        self, round_id: str, *, limit: int | None = None, offset: int | None = None
+    ) -> dict[str, Any]:
+        """``GET /rounds/{round_id}/ledger`` (operator): one page of the append-only money
+        ledger (``fee_collected``, ``fee_returned`` and ``payout`` entries)."""
+        result: dict[str, Any] = self._json(
+            "GET", f"/rounds/{_seg(round_id)}/ledger", params=self._page(limit, offset)
+        )
+        return result
 
     def download_model(self, round_id: str) -> bytes:
         """``GET /rounds/{round_id}/model`` (party): its customised model as a skops file."""
