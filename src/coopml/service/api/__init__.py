@@ -1,0 +1,82 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+Routes live under ``/api/v1`` (OpenAPI at ``/openapi.json``, docs at ``/docs``); the
+dashboard (:mod:`coopml.service.web`) is mounted at ``/``. ``app.state.service`` holds
+the :class:`~coopml.service.context.ServiceContext` (settings, database, blob store).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from coopml import __version__
+from coopml.service.api.errors import ErrorBody, RequestIdMiddleware, install_error_handlers
+from coopml.service.api.routes import datasets, markets, meta, rounds
+from coopml.service.context import ServiceContext
+from coopml.service.settings import Settings
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+_ERRORS = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        401: "Missing or invalid token",
+        403: "Not allowed for this caller",
+        404: "Not found (or not the caller's)",
+        409: "Conflicts with the current state",
+        413: "Upload too large",
+        422: "Invalid input",
+    }.items()
+}
+
+
+def create_app(settings: Settings, *, context: ServiceContext | None = None) -> FastAPI:
+    """The marketplace application for ``settings``.
+
+    Creating the app prepares the deployment (data directory, key file, database
+    migrations, operator token). With ``settings.embedded_worker`` the app's lifespan
+    runs a job worker thread.
+    """
+    ctx = context or ServiceContext.open(settings)
+    stop = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        thread = None
+        if settings.embedded_worker:
+            from coopml.service.jobs.worker import Worker
+
+            worker = Worker(ctx)
+            thread = threading.Thread(
+                target=worker.run, args=(stop,), name="coopml-embedded-worker", daemon=True
+            )
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=30)
+
+    app = FastAPI(
+        title="coopml marketplace",
+        version=__version__,
+        description="Collaborative ML market (Ohrimenko, Tople & Tschiatschek 2019) as a "
+        "service: markets, parties, datasets, rounds, settlements, models.",
+        lifespan=lifespan,
+    )
+    app.state.service = ctx
+    app.add_middleware(RequestIdMiddleware)
+    install_error_handlers(app)
+    for module in (meta, markets, datasets, rounds):
+        app.include_router(module.router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
+    from coopml.service.web import router as web_router
+
+    app.include_router(web_router)
+    return app

@@ -1,0 +1,64 @@
+r"""The append-only settlement ledger.
+
+A settled round writes, per party :math:`i`, three entries: ``fee_collected``
+(:math:`A_i`), ``fee_returned`` (:math:`A_i - c\,a_i`, the part of the fee not spent on
+improvement) and ``payout`` (:math:`b_i`). The market keeps nothing:
+
+.. math:: \sum_i A_i - \sum_i (A_i - c\,a_i) - \sum_i b_i = c \sum_i a_i - \sum_i b_i = 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from coopml.market.settlement import Settlement
+from coopml.service.storage.models import LedgerEntry
+
+__all__ = ["LEDGER_KINDS", "ledger_rows", "ledger_totals"]
+
+LEDGER_KINDS = ("fee_collected", "fee_returned", "payout")
+
+
+def ledger_rows(
+    settlement: Settlement, party_ids: Mapping[str, str]
+) -> list[tuple[str, str, float]]:
+    """``(party_id, kind, amount)`` entries of a settlement, in party order."""
+    rows = []
+    for line in settlement.parties:
+        pid = party_ids[line.name]
+        rows.append((pid, "fee_collected", line.fee))
+        rows.append((pid, "fee_returned", line.fee - settlement.price * line.improvement))
+        rows.append((pid, "payout", line.payout))
+    return rows
+
+
+def ledger_totals(s: Session, round_id: str) -> dict[str, Any]:
+    """Sums per kind, the residual Σ collected − Σ returned − Σ payouts, and whether it
+    is zero (to 1e-9 relative to the money moved)."""
+    sums = dict.fromkeys(LEDGER_KINDS, 0.0)
+    scale = 0.0
+    n = 0
+    for kind, total, absolute, count in s.execute(
+        select(
+            LedgerEntry.kind,
+            func.sum(LedgerEntry.amount),
+            func.sum(func.abs(LedgerEntry.amount)),
+            func.count(),
+        )
+        .where(LedgerEntry.round_id == round_id)
+        .group_by(LedgerEntry.kind)
+    ):
+        sums[kind] = float(total or 0.0)
+        scale += float(absolute or 0.0)
+        n += int(count)
+    residual = sums["fee_collected"] - sums["fee_returned"] - sums["payout"]
+    return {
+        **sums,
+        "residual": residual,
+        "balanced": abs(residual) <= 1e-9 * max(1.0, scale),
+        "n_entries": n,
+    }
