@@ -3,7 +3,8 @@
 A bargaining problem is a utility-possibility set ``S`` (a parametrised curve, a finite
 set of outcomes, or a convex set described to cvxpy) and a disagreement point ``d``.
 This package computes the Nash, Kalai-Smorodinsky, egalitarian and utilitarian
-solutions and the Pareto frontier for any number of players; each solution reports the
+solutions and the Pareto frontier for any number of players (and their closed forms
+under transferable utility, :func:`transferable_utility_split`); each solution reports the
 chosen point, its utilities and whether it is Pareto optimal. It is shared by the
 fine-tuning games (:mod:`coopml.finetuning`) and the competition models.
 
@@ -23,6 +24,7 @@ from coopml.bargaining.kalai_smorodinsky import ideal_point, kalai_smorodinsky
 from coopml.bargaining.nash_bargaining import nash_bargaining
 from coopml.bargaining.pareto import pareto_frontier, pareto_mask
 from coopml.bargaining.result import BargainingSolution, ParetoFrontier
+from coopml.bargaining.transferable import TU_RULES, transferable_utility_split
 from coopml.bargaining.utilitarian import utilitarian
 from coopml.bargaining.utility_sets import (
     ConvexUtilitySet,
@@ -41,6 +43,7 @@ SOLUTIONS = {
 
 __all__ = [
     "SOLUTIONS",
+    "TU_RULES",
     "BargainingSolution",
     "ConvexUtilitySet",
     "FiniteUtilitySet",
@@ -53,5 +56,6 @@ __all__ = [
     "nash_bargaining",
     "pareto_frontier",
     "pareto_mask",
+    "transferable_utility_split",
     "utilitarian",
 ]

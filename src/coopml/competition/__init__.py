@@ -1,12 +1,16 @@
 """Strategic data sharing between competitors (reconstructed).
 
 The framework of Tsoy & Konstantinov, "Strategic data sharing between competitors",
-NeurIPS 2023 (arXiv 2305.16052), with its three components: a market model
+NeurIPS 2023 (arXiv 2305.16052), with its three pluggable components: a market model
 (:mod:`~coopml.competition.market_models`: Cournot and Bertrand with differentiated
-products), a learning component (:mod:`~coopml.competition.learning`: power-law learning
-curves, fitted on real data) and a negotiation (:mod:`~coopml.competition.negotiation`:
-full sharing by unanimity, Nash bargaining over sharing fractions). The instantiation is
-a reconstruction of the paper's "conventional market model".
+products, or any user model following :class:`MarketModel`, solved numerically), a
+learning component (:mod:`~coopml.competition.learning`: power-law learning curves,
+fitted on real data, entering the market through cost or demand) and a negotiation
+(:mod:`~coopml.competition.negotiation`: full sharing by unanimity, Nash bargaining over
+sharing fractions, transferable utility, and
+:mod:`~coopml.competition.coalition_structures`: sharing groups among n firms with their
+stability). The instantiation is a **reconstruction** of the paper's "conventional
+market model"; :mod:`~coopml.competition.real_data` runs it on fitted learning curves.
 
 Examples
 --------
@@ -16,16 +20,28 @@ True
 """
 
 from coopml.competition.analysis import SharingAnalysis, analyze
+from coopml.competition.coalition_structures import (
+    CoalitionStructures,
+    coalition_structures,
+    set_partitions,
+)
 from coopml.competition.learning import LearningCurve, LearningCurveFit, fit_learning_curve
 from coopml.competition.market_models import (
     MARKETS,
+    BertrandMarket,
+    CournotMarket,
     MarketEquilibrium,
+    MarketModel,
+    NumericalEquilibrium,
     bertrand_equilibrium,
     cournot_equilibrium,
+    deviation_gain,
     equilibrium_deviation_gain,
     equilibrium_profits,
+    solve_equilibrium,
 )
 from coopml.competition.negotiation import (
+    QUALITY_CHANNELS,
     FullSharing,
     SharingBargain,
     SharingModel,
@@ -34,21 +50,36 @@ from coopml.competition.negotiation import (
     full_sharing_threshold,
     nash_bargaining_sharing,
 )
-from coopml.competition.phase_diagram import SharingPhaseDiagram, sharing_phase_diagram
+from coopml.competition.phase_diagram import (
+    PHASES,
+    SharingPhaseDiagram,
+    profit_gain_curves,
+    sharing_phase_diagram,
+    size_ratio_phase_diagram,
+)
 
 __all__ = [
     "MARKETS",
+    "PHASES",
+    "QUALITY_CHANNELS",
+    "BertrandMarket",
+    "CoalitionStructures",
+    "CournotMarket",
     "FullSharing",
     "LearningCurve",
     "LearningCurveFit",
     "MarketEquilibrium",
+    "MarketModel",
+    "NumericalEquilibrium",
     "SharingAnalysis",
     "SharingBargain",
     "SharingModel",
     "SharingPhaseDiagram",
     "analyze",
     "bertrand_equilibrium",
+    "coalition_structures",
     "cournot_equilibrium",
+    "deviation_gain",
     "effective_sizes",
     "equilibrium_deviation_gain",
     "equilibrium_profits",
@@ -56,5 +87,9 @@ __all__ = [
     "full_sharing",
     "full_sharing_threshold",
     "nash_bargaining_sharing",
+    "profit_gain_curves",
+    "set_partitions",
     "sharing_phase_diagram",
+    "size_ratio_phase_diagram",
+    "solve_equilibrium",
 ]

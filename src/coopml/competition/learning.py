@@ -36,8 +36,9 @@ from coopml._validation import (
     check_positive,
     spawn_generators,
 )
+from coopml.data.party import Party
 
-__all__ = ["LearningCurve", "LearningCurveFit", "fit_learning_curve"]
+__all__ = ["LearningCurve", "LearningCurveFit", "default_sizes", "fit_learning_curve"]
 
 
 @dataclass(frozen=True)
@@ -133,35 +134,56 @@ class LearningCurveFit:
         }
 
 
+def default_sizes(n_train: int, n_sizes: int = 6, smallest: int = 10) -> NDArray[np.int64]:
+    """Geometrically spaced training sizes from ``smallest`` to ``n_train``.
+
+    Examples
+    --------
+    >>> default_sizes(1000).tolist()
+    [10, 25, 63, 158, 398, 1000]
+    """
+    top = max(int(n_train), 3)
+    low = min(max(1, smallest), max(1, top // 8))
+    return np.unique(np.geomspace(low, top, n_sizes).round().astype(np.int64))
+
+
 def fit_learning_curve(
     learner: Any,
-    X: ArrayLike,
-    y: ArrayLike,
+    X: ArrayLike | Party,
+    y: ArrayLike | None = None,
     *,
-    sizes: ArrayLike,
+    sizes: ArrayLike | None = None,
     n_repeats: int = 3,
     validation_fraction: float = 0.3,
     random_state: RandomState = None,
 ) -> LearningCurveFit:
     """Measure and fit a learning curve on real data.
 
-    Each repeat draws its own random validation split; the remaining rows are permuted
-    and the learner (cloned) is trained on the nested prefixes of length ``sizes``; the
-    error is the misclassification rate ``1 - accuracy`` on the validation rows (for
-    classifiers; ``learner.score`` is used, so regressors give ``1 - R^2``).
+    Each repeat permutes the rows; with a :class:`~coopml.data.Party` that has its own
+    validation data (``X_val``, ``y_val``) that data is the validation set of every
+    repeat, otherwise each repeat holds out its own random ``validation_fraction`` of
+    the rows. The learner (cloned) is trained on the nested prefixes of length
+    ``sizes`` of the remaining rows; the error is the misclassification rate ``1 -
+    accuracy`` on the validation rows (for classifiers; ``learner.score`` is used, so
+    regressors give ``1 - R^2``). ``(eps_inf, A, beta)`` are fitted to the mean errors
+    by bounded nonlinear least squares; standard errors come from the Jacobian.
 
     Parameters
     ----------
     learner : scikit-learn estimator
         Anything with ``fit`` and ``score``; cloned for every training run.
-    X : array_like of shape (n_samples, n_features)
-    y : array_like of shape (n_samples,)
-    sizes : array_like of int, shape (n_sizes,)
-        Increasing training-set sizes (>= 3 sizes, each <= the training rows).
+    X : array_like of shape (n_samples, n_features), or Party
+        Features, or a party whose training (and validation) data is used.
+    y : array_like of shape (n_samples,), optional
+        Labels (not with a Party).
+    sizes : array_like of int, shape (n_sizes,), optional
+        Increasing training-set sizes (>= 3 sizes, each <= the training rows); default
+        six sizes spaced geometrically up to all training rows.
     n_repeats : int
-        Random splits (>= 1).
+        Random splits / orders (>= 1).
     validation_fraction : float
-        Share of rows held out for validation in each repeat, in (0, 1).
+        Share of rows held out for validation in each repeat, in (0, 1) (ignored for a
+        party with validation data).
     random_state : int, Generator or None
         Randomness of the splits (one spawned stream per repeat).
 
@@ -178,8 +200,23 @@ def fit_learning_curve(
     ...                          n_repeats=2, random_state=0)
     >>> fit.errors.shape, bool(fit.curve.beta > 0)
     ((2, 5), True)
+    >>> from coopml.data import Party
+    >>> party = Party("firm", X[:900], y[:900], X_val=X[900:], y_val=y[900:])
+    >>> fit_learning_curve(GaussianNB(), party, n_repeats=1).sizes.tolist()
+    [10.0, 25.0, 60.0, 149.0, 366.0, 900.0]
     """
+    X_val: NDArray[np.float64] | None = None
+    y_val: NDArray[Any] | None = None
+    if isinstance(X, Party):
+        if y is not None:
+            raise ValueError("parameter 'y' must be None when 'X' is a Party; got labels")
+        party = X
+        X, y = np.asarray(party.X), np.asarray(party.y)
+        if party.X_val is not None and party.y_val is not None:
+            X_val, y_val = np.asarray(party.X_val), np.asarray(party.y_val)
     X = check_2d_features("X", X)
+    if y is None:
+        raise ValueError("parameter 'y' is required when 'X' is an array; got None")
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise ValueError(
@@ -191,9 +228,9 @@ def fit_learning_curve(
         raise ValueError(
             f"parameter 'validation_fraction' must lie in (0, 1); got {validation_fraction}"
         )
-    n_val = max(1, round(float(validation_fraction) * X.shape[0]))
+    n_val = 0 if X_val is not None else max(1, round(float(validation_fraction) * X.shape[0]))
     n_train = X.shape[0] - n_val
-    s = np.asarray(sizes, dtype=np.int64)
+    s = default_sizes(n_train) if sizes is None else np.asarray(sizes, dtype=np.int64)
     if s.ndim != 1 or s.size < 3 or np.any(np.diff(s) <= 0) or s[0] < 1 or s[-1] > n_train:
         raise ValueError(
             "parameter 'sizes' must be >= 3 strictly increasing integers in "
@@ -202,10 +239,14 @@ def fit_learning_curve(
     errors = np.empty((n_repeats, s.size))
     for r, rng in enumerate(spawn_generators(random_state, n_repeats)):
         perm = rng.permutation(X.shape[0])
-        val, train = perm[:n_val], perm[n_val:]
+        train = perm[n_val:]
+        if X_val is None:
+            Xv, yv = X[perm[:n_val]], y[perm[:n_val]]
+        else:
+            Xv, yv = X_val, y_val
         for k, size in enumerate(s):
             model = clone(learner).fit(X[train[:size]], y[train[:size]])
-            errors[r, k] = 1.0 - float(model.score(X[val], y[val]))
+            errors[r, k] = 1.0 - float(model.score(Xv, yv))
     mean = errors.mean(axis=0)
     x = s.astype(np.float64)
 

@@ -17,6 +17,13 @@ quantity first) and the equilibrium is recomputed on the remaining firms' demand
 Consumer surplus is :math:`U(q) - p^\top q = \tfrac12 q^\top B q`; welfare adds profits.
 :func:`equilibrium_deviation_gain` verifies an equilibrium numerically.
 
+User-supplied markets follow the :class:`MarketModel` protocol (profit functions and
+action bounds); :func:`solve_equilibrium` finds their pure Nash equilibria by
+best-response iteration or by root-finding on the first-order conditions, and every
+equilibrium it returns carries the result of a unilateral-deviation check
+(:func:`deviation_gain`). :class:`CournotMarket` and :class:`BertrandMarket` are the
+built-in models in that form.
+
 This is the market component of the data-sharing framework of Tsoy & Konstantinov,
 "Strategic data sharing between competitors", NeurIPS 2023 (arXiv 2305.16052); the
 instantiation is a **reconstruction** of their "conventional market model".
@@ -30,21 +37,27 @@ RAND Journal of Economics 15 (1984) 546-554.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize_scalar, root
 
-from coopml._validation import check_fraction, check_int
+from coopml._validation import check_choice, check_fraction, check_int, check_positive
 
 __all__ = [
     "MARKETS",
+    "BertrandMarket",
+    "CournotMarket",
     "MarketEquilibrium",
+    "MarketModel",
+    "NumericalEquilibrium",
     "bertrand_equilibrium",
     "cournot_equilibrium",
+    "deviation_gain",
     "equilibrium_deviation_gain",
     "equilibrium_profits",
+    "solve_equilibrium",
 ]
 
 MARKETS = ("cournot", "bertrand")
@@ -65,8 +78,8 @@ class MarketEquilibrium:
     ----------
     model : str
         ``"cournot"`` or ``"bertrand"``.
-    a : float
-        Demand intercept.
+    a : ndarray of shape (n_firms,)
+        Demand intercepts ``a_i`` (equal unless quality shifts demand).
     costs : ndarray of shape (n_firms,)
         Marginal costs ``c_i``.
     gamma : float
@@ -85,7 +98,7 @@ class MarketEquilibrium:
     """
 
     model: str
-    a: float
+    a: NDArray[np.float64]
     costs: NDArray[np.float64]
     gamma: float
     quantities: NDArray[np.float64]
@@ -94,7 +107,7 @@ class MarketEquilibrium:
     active: NDArray[np.bool_]
 
     def __post_init__(self) -> None:
-        for name in ("costs", "quantities", "prices", "profits"):
+        for name in ("a", "costs", "quantities", "prices", "profits"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(self, "active", _frozen(self.active, np.bool_))
 
@@ -118,7 +131,7 @@ class MarketEquilibrium:
         """A JSON-serialisable dictionary (exited firms' prices are ``None``)."""
         return {
             "model": self.model,
-            "a": self.a,
+            "a": self.a.tolist(),
             "gamma": self.gamma,
             "costs": self.costs.tolist(),
             "quantities": self.quantities.tolist(),
@@ -130,18 +143,25 @@ class MarketEquilibrium:
         }
 
 
-def _check_market(a: Any, costs: ArrayLike, gamma: Any) -> tuple[float, NDArray[np.float64], float]:
-    if isinstance(a, bool) or not isinstance(a, int | float | np.floating | np.integer):
-        raise TypeError(f"parameter 'a' must be a real number; got {type(a).__name__}")
-    a = float(a)
-    if not np.isfinite(a):
-        raise ValueError(f"parameter 'a' must be finite; got {a}")
+def _check_market(
+    a: Any, costs: ArrayLike, gamma: Any
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
     c = np.atleast_1d(np.asarray(costs, dtype=np.float64))
     if c.ndim != 1 or c.size < 1 or not np.all(np.isfinite(c)):
         raise ValueError(
             f"parameter 'costs' must be a finite 1-D array with at least one firm; got {costs!r}"
         )
-    return a, c, check_fraction("gamma", gamma)
+    if isinstance(a, bool) or isinstance(a, str):
+        raise TypeError(f"parameter 'a' must be a real number or one per firm; got {a!r}")
+    try:
+        intercepts = np.broadcast_to(np.asarray(a, dtype=np.float64), c.shape).copy()
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"parameter 'a' must be a real number or one per firm ({c.size}); got {a!r}"
+        ) from None
+    if not np.all(np.isfinite(intercepts)):
+        raise ValueError(f"parameter 'a' must be finite; got {a!r}")
+    return intercepts, c, check_fraction("gamma", gamma)
 
 
 def _demand_matrix(n: int, gamma: float) -> NDArray[np.float64]:
@@ -149,7 +169,7 @@ def _demand_matrix(n: int, gamma: float) -> NDArray[np.float64]:
 
 
 def _solve_with_exit(
-    model: str, a: float, c: NDArray[np.float64], gamma: float
+    model: str, a: NDArray[np.float64], c: NDArray[np.float64], gamma: float
 ) -> MarketEquilibrium:
     n = c.size
     active = a - c > 0
@@ -157,17 +177,17 @@ def _solve_with_exit(
     p = np.full(n, np.nan)
     while active.any():
         idx = np.flatnonzero(active)
-        m = a - c[idx]
+        m = a[idx] - c[idx]
         if model == "cournot":
             qa = (m - gamma * m.sum() / (2 + (idx.size - 1) * gamma)) / (2 - gamma)
         else:
             binv = np.linalg.inv(_demand_matrix(idx.size, gamma))
             d = np.diag(binv)
-            pa = np.linalg.solve(binv + np.diag(d), a * binv.sum(axis=1) + d * c[idx])
-            qa = binv @ (a - pa)
+            pa = np.linalg.solve(binv + np.diag(d), binv @ a[idx] + d * c[idx])
+            qa = binv @ (a[idx] - pa)
         if np.all(qa > 0):
             q[idx] = qa
-            p[idx] = a - _demand_matrix(idx.size, gamma) @ qa
+            p[idx] = a[idx] - _demand_matrix(idx.size, gamma) @ qa
             break
         active[idx[np.argmin(qa)]] = False
     profits = np.where(active, (np.nan_to_num(p) - c) * q, 0.0)
@@ -177,13 +197,13 @@ def _solve_with_exit(
     )  # fmt: skip
 
 
-def cournot_equilibrium(a: float, costs: ArrayLike, gamma: float) -> MarketEquilibrium:
+def cournot_equilibrium(a: float | ArrayLike, costs: ArrayLike, gamma: float) -> MarketEquilibrium:
     """Cournot equilibrium with differentiated products and exit.
 
     Parameters
     ----------
-    a : float
-        Demand intercept.
+    a : float or array_like of shape (n_firms,)
+        Demand intercept(s) ``a_i`` (inverse demand ``p_i = a_i - q_i - gamma sum_j q_j``).
     costs : array_like of shape (n_firms,)
         Marginal costs ``c_i``.
     gamma : float
@@ -202,13 +222,13 @@ def cournot_equilibrium(a: float, costs: ArrayLike, gamma: float) -> MarketEquil
     return _solve_with_exit("cournot", *_check_market(a, costs, gamma))
 
 
-def bertrand_equilibrium(a: float, costs: ArrayLike, gamma: float) -> MarketEquilibrium:
+def bertrand_equilibrium(a: float | ArrayLike, costs: ArrayLike, gamma: float) -> MarketEquilibrium:
     """Bertrand (price) equilibrium on the same demand system, with exit.
 
     Parameters
     ----------
-    a : float
-        Demand intercept.
+    a : float or array_like of shape (n_firms,)
+        Demand intercept(s) ``a_i``.
     costs : array_like of shape (n_firms,)
         Marginal costs ``c_i``.
     gamma : float
@@ -231,7 +251,7 @@ def bertrand_equilibrium(a: float, costs: ArrayLike, gamma: float) -> MarketEqui
 
 
 def equilibrium_profits(
-    a: float, costs: ArrayLike, gamma: float, market: str = "cournot"
+    a: float | ArrayLike, costs: ArrayLike, gamma: float, market: str = "cournot"
 ) -> NDArray[np.float64]:
     """Equilibrium profits for a batch of cost vectors (vectorised fast path).
 
@@ -241,8 +261,8 @@ def equilibrium_profits(
 
     Parameters
     ----------
-    a : float
-        Demand intercept.
+    a : float or array_like broadcastable to ``costs``
+        Demand intercepts.
     costs : array_like of shape (..., n_firms)
         Marginal costs; leading axes are a batch.
     gamma : float
@@ -260,19 +280,20 @@ def equilibrium_profits(
     """
     c = np.asarray(costs, dtype=np.float64)
     batch = c.reshape(-1, c.shape[-1])
+    a_batch = np.broadcast_to(np.asarray(a, dtype=np.float64), c.shape).reshape(batch.shape)
     n = batch.shape[1]
     if market == "cournot":
-        m = a - batch
+        m = a_batch - batch
         q = (m - gamma * m.sum(axis=1, keepdims=True) / (2 + (n - 1) * gamma)) / (2 - gamma)
         out = q**2
     else:
         binv = np.linalg.inv(_demand_matrix(n, gamma))
         d = np.diag(binv)
-        p = (a * binv.sum(axis=1) + batch * d) @ np.linalg.inv(binv + np.diag(d)).T
-        q = (a - p) @ binv.T
+        p = (a_batch @ binv.T + batch * d) @ np.linalg.inv(binv + np.diag(d)).T
+        q = (a_batch - p) @ binv.T
         out = (p - batch) * q
     for r in np.flatnonzero(np.any(q <= 0, axis=1)):
-        out[r] = _solve_with_exit(market, a, batch[r], gamma).profits
+        out[r] = _solve_with_exit(market, a_batch[r], batch[r], gamma).profits
     return out.reshape(c.shape)
 
 
@@ -281,13 +302,13 @@ def _deviation_profit(eq: MarketEquilibrium, i: int, action: float) -> float:
     actions (quantity for Cournot, price for Bertrand among the active firms)."""
     others = eq.quantities.sum() - eq.quantities[i]
     if eq.model == "cournot":
-        return float((eq.a - action - eq.gamma * others - eq.costs[i]) * action)
+        return float((eq.a[i] - action - eq.gamma * others - eq.costs[i]) * action)
     idx = np.flatnonzero(eq.active)
     binv = np.linalg.inv(_demand_matrix(idx.size, eq.gamma))
     p = eq.prices[idx].copy()
     k = int(np.flatnonzero(idx == i)[0])
     p[k] = action
-    return float((action - eq.costs[i]) * (binv[k] @ (eq.a - p)))
+    return float((action - eq.costs[i]) * (binv[k] @ (eq.a[idx] - p)))
 
 
 def equilibrium_deviation_gain(eq: MarketEquilibrium, *, n_grid: int = 201) -> float:
@@ -319,7 +340,7 @@ def equilibrium_deviation_gain(eq: MarketEquilibrium, *, n_grid: int = 201) -> f
     """
     check_int("n_grid", n_grid, minimum=3)
     best = 0.0
-    span = eq.a - float(eq.costs.min()) + abs(eq.a)
+    span = float(np.max(eq.a - eq.costs.min()) + np.max(np.abs(eq.a)))
     for i in range(eq.n_firms):
         if eq.model == "cournot":
             lo, hi, current = 0.0, max(span, 1e-12), eq.quantities[i]
@@ -340,3 +361,383 @@ def equilibrium_deviation_gain(eq: MarketEquilibrium, *, n_grid: int = 201) -> f
         top = max(values[k], -float(res.fun))
         best = max(best, top - base)
     return float(best)
+
+
+# --------------------------------------------------------------------------------------
+# User-supplied market models: profit functions, equilibria found numerically.
+# --------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class MarketModel(Protocol):
+    """A market given by its profit functions (structural typing, no inheritance).
+
+    Firm ``i`` chooses an action ``x_i`` (a quantity, a price, ...) in
+    ``[lower_i, upper_i]``; its profit depends on all actions and on the firms' demand
+    intercepts ``a`` (quality through demand) and marginal costs ``c`` (quality through
+    cost). :func:`solve_equilibrium` finds a pure Nash equilibrium numerically and
+    verifies it; a model may also offer ``equilibrium_actions(intercepts, costs)`` (a
+    closed form), which the solver then verifies instead of searching.
+    """
+
+    def profits(
+        self,
+        actions: NDArray[np.float64],
+        intercepts: NDArray[np.float64],
+        costs: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        """Profits of every firm, shape ``(..., n_firms)``, for actions of shape
+        ``(..., n_firms)`` (leading axes are a batch; vectorise over them)."""
+        ...
+
+    def action_bounds(
+        self, intercepts: NDArray[np.float64], costs: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Lower and upper bounds of every firm's action, each of shape (n_firms,)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CournotMarket:
+    """The built-in Cournot market as a :class:`MarketModel` (quantities ``q >= 0``).
+
+    Profits ``pi_i = (a_i - q_i - gamma sum_{j != i} q_j - c_i) q_i``; the closed form
+    (with exit) is offered as ``equilibrium_actions``.
+
+    Examples
+    --------
+    >>> m = CournotMarket(0.5)
+    >>> m.profits(np.array([0.4, 0.4]), np.ones(2), np.zeros(2)).round(4).tolist()
+    [0.16, 0.16]
+    """
+
+    gamma: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gamma", check_fraction("gamma", self.gamma))
+
+    def profits(
+        self,
+        actions: NDArray[np.float64],
+        intercepts: NDArray[np.float64],
+        costs: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        q = np.asarray(actions, dtype=np.float64)
+        others = q.sum(axis=-1, keepdims=True) - q
+        return np.asarray((intercepts - q - self.gamma * others - costs) * q)
+
+    def action_bounds(
+        self, intercepts: NDArray[np.float64], costs: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        top = float(np.max(np.asarray(intercepts) - np.asarray(costs)))
+        return np.zeros(len(costs)), np.full(len(costs), max(top, 1e-12))
+
+    def equilibrium_actions(
+        self, intercepts: NDArray[np.float64], costs: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Equilibrium quantities (closed form with exit)."""
+        return cournot_equilibrium(intercepts, costs, self.gamma).quantities
+
+
+@dataclass(frozen=True)
+class BertrandMarket:
+    """The built-in Bertrand market as a :class:`MarketModel` (prices ``p >= c``).
+
+    Demand ``q = B^{-1}(a - p)`` of the linear system *without* truncation, so it
+    agrees with :func:`bertrand_equilibrium` when every firm is active (``gamma < 1``).
+
+    Examples
+    --------
+    >>> m = BertrandMarket(0.5)
+    >>> p = m.equilibrium_actions(np.ones(2), np.zeros(2))
+    >>> p.round(4).tolist()
+    [0.3333, 0.3333]
+    """
+
+    gamma: float
+
+    def __post_init__(self) -> None:
+        gamma = check_fraction("gamma", self.gamma)
+        if gamma >= 1:
+            raise ValueError(f"parameter 'gamma' must be < 1 for Bertrand competition; got {gamma}")
+        object.__setattr__(self, "gamma", gamma)
+
+    def profits(
+        self,
+        actions: NDArray[np.float64],
+        intercepts: NDArray[np.float64],
+        costs: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        p = np.asarray(actions, dtype=np.float64)
+        binv = np.linalg.inv(_demand_matrix(p.shape[-1], self.gamma))
+        return np.asarray((p - costs) * ((intercepts - p) @ binv.T))
+
+    def action_bounds(
+        self, intercepts: NDArray[np.float64], costs: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        c = np.asarray(costs, dtype=np.float64)
+        return c.copy(), np.maximum(np.asarray(intercepts, dtype=np.float64), c + 1e-12)
+
+    def equilibrium_actions(
+        self, intercepts: NDArray[np.float64], costs: NDArray[np.float64]
+    ) -> NDArray[np.float64] | None:
+        """Equilibrium prices (closed form) when every firm is active, else ``None``."""
+        eq = bertrand_equilibrium(intercepts, costs, self.gamma)
+        return eq.prices if bool(eq.active.all()) else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumericalEquilibrium:
+    """A pure Nash equilibrium of a :class:`MarketModel`, verified by deviation checks.
+
+    Parameters
+    ----------
+    actions, profits, intercepts, costs : ndarray of shape (n_firms,)
+    method : str
+        ``"closed_form"``, ``"best_response"`` or ``"root"``.
+    n_iter : int
+        Best-response sweeps or root-finder evaluations.
+    max_deviation_gain : float
+        Largest profit gain of a unilateral deviation found (grid + bounded optimiser).
+    converged : bool
+        Whether the search converged **and** no deviation gains more than the tolerance.
+    """
+
+    actions: NDArray[np.float64]
+    profits: NDArray[np.float64]
+    intercepts: NDArray[np.float64]
+    costs: NDArray[np.float64]
+    method: str
+    n_iter: int
+    max_deviation_gain: float
+    converged: bool
+
+    def __post_init__(self) -> None:
+        for name in ("actions", "profits", "intercepts", "costs"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dictionary."""
+        return {
+            "actions": self.actions.tolist(),
+            "profits": self.profits.tolist(),
+            "intercepts": self.intercepts.tolist(),
+            "costs": self.costs.tolist(),
+            "method": self.method,
+            "n_iter": self.n_iter,
+            "max_deviation_gain": self.max_deviation_gain,
+            "converged": self.converged,
+        }
+
+
+def _own_profit(
+    market: MarketModel,
+    x: NDArray[np.float64],
+    i: int,
+    values: NDArray[np.float64],
+    a: NDArray[np.float64],
+    c: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Firm ``i``'s profit for each value of its own action (others fixed at ``x``)."""
+    trial = np.repeat(x[None, :], values.size, axis=0)
+    trial[:, i] = values
+    return np.asarray(market.profits(trial, a, c), dtype=np.float64)[:, i]
+
+
+def _best_response(
+    market: MarketModel,
+    x: NDArray[np.float64],
+    i: int,
+    lo: float,
+    hi: float,
+    a: NDArray[np.float64],
+    c: NDArray[np.float64],
+    n_grid: int,
+) -> tuple[float, float]:
+    """``(argmax, max)`` of firm ``i``'s profit over ``[lo, hi]``: a grid, then a bounded
+    scalar search between the best grid point's neighbours."""
+    grid = np.linspace(lo, hi, n_grid)
+    values = _own_profit(market, x, i, grid, a, c)
+    k = int(np.argmax(values))
+    res = minimize_scalar(
+        lambda v: -float(_own_profit(market, x, i, np.array([v]), a, c)[0]),
+        bounds=(grid[max(k - 1, 0)], grid[min(k + 1, n_grid - 1)]),
+        method="bounded",
+        options={"xatol": 1e-13 * max(1.0, abs(hi))},
+    )
+    if -float(res.fun) >= values[k]:
+        return float(res.x), -float(res.fun)
+    return float(grid[k]), float(values[k])
+
+
+def deviation_gain(
+    market: MarketModel,
+    actions: ArrayLike,
+    intercepts: ArrayLike,
+    costs: ArrayLike,
+    *,
+    n_grid: int = 401,
+) -> float:
+    """Largest profit gain any firm gets by changing its own action alone.
+
+    For every firm the profit is maximised over its action range (the model's
+    ``action_bounds``) with the others fixed: a grid of ``n_grid`` points, then a bounded
+    scalar optimiser around the best one.
+
+    Parameters
+    ----------
+    market : MarketModel
+    actions, intercepts, costs : array_like of shape (n_firms,)
+    n_grid : int
+        Grid points per firm (>= 3).
+
+    Returns
+    -------
+    float
+        ``max_i (max_x pi_i(x, a_{-i}) - pi_i(a))``, clipped at 0.
+
+    Examples
+    --------
+    >>> m = CournotMarket(0.5)
+    >>> deviation_gain(m, [0.4, 0.4], [1.0, 1.0], [0.0, 0.0]) < 1e-12
+    True
+    >>> round(deviation_gain(m, [0.5, 0.4], [1.0, 1.0], [0.0, 0.0]), 4)
+    0.01
+    """
+    check_int("n_grid", n_grid, minimum=3)
+    x = np.asarray(actions, dtype=np.float64)
+    a = np.asarray(intercepts, dtype=np.float64)
+    c = np.asarray(costs, dtype=np.float64)
+    base = np.asarray(market.profits(x, a, c), dtype=np.float64)
+    lower, upper = market.action_bounds(a, c)
+    best = 0.0
+    for i in range(x.size):
+        _, top = _best_response(market, x, i, float(lower[i]), float(upper[i]), a, c, n_grid)
+        best = max(best, top - float(base[i]))
+    return best
+
+
+def solve_equilibrium(
+    market: MarketModel,
+    intercepts: ArrayLike,
+    costs: ArrayLike,
+    *,
+    method: str = "best_response",
+    x0: ArrayLike | None = None,
+    tol: float = 1e-10,
+    max_iter: int = 500,
+    n_grid: int = 201,
+    verify: bool = True,
+    verify_tol: float = 1e-8,
+) -> NumericalEquilibrium:
+    """A pure Nash equilibrium of a market model, found numerically and verified.
+
+    If the model offers ``equilibrium_actions`` (a closed form) that is used; otherwise
+    ``"best_response"`` iterates exact best responses (grid + bounded scalar search,
+    Gauss-Seidel order) until no action moves by more than ``tol``, and ``"root"``
+    solves the first-order conditions ``d pi_i / d x_i = 0`` (central differences) with
+    :func:`scipy.optimize.root`, started from a few best-response sweeps. The result is
+    then checked by :func:`deviation_gain`; ``converged`` is false when the search did
+    not converge or some firm can gain more than ``verify_tol * max(1, |pi|)``.
+
+    Parameters
+    ----------
+    market : MarketModel
+    intercepts, costs : array_like of shape (n_firms,)
+        Demand intercepts and marginal costs (the firms' types).
+    method : {"best_response", "root"}
+    x0 : array_like of shape (n_firms,), optional
+        Start (default: the middle of every action range).
+    tol : float
+        Convergence tolerance on actions.
+    max_iter : int
+        Bound on best-response sweeps / root-finder evaluations.
+    n_grid : int
+        Grid points of every best response.
+    verify : bool
+        Run the deviation check (skip only on internal fast paths).
+    verify_tol : float
+        Allowed deviation gain, relative to ``max(1, |profit|)``.
+
+    Returns
+    -------
+    NumericalEquilibrium
+
+    Examples
+    --------
+    >>> class LogDemandCournot:
+    ...     '''Cournot with inverse demand p_i = a_i - log(1 + q_i + g * q_j).'''
+    ...     def profits(self, q, a, c):
+    ...         others = q.sum(axis=-1, keepdims=True) - q
+    ...         return (a - np.log1p(q + 0.5 * others) - c) * q
+    ...     def action_bounds(self, a, c):
+    ...         return np.zeros(len(a)), np.full(len(a), 10.0)
+    >>> eq = solve_equilibrium(LogDemandCournot(), [2.0, 2.0], [0.5, 1.0])
+    >>> eq.converged, eq.actions.round(4).tolist()
+    (True, [1.3979, 0.4811])
+    """
+    if not isinstance(market, MarketModel):
+        raise TypeError(
+            "parameter 'market' must have methods profits(actions, intercepts, costs) and "
+            f"action_bounds(intercepts, costs); got {type(market).__name__}"
+        )
+    check_choice("method", method, ("best_response", "root"))
+    c = np.atleast_1d(np.asarray(costs, dtype=np.float64))
+    a = np.broadcast_to(np.asarray(intercepts, dtype=np.float64), c.shape).copy()
+    if c.ndim != 1 or not (np.all(np.isfinite(c)) and np.all(np.isfinite(a))):
+        raise ValueError("parameters 'intercepts' and 'costs' must be finite 1-D arrays")
+    check_int("max_iter", max_iter, minimum=1)
+    check_positive("tol", tol)
+    lower, upper = (np.asarray(b, dtype=np.float64) for b in market.action_bounds(a, c))
+    closed = getattr(market, "equilibrium_actions", None)
+    x: NDArray[np.float64] | None = None
+    if callable(closed):
+        x = closed(a, c)
+    converged, n_iter, used = True, 0, "closed_form"
+    if x is None:
+        used = method
+        x = (lower + upper) / 2 if x0 is None else np.clip(np.asarray(x0, float), lower, upper)
+        sweeps = max_iter if method == "best_response" else min(5, max_iter)
+        converged = False
+        for n_iter in range(1, sweeps + 1):  # noqa: B007
+            previous = x.copy()
+            for i in range(c.size):
+                x[i], _ = _best_response(market, x, i, lower[i], upper[i], a, c, n_grid)
+            if np.max(np.abs(x - previous)) <= tol * (1 + np.max(np.abs(x))):
+                converged = True
+                break
+        if method == "root" and not converged:
+            x, converged, n_iter = _root_equilibrium(market, x, a, c, lower, upper, tol, max_iter)
+    x = np.asarray(x, dtype=np.float64)
+    profits = np.asarray(market.profits(x, a, c), dtype=np.float64)
+    gain = deviation_gain(market, x, a, c) if verify else float("nan")
+    if verify:
+        converged = converged and gain <= verify_tol * max(1.0, float(np.max(np.abs(profits))))
+    return NumericalEquilibrium(
+        actions=x, profits=profits, intercepts=a, costs=c, method=used, n_iter=n_iter,
+        max_deviation_gain=gain, converged=converged,
+    )  # fmt: skip
+
+
+def _root_equilibrium(
+    market: MarketModel,
+    x: NDArray[np.float64],
+    a: NDArray[np.float64],
+    c: NDArray[np.float64],
+    lower: NDArray[np.float64],
+    upper: NDArray[np.float64],
+    tol: float,
+    max_iter: int,
+) -> tuple[NDArray[np.float64], bool, int]:
+    """Solve the first-order conditions with scipy's hybrid Powell method."""
+    h = 1e-6 * np.maximum(1.0, upper - lower)
+    eye = np.eye(x.size)
+
+    def foc(z: NDArray[np.float64]) -> NDArray[np.float64]:
+        up = np.asarray(market.profits(z + eye * h, a, c), dtype=np.float64)
+        down = np.asarray(market.profits(z - eye * h, a, c), dtype=np.float64)
+        return np.asarray(np.diag(up - down) / (2 * h))
+
+    res = root(foc, x, method="hybr", options={"xtol": tol, "maxfev": max_iter})
+    inside = bool(np.all(res.x >= lower - 1e-12) and np.all(res.x <= upper + 1e-12))
+    return np.clip(res.x, lower, upper), bool(res.success) and inside, int(res.nfev)

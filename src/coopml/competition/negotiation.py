@@ -31,18 +31,22 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
 
-from coopml._validation import check_choice, check_fraction, check_positive
+from coopml._validation import check_choice, check_fraction, check_int, check_positive
 from coopml.bargaining import BargainingSolution, FiniteUtilitySet, nash_bargaining
 from coopml.competition.learning import LearningCurve
 from coopml.competition.market_models import (
     MARKETS,
     MarketEquilibrium,
+    MarketModel,
+    NumericalEquilibrium,
     bertrand_equilibrium,
     cournot_equilibrium,
     equilibrium_profits,
+    solve_equilibrium,
 )
 
 __all__ = [
+    "QUALITY_CHANNELS",
     "FullSharing",
     "SharingBargain",
     "SharingModel",
@@ -103,6 +107,11 @@ def effective_sizes(sizes: ArrayLike, fractions: ArrayLike) -> NDArray[np.float6
     return np.asarray(n + shared.sum(axis=-1, keepdims=True) - shared)
 
 
+QUALITY_CHANNELS = ("cost", "demand")
+"""How model quality enters the market: ``"cost"`` (``c_i = c_0 + kappa eps_i``) or
+``"demand"`` (``a_i = a - kappa eps_i``)."""
+
+
 @dataclass(frozen=True)
 class SharingModel:
     """Market plus learning curve: profits as a function of who shares what.
@@ -112,55 +121,104 @@ class SharingModel:
     curve : LearningCurve
         Error ``eps(N)`` of a model trained on ``N`` samples.
     gamma : float
-        Product similarity in ``[0, 1]`` (``< 1`` for Bertrand).
-    market : {"cournot", "bertrand"}
-        Competition model.
+        Product similarity in ``[0, 1]`` (``< 1`` for Bertrand). Only recorded for a
+        user-supplied market, which carries its own demand system.
+    market : {"cournot", "bertrand"} or MarketModel
+        Competition model: a built-in name (closed forms, vectorised) or any object
+        following :class:`~coopml.competition.MarketModel` (equilibria found numerically).
     margin : float
         ``a - c_0`` (> 0); the demand intercept is ``a = margin`` and ``c_0 = 0``.
     kappa : float
-        Cost of error (>= 0): ``c_i = c_0 + kappa * eps(N_i)``. With ``eps <= 1`` the
-        Cournot duopoly is interior for every ``gamma`` when ``kappa < margin / 2``.
+        Value of quality (>= 0). With ``quality="cost"`` the marginal cost is
+        ``c_i = c_0 + kappa * eps(N_i)``; with ``quality="demand"`` the demand intercept
+        is ``a_i = a - kappa * eps(N_i)`` (consumers pay less for a worse model) and
+        ``c_i = c_0``. With ``eps <= 1`` the Cournot duopoly is interior for every
+        ``gamma`` when ``kappa < margin / 2``.
+    quality : {"cost", "demand"}
+        The channel through which model quality enters the market. With the linear
+        demand of the built-in markets only ``a_i - c_i`` matters for quantities and
+        profits, so both channels give the same profits and decisions (prices differ);
+        with a user market they can differ.
 
     Examples
     --------
     >>> m = SharingModel(LearningCurve(0, 1, 0.5), gamma=0.5)
     >>> m.profits([100, 25], [0, 0]).round(4).tolist()
     [0.1547, 0.1419]
+    >>> d = SharingModel(LearningCurve(0, 1, 0.5), gamma=0.5, quality="demand")
+    >>> d.profits([100, 25], [0, 0]).round(4).tolist()
+    [0.1547, 0.1419]
     """
 
     curve: LearningCurve
     gamma: float
-    market: str = "cournot"
+    market: str | MarketModel = "cournot"
     margin: float = 1.0
     kappa: float = 0.25
+    quality: str = "cost"
 
     def __post_init__(self) -> None:
         if not isinstance(self.curve, LearningCurve):
             raise TypeError(
                 f"parameter 'curve' must be a LearningCurve; got {type(self.curve).__name__}"
             )
-        check_choice("market", self.market, MARKETS)
+        if isinstance(self.market, str):
+            check_choice("market", self.market, MARKETS)
+        elif not isinstance(self.market, MarketModel):
+            raise TypeError(
+                "parameter 'market' must be 'cournot', 'bertrand' or a MarketModel (methods "
+                f"profits and action_bounds); got {type(self.market).__name__}"
+            )
         gamma = check_fraction("gamma", self.gamma)
         if self.market == "bertrand" and gamma >= 1:
             raise ValueError(f"parameter 'gamma' must be < 1 for Bertrand competition; got {gamma}")
         object.__setattr__(self, "gamma", gamma)
         object.__setattr__(self, "margin", check_positive("margin", self.margin))
         object.__setattr__(self, "kappa", check_positive("kappa", self.kappa, strict=False))
+        check_choice("quality", self.quality, QUALITY_CHANNELS)
+
+    @property
+    def market_name(self) -> str:
+        """The built-in market's name, or the user model's class name."""
+        return self.market if isinstance(self.market, str) else type(self.market).__name__
+
+    def firm_types(
+        self, sizes: ArrayLike, fractions: ArrayLike
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Demand intercepts and marginal costs, each of shape (..., n_firms)."""
+        return self.types_at(effective_sizes(sizes, fractions))
+
+    def types_at(self, trained_on: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Demand intercepts and marginal costs when firm ``i`` trains on
+        ``trained_on[..., i]`` samples."""
+        eps = self.curve(trained_on)
+        if self.quality == "cost":
+            return np.full_like(eps, self.margin), self.kappa * eps
+        return self.margin - self.kappa * eps, np.zeros_like(eps)
 
     def costs(self, sizes: ArrayLike, fractions: ArrayLike) -> NDArray[np.float64]:
-        """Marginal costs ``kappa * eps(N_i)``, shape (..., n_firms)."""
-        return self.kappa * self.curve(effective_sizes(sizes, fractions))
+        """Marginal costs, shape (..., n_firms)."""
+        return self.firm_types(sizes, fractions)[1]
 
-    def equilibrium(self, sizes: ArrayLike, fractions: ArrayLike) -> MarketEquilibrium:
-        """The market equilibrium for one vector of fractions (shape (n_firms,))."""
-        solve = cournot_equilibrium if self.market == "cournot" else bertrand_equilibrium
-        return solve(self.margin, self.costs(sizes, fractions), self.gamma)
+    def equilibrium(
+        self, sizes: ArrayLike, fractions: ArrayLike
+    ) -> MarketEquilibrium | NumericalEquilibrium:
+        """The market equilibrium for one vector of fractions (shape (n_firms,)); for a
+        user market it is found numerically and verified by deviation checks."""
+        a, c = self.firm_types(sizes, fractions)
+        if self.market == "cournot":
+            return cournot_equilibrium(a, c, self.gamma)
+        if self.market == "bertrand":
+            return bertrand_equilibrium(a, c, self.gamma)
+        assert not isinstance(self.market, str)
+        return solve_equilibrium(self.market, a, c)
 
     def profits(self, sizes: ArrayLike, fractions: ArrayLike) -> NDArray[np.float64]:
         """Equilibrium profits for a batch of fractions.
 
-        Interior equilibria are computed in closed form for the whole batch; rows where
-        some firm would exit fall back to :meth:`equilibrium`.
+        Built-in markets: interior equilibria in closed form for the whole batch, rows
+        where some firm would exit fall back to :meth:`equilibrium`. User markets: one
+        numerical equilibrium per row (not re-verified here; :meth:`equilibrium` is).
 
         Parameters
         ----------
@@ -171,18 +229,33 @@ class SharingModel:
         -------
         ndarray of the shape of ``fractions``
         """
-        return equilibrium_profits(
-            self.margin, self.costs(sizes, fractions), self.gamma, self.market
+        return self.profits_at(effective_sizes(sizes, fractions))
+
+    def profits_at(self, trained_on: ArrayLike) -> NDArray[np.float64]:
+        """Equilibrium profits when firm ``i`` trains on ``trained_on[..., i]`` samples
+        (any batch shape; see :meth:`profits`)."""
+        a, c = self.types_at(trained_on)
+        if isinstance(self.market, str):
+            return equilibrium_profits(a, c, self.gamma, self.market)
+        market = self.market
+        rows_a, rows_c = a.reshape(-1, a.shape[-1]), c.reshape(-1, c.shape[-1])
+        out = np.array(
+            [
+                solve_equilibrium(market, ra, rc, verify=False).profits
+                for ra, rc in zip(rows_a, rows_c, strict=True)
+            ]
         )
+        return out.reshape(c.shape)
 
     def to_dict(self) -> dict[str, Any]:
         """The model's parameters."""
         return {
             "curve": self.curve.to_dict(),
             "gamma": self.gamma,
-            "market": self.market,
+            "market": self.market_name,
             "margin": self.margin,
             "kappa": self.kappa,
+            "quality": self.quality,
         }
 
 
@@ -353,13 +426,18 @@ def _directions(n: int) -> NDArray[np.float64]:
 
 
 def nash_bargaining_sharing(
-    model: SharingModel, sizes: ArrayLike, *, n_starts: int = 5
+    model: SharingModel,
+    sizes: ArrayLike,
+    *,
+    n_starts: int = 5,
+    n_grid: int = 4000,
+    max_evaluations: int = 4000,
 ) -> SharingBargain:
     """Nash bargaining over sharing fractions, disagreement = no sharing.
 
     Maximises ``prod_i (pi_i(lambda) - pi_i(0))`` over ``lambda`` in ``[0, 1]^n`` with
     every gain ``> 0``: the toolkit's :func:`~coopml.bargaining.nash_bargaining` is run
-    on a grid of fractions (about 4,000 points), the ``n_starts`` best grid points seed
+    on a grid of fractions (about ``n_grid`` points), the ``n_starts`` best grid points seed
     bounded Nelder-Mead searches, and the toolkit picks the best among grid and refined
     points. The result is then checked with feasible perturbations (steps 1e-2 to 1e-6
     along coordinate and pairwise-diagonal directions).
@@ -371,6 +449,10 @@ def nash_bargaining_sharing(
         Data sizes (2 to 6 firms).
     n_starts : int
         Local refinements.
+    n_grid : int
+        Approximate number of grid points (lower it for slow user-supplied markets).
+    max_evaluations : int
+        Bound on the profit evaluations of every local refinement.
 
     Returns
     -------
@@ -386,8 +468,11 @@ def nash_bargaining_sharing(
     n = s.size
     if n > 6:
         raise ValueError(f"parameter 'sizes' must hold at most 6 firms for bargaining; got {n}")
-    k = max(2, round(4000 ** (1 / n)) // 3)
-    near = np.geomspace(1e-6, 0.5, k)
+    check_int("n_starts", n_starts, minimum=0)
+    check_int("n_grid", n_grid, minimum=4)
+    check_int("max_evaluations", max_evaluations, minimum=1)
+    k = max(2, round(n_grid ** (1 / n)) // 3)
+    near = np.geomspace(1e-12, 0.5, 2 * k)
     axis = np.unique(np.concatenate([np.linspace(0.0, 1.0, k), near, 1 - near]))
     axes = np.meshgrid(*[axis] * n, indexing="ij")
     grid = np.stack([ax.ravel() for ax in axes], axis=1)
@@ -409,7 +494,7 @@ def nash_bargaining_sharing(
             options={
                 "xatol": 1e-13,
                 "fatol": 1e-15,
-                "maxfev": 4000,
+                "maxfev": max_evaluations,
                 "initial_simplex": np.vstack([start, start + np.diag(step)]),
             },
         )
