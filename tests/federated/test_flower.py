@@ -1,14 +1,16 @@
 """The Flower adapter: CoopetitiveFedAvg run by Flower's simulation engine (Ray backend).
 
-One module-scoped Flower run (3 organisations on digits, logistic model, full
-participation, 3 rounds) is checked against the game's properties and against an
-independent in-process replay of the same rounds without Flower.
+Flower runs on digits (logistic model, 3 rounds, ~10-25 s each with Ray start-up) are
+checked against the game's properties and against the built-in simulator
+(:func:`coopml.federated.simulation.run_strategy`) on the same set-up and seed: the
+mechanism with 3 of 4 organisations sampled per round, and (slow) the no-generation
+baseline with 2 of 3.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 
 import numpy as np
 import pytest
@@ -16,96 +18,95 @@ import pytest
 pytest.importorskip("flwr")
 pytest.importorskip("ray")
 
-os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-
-from coopml.federated.fedavg import LogisticModel, aggregate
+from coopml.federated.config import FLConfig
 from coopml.federated.flower import (
     CoopetitiveFedAvg,
     FlowerClient,
+    _decode_stream,
+    _encode_stream,
     _shares,
     run_flower_simulation,
 )
-from coopml.federated.game import (
-    AccuracyCurve,
-    RoundGame,
-    nash_equilibrium,
-    social_optimum,
-)
-from coopml.federated.synthetic import federated_split, fit_generators
+from coopml.federated.simulation import prepare, run_strategy
 
 ROUNDS = 3
-SEED = 7
-GAME = {
-    "theta": [1.0, 1.2, 0.9],
-    "gamma": [0.5, 0.3, 0.6],
-    "c": 1e-4,
-    "kappa": 0.8,
-    "mu": 0.3,
-    "s_max": 300.0,
-    "curve": AccuracyCurve(0.97, 2.0, 0.5),
-}
+
+
+def _config(n_organisations, client_fraction):
+    return FLConfig.model_validate(
+        {
+            "rounds": ROUNDS,
+            "random_state": 7,
+            "data": {"dataset": "digits", "n_organisations": n_organisations, "alpha": 0.5},
+            "training": {"learning_rate": 0.05, "client_fraction": client_fraction},
+            "game": {
+                "kappa": 0.8,
+                "theta": [1.0, 1.2, 0.9, 1.1][:n_organisations],
+                "gamma": [0.5, 0.3, 0.6, 0.4][:n_organisations],
+                "c": 1e-4,
+                "mu": 0.3,
+                "curve": {"fit": False, "A_max": 0.97, "a": 2.0, "b": 0.5},
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One Ray instance for both Flower runs (each run would otherwise start its own)."""
+    import os
+
+    import ray
+
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
 def setup():
-    fd = federated_split("digits", 3, alpha=0.5, random_state=0)
-    pool = fit_generators(fd, "gmm", random_state=0)
-    model = LogisticModel(fd.n_features, fd.n_classes, learning_rate=0.05)
-    return fd, pool, model
+    return prepare(_config(4, 0.75))
 
 
 @pytest.fixture(scope="module")
-def flower_run(setup):
-    fd, pool, model = setup
-    return run_flower_simulation(
-        fd.clients,
-        (fd.X_val, fd.y_val),
-        model,
-        n_classes=fd.n_classes,
-        rounds=ROUNDS,
-        generator=pool,
-        reference=fd.reference,
-        random_state=SEED,
-        num_cpus=2,
-        **GAME,
-    )
+def mechanism_run(local_ray, setup):
+    return run_flower_simulation(setup, "mechanism")
 
 
-def test_run_completes(flower_run):
-    assert flower_run.n_iter == ROUNDS and flower_run.converged
-    assert [r.round for r in flower_run.rounds] == list(range(1, ROUNDS + 1))
-    assert all(r.organisations == (0, 1, 2) for r in flower_run.rounds)
-    assert flower_run.final_accuracy > 0.8
-    payload = json.loads(json.dumps(flower_run.to_dict()))
+@pytest.fixture(scope="module")
+def sampled_setup():
+    return prepare(_config(3, 0.67))
+
+
+@pytest.fixture(scope="module")
+def no_generation_run(local_ray, sampled_setup):
+    return run_flower_simulation(sampled_setup, "no_generation", beta="contribution")
+
+
+def test_run_completes(mechanism_run):
+    assert mechanism_run.n_iter == ROUNDS and mechanism_run.converged
+    assert [r.round for r in mechanism_run.rounds] == list(range(1, ROUNDS + 1))
+    assert all(len(r.organisations) == 3 for r in mechanism_run.rounds)
+    assert len({r.organisations for r in mechanism_run.rounds}) > 1  # sampling varies
+    assert mechanism_run.final_accuracy > 0.8
+    payload = json.loads(json.dumps(mechanism_run.to_dict()))
     assert len(payload["rounds"]) == ROUNDS and payload["strategy"] == "mechanism"
+    assert payload["individually_rational"] is True
 
 
-def test_transfers_balance_and_individual_rationality(flower_run):
-    for r in flower_run.rounds:
+def test_transfers_balance_and_individual_rationality(mechanism_run):
+    for r in mechanism_run.rounds:
         assert abs(float(r.transfers.sum())) < 1e-9
         assert np.any(r.transfers != 0)
         assert r.individually_rational
         assert np.all(r.utilities >= r.redistribution.utilities_equilibrium - 1e-9)
-    assert flower_run.individually_rational and flower_run.transfers_sum < 1e-9
+        assert r.social_welfare >= r.equilibrium.social_welfare - 1e-12
+    assert mechanism_run.individually_rational and mechanism_run.transfers_sum < 1e-9
 
 
-def test_mechanism_sends_the_social_optimum(setup, flower_run):
-    fd, _, _ = setup
-    game = RoundGame(n=fd.n, h0=fd.h0, **{**GAME, "s_max": GAME["s_max"]})
-    opt = social_optimum(game)
-    ne = nash_equilibrium(game)
-    for r in flower_run.rounds:
-        np.testing.assert_allclose(r.h0, fd.h0, atol=1e-12)  # skew from reported histograms
-        np.testing.assert_allclose(r.synthetic, opt.s, rtol=1e-12)
-        np.testing.assert_allclose(r.redistribution.s_equilibrium, ne.s, rtol=1e-12)
-        np.testing.assert_array_equal(r.synthetic_sent, np.floor(opt.s + 0.5))
-        # welfare of the mechanism is the optimum's, above the equilibrium's
-        assert r.social_welfare >= ne.social_welfare - 1e-12
-
-
-def test_contribution_accounting_is_exact_shapley(flower_run):
-    for r in flower_run.rounds:
+def test_contribution_accounting_is_exact_shapley(mechanism_run):
+    for r in mechanism_run.rounds:
         table = r.coalition_values
         assert table is not None and r.shapley is not None and table.size == 8
         # grand coalition = the aggregated model, empty coalition = the incoming model
@@ -114,40 +115,70 @@ def test_contribution_accounting_is_exact_shapley(flower_run):
         np.testing.assert_allclose(r.redistribution.beta, _shares(r.shapley))
 
 
-def _replay(setup, rounds):
-    """The same rounds without Flower: game, generation, local training, weighted mean."""
-    fd, pool, model = setup
-    game = RoundGame(n=fd.n, h0=fd.h0, **GAME)
-    s = np.floor(social_optimum(game).s + 0.5)
-    params = model.init(np.random.default_rng(SEED))
-    accs = []
-    for t in range(1, rounds + 1):
-        updates, sizes = [], []
-        for i, (X, y) in enumerate(fd.clients):
-            rng = np.random.default_rng([SEED, t, i])
-            Xs, ys = pool.generate(int(s[i]), fd.reference, rng)
-            Xa, ya = (np.vstack([X, Xs]), np.concatenate([y, ys])) if s[i] > 0 else (X, y)
-            updates.append(model.local_train(params, Xa, ya, rng))
-            sizes.append(ya.size)
-        params = aggregate(updates, sizes)
-        accs.append(float(np.mean(model.predict(params, fd.X_val) == fd.y_val)))
-    return params, np.array(accs)
+def test_game_solutions_equal_the_simulator(setup, mechanism_run):
+    sim = run_strategy(setup, "mechanism")
+    for t, r in enumerate(mechanism_run.rounds):
+        ids = list(r.organisations)
+        assert np.flatnonzero(sim.participants[t]).tolist() == ids  # same clients sampled
+        np.testing.assert_allclose(r.h0, setup.data.h0[ids], atol=1e-12)  # from histograms
+        np.testing.assert_allclose(r.synthetic, sim.synthetic[t, ids], rtol=1e-12)
+        np.testing.assert_allclose(
+            r.utilities - r.transfers, sim.utilities_before[t, ids], rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            r.redistribution.utilities_equilibrium, sim.utilities_equilibrium[t, ids], rtol=1e-12
+        )
+        # transfers differ only through beta (Shapley here, contribution shares there)
+        red = r.redistribution
+        sim_beta_part = sim.transfers[t, ids] - (r.transfers - red.beta * red.welfare_gain)
+        assert np.all(sim_beta_part >= -1e-12)
+        assert sim_beta_part.sum() == pytest.approx(red.welfare_gain, rel=1e-9)
 
 
-def test_flower_equals_in_process_replay(setup, flower_run):
-    params, accs = _replay(setup, ROUNDS)
-    np.testing.assert_array_equal(flower_run.accuracy_per_round, accs)
-    for a, b in zip(flower_run.params, params, strict=True):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+class _PerOrganisationStreams:
+    """Test shim: the simulator's pool, drawing from one spawned stream per request.
+
+    The built-in simulator draws all participants' synthetic samples from one
+    sequential stream; Flower clients cannot share a stream, so the adapter spawns one
+    per participant. With every participant generating (true for these amounts) this
+    shim makes the simulator use exactly the adapter's streams.
+    """
+
+    def __init__(self, pool, seed):
+        self.pool = pool
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[3])
+
+    def generate(self, m, reference, rng):
+        return self.pool.generate(m, reference, self.rng.spawn(1)[0])
+
+
+def test_accuracies_equal_the_simulator_given_the_same_streams(setup, mechanism_run):
+    assert all(np.all(r.synthetic_sent > 0) for r in mechanism_run.rounds)
+    shim = _PerOrganisationStreams(setup.pool, setup.config.random_state)
+    sim = run_strategy(dataclasses.replace(setup, pool=shim), "mechanism")
+    np.testing.assert_array_equal(mechanism_run.accuracy_per_round, sim.accuracy_per_round)
+
+
+@pytest.mark.slow  # a second Flower run
+def test_no_generation_run_equals_the_simulator(sampled_setup, no_generation_run):
+    sim = run_strategy(sampled_setup, "no_generation")
+    flower_present = np.zeros_like(sim.participants)
+    for t, r in enumerate(no_generation_run.rounds):
+        flower_present[t, list(r.organisations)] = True
+        assert np.all(r.transfers == 0)  # no mechanism, no transfers
+    assert flower_present.sum(axis=1).tolist() == [2] * ROUNDS
+    np.testing.assert_array_equal(flower_present, sim.participants)
+    np.testing.assert_array_equal(no_generation_run.accuracy_per_round, sim.accuracy_per_round)
+    np.testing.assert_array_equal(no_generation_run.synthetic_per_round, 0.0)
 
 
 # ------------------------------------------------------------------ without Ray
 
 
 def test_client_reports_statistics_and_trains_deterministically(setup):
-    fd, pool, model = setup
-    X, y = fd.clients[1]
-    client = FlowerClient(1, X, y, model, n_classes=10, generator=pool, random_state=3)
+    X, y = setup.data.clients[1]
+    model = setup.model()
+    client = FlowerClient(1, X, y, model, n_classes=10, generator=setup.pool, random_state=3)
     props = client.get_properties({})
     assert props["partition_id"] == 1 and props["n_samples"] == y.size
     assert json.loads(str(props["label_histogram"])) == np.bincount(y, minlength=10).tolist()
@@ -160,9 +191,16 @@ def test_client_reports_statistics_and_trains_deterministically(setup):
     assert not np.array_equal(a[0], c[0])
 
 
+def test_streams_travel_exactly():
+    children = np.random.default_rng(np.random.SeedSequence(11).spawn(5)[2]).spawn(4)
+    for child in children:
+        copy = _decode_stream(_encode_stream(child))
+        assert np.array_equal(copy.random(5), child.random(5))
+
+
 def test_client_without_generator_refuses_synthetic(setup):
-    fd, _, model = setup
-    X, y = fd.clients[0]
+    X, y = setup.data.clients[0]
+    model = setup.model()
     client = FlowerClient(0, X, y, model, n_classes=10)
     with pytest.raises(ValueError, match="no generator"):
         client.fit(model.init(np.random.default_rng(0)), {"synthetic": 5})
@@ -173,13 +211,10 @@ def test_shares_are_a_distribution():
     np.testing.assert_allclose(_shares(np.array([-0.1, -0.2])), [0.5, 0.5])
 
 
-def test_strategy_validates_its_choice(setup):
-    fd, _, model = setup
+def test_strategy_validates_its_options(setup):
     with pytest.raises(ValueError, match="parameter 'strategy'"):
-        CoopetitiveFedAvg(
-            model=model,
-            validation=(fd.X_val, fd.y_val),
-            n_classes=10,
-            strategy="greedy",
-            **GAME,
-        )
+        CoopetitiveFedAvg.from_setup(setup, "greedy")
+    with pytest.raises(ValueError, match="parameter 'beta'"):
+        CoopetitiveFedAvg.from_setup(setup, beta="shapley", contribution_accounting=False)
+    strat = CoopetitiveFedAvg.from_setup(setup, beta="equal")
+    assert "beta='equal'" in repr(strat)

@@ -35,8 +35,17 @@ coalition) follows the per-round gradient-reconstruction idea of Song, Tong & We
 
 :func:`run_flower_simulation` runs the whole thing with Flower's simulation engine
 (Ray backend) in this process, with telemetry off. Randomness follows the built-in
-simulator, so with the logistic model, full participation and the same seed the
-Flower run reproduces its synthetic amounts and accuracies.
+simulator (:func:`coopml.federated.simulation.run_strategy`): the same five streams from
+``SeedSequence(random_state)`` for the initial model, client sampling, local training,
+generation and the random strategy. The server spawns each participant's training and
+generation streams and sends them in the fit config, so the Flower run samples the same
+organisations, solves the same games and decides the same synthetic amounts, and with
+a deterministic model (the NumPy logistic one) reproduces the simulator's parameters and
+accuracies exactly when no synthetic data is drawn. The simulator draws all
+participants' synthetic samples from one sequential stream, which clients running
+apart cannot share; the adapter gives each participant its own spawned stream, so with
+generation the accuracies agree with a simulator fed the same per-participant streams
+(tested) rather than bit for bit with its default stream.
 """
 
 from __future__ import annotations
@@ -52,9 +61,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from coopml._serialization import to_jsonable
-from coopml._validation import RandomState, check_choice, check_int, check_seed
+from coopml._validation import RandomState, check_choice, check_fraction, check_int, check_seed
 from coopml.coalitions import CoalitionGame, shapley
-from coopml.federated.fedavg import FederatedModel, Params, aggregate
+from coopml.federated.config import STRATEGIES, FLConfig
+from coopml.federated.fedavg import FederatedModel, Params, aggregate, sample_clients
 from coopml.federated.game import (
     AccuracyModel,
     GameSolution,
@@ -67,6 +77,8 @@ from coopml.federated.game import (
     social_optimum,
     utilities,
 )
+from coopml.federated.simulation import Setup, decide, prepare
+from coopml.federated.synthetic import skew
 
 try:
     from flwr.client import Client, NumPyClient
@@ -95,9 +107,6 @@ __all__ = [
     "make_client_fn",
     "run_flower_simulation",
 ]
-
-#: Decision rules for the synthetic amounts (same names as the built-in simulator).
-STRATEGIES = ("mechanism", "equilibrium", "no_generation", "competition_oblivious", "random")
 
 #: Most participants per round for exact per-round Shapley (2**N coalition models).
 MAX_ACCOUNTING_PLAYERS = 14
@@ -288,8 +297,22 @@ def _pick(arr: FloatArray, ids: Sequence[int]) -> FloatArray:
 
 
 def _round_rng(seed: int, server_round: int, partition_id: int) -> np.random.Generator:
-    """The stream of organisation ``partition_id`` in round ``server_round`` (1-based)."""
+    """Fallback stream of ``partition_id`` in ``server_round`` when the server sends none."""
     return np.random.default_rng([seed, server_round, partition_id])
+
+
+def _encode_stream(rng: np.random.Generator) -> str:
+    """A spawned generator as a config string: its seed sequence's entropy and spawn key."""
+    seq = rng.bit_generator.seed_seq
+    assert isinstance(seq, np.random.SeedSequence)
+    return json.dumps({"entropy": seq.entropy, "spawn_key": list(seq.spawn_key)})
+
+
+def _decode_stream(text: str) -> np.random.Generator:
+    """Rebuild the generator encoded by :func:`_encode_stream` (the identical stream)."""
+    spec = json.loads(text)
+    seq = np.random.SeedSequence(spec["entropy"], spawn_key=tuple(spec["spawn_key"]))
+    return np.random.Generator(np.random.PCG64(seq))
 
 
 # ---------------------------------------------------------------------------------------
@@ -315,7 +338,10 @@ class FlowerClient(NumPyClient):
     reference : array-like of shape (n_classes,), optional
         Label distribution of synthetic samples (default uniform).
     random_state : int, default 0
-        Seed; round ``t`` uses the stream ``default_rng([seed, t, partition_id])``.
+        Used only when the server sends no random streams: round ``t`` then draws from
+        ``default_rng([seed, t, partition_id])``. :class:`CoopetitiveFedAvg` sends each
+        client its minibatch and generation streams (``"train_stream"``,
+        ``"generation_stream"`` in the fit config), spawned like the built-in simulator's.
     """
 
     def __init__(
@@ -362,7 +388,11 @@ class FlowerClient(NumPyClient):
         """Generate ``config["synthetic"]`` samples, train locally on real + synthetic."""
         m = int(config.get("synthetic", 0))
         server_round = int(config.get("server_round", 0))
-        rng = _round_rng(self.seed, server_round, self.partition_id)
+        if "train_stream" in config:
+            train_rng = _decode_stream(str(config["train_stream"]))
+            gen_rng = _decode_stream(str(config["generation_stream"]))
+        else:
+            train_rng = gen_rng = _round_rng(self.seed, server_round, self.partition_id)
         X, y = self.X, self.y
         if m > 0:
             if self.generator is None:
@@ -370,11 +400,11 @@ class FlowerClient(NumPyClient):
                     f"organisation {self.partition_id} was asked for {m} synthetic samples "
                     "but has no generator"
                 )
-            Xs, ys = self.generator.generate(m, self.reference, rng)
+            Xs, ys = self.generator.generate(m, self.reference, gen_rng)
             X = np.vstack([X, Xs])
             y = np.concatenate([y, ys])
         params = [np.asarray(p, dtype=np.float64) for p in parameters]
-        new = self.model.local_train(params, X, y, rng)
+        new = self.model.local_train(params, X, y, train_rng)
         metrics: dict[str, Scalar] = {
             "partition_id": self.partition_id,
             "n_real": int(self.y.size),
@@ -467,19 +497,26 @@ class CoopetitiveFedAvg(FedAvg):
     curve : AccuracyModel
         :math:`P(E)`, e.g. :class:`~coopml.federated.game.AccuracyCurve`.
     strategy : str, default "mechanism"
-        One of :data:`STRATEGIES`.
+        One of :data:`STRATEGIES` (decided by :func:`coopml.federated.simulation.decide`).
+    beta : {"shapley", "contribution", "equal"}, default "shapley"
+        Shares of the welfare gain in the redistribution: the round's Shapley shares
+        from the contribution accounting, the effective-data shares, or equal shares.
+    client_fraction : float in (0, 1], default 1.0
+        Share of the organisations sampled each round
+        (:func:`coopml.federated.fedavg.sample_clients`).
     reference : array-like of shape (n_classes,), optional
         Reference label distribution ``u`` for the skew (default uniform).
     skew_map : SkewMap, optional
         Default :class:`~coopml.federated.game.MixingSkew`.
     contribution_accounting : bool, default True
-        Reconstruct coalition models and use per-round Shapley shares as ``beta``
-        (otherwise the redistribution's default contribution shares).
+        Reconstruct every coalition's model and compute per-round Shapley values (needed
+        for ``beta="shapley"``; at most :data:`MAX_ACCOUNTING_PLAYERS` participants).
     random_state : int, numpy.random.Generator or None
-        Seeds the initial parameters and the ``"random"`` strategy.
+        Split into the simulator's five streams (initial model, client sampling, local
+        training, generation, random strategy) with ``SeedSequence(seed).spawn(5)``.
     **fedavg_options
-        Passed to ``flwr.server.strategy.FedAvg`` (``fraction_fit``, ``min_fit_clients``,
-        ``min_available_clients``, ``fraction_evaluate``, ``on_fit_config_fn``, ...).
+        Passed to ``flwr.server.strategy.FedAvg`` (``min_available_clients``,
+        ``fraction_evaluate``, ``on_fit_config_fn``, ``evaluate_fn``, ...).
 
     Attributes
     ----------
@@ -503,6 +540,8 @@ class CoopetitiveFedAvg(FedAvg):
         s_max: ArrayLike,
         curve: AccuracyModel,
         strategy: str = "mechanism",
+        beta: str = "shapley",
+        client_fraction: float = 1.0,
         reference: ArrayLike | None = None,
         skew_map: SkewMap | None = None,
         contribution_accounting: bool = True,
@@ -510,6 +549,13 @@ class CoopetitiveFedAvg(FedAvg):
         **fedavg_options: Any,
     ) -> None:
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
+        self.beta = check_choice("beta", beta, ("shapley", "contribution", "equal"))
+        self.contribution_accounting = bool(contribution_accounting)
+        if self.beta == "shapley" and not self.contribution_accounting:
+            raise ValueError(
+                "parameter 'beta' can be 'shapley' only with contribution_accounting=True"
+            )
+        self.client_fraction = check_fraction("client_fraction", client_fraction, open_low=True)
         self.model = model
         self.X_val = np.asarray(validation[0], dtype=np.float64)
         self.y_val = np.asarray(validation[1], dtype=np.int64)
@@ -527,22 +573,65 @@ class CoopetitiveFedAvg(FedAvg):
             if reference is None
             else np.asarray(reference, dtype=np.float64)
         )
-        self.contribution_accounting = bool(contribution_accounting)
         self.seed = check_seed(random_state)
-        self._rng = np.random.default_rng(self.seed)
-        if "initial_parameters" not in fedavg_options:
-            fedavg_options["initial_parameters"] = ndarrays_to_parameters(
-                model.init(np.random.default_rng(self.seed))
-            )
+        # the built-in simulator's streams (coopml.federated.simulation.run_strategy)
+        streams = np.random.SeedSequence(self.seed).spawn(5)
+        rng_init, self._rng_sample, self._rng_train, self._rng_gen, self._rng_random = (
+            np.random.default_rng(st) for st in streams
+        )
+        if fedavg_options.get("initial_parameters") is None:
+            fedavg_options["initial_parameters"] = ndarrays_to_parameters(model.init(rng_init))
         self._base_fit_config = fedavg_options.pop("on_fit_config_fn", None)
+        fedavg_options.setdefault("min_fit_clients", 1)
+        fedavg_options.setdefault("min_available_clients", 2)
         super().__init__(**fedavg_options)
         self.rounds: list[FlowerRound] = []
         self.parameters: Params | None = None
         self._stats: dict[str, _Stats] = {}
         self._pending: dict[int, _Pending] = {}
 
+    @classmethod
+    def from_setup(
+        cls,
+        setup: Setup,
+        strategy: str = "mechanism",
+        *,
+        beta: str = "shapley",
+        contribution_accounting: bool = True,
+        **fedavg_options: Any,
+    ) -> CoopetitiveFedAvg:
+        """The strategy for a set-up of :func:`coopml.federated.simulation.prepare`.
+
+        Uses the set-up's model, validation data, game parameters, κ, accuracy curve,
+        reference distribution, client fraction and seed.
+        """
+        cfg = setup.config
+        fedavg_options.setdefault("min_available_clients", len(setup.data.clients))
+        return cls(
+            model=setup.model(),
+            validation=(setup.data.X_val, setup.data.y_val),
+            n_classes=setup.data.n_classes,
+            theta=setup.theta,
+            gamma=setup.gamma,
+            c=setup.c,
+            kappa=setup.kappa,
+            mu=cfg.game.mu,
+            s_max=setup.s_max,
+            curve=setup.curve,
+            strategy=strategy,
+            beta=beta,
+            client_fraction=cfg.training.client_fraction,
+            reference=setup.data.reference,
+            contribution_accounting=contribution_accounting,
+            random_state=cfg.random_state,
+            **fedavg_options,
+        )
+
     def __repr__(self) -> str:
-        return f"CoopetitiveFedAvg(strategy={self.strategy!r}, kappa={self.kappa}, mu={self.mu})"
+        return (
+            f"CoopetitiveFedAvg(strategy={self.strategy!r}, beta={self.beta!r}, "
+            f"kappa={self.kappa}, mu={self.mu})"
+        )
 
     # -- statistics ---------------------------------------------------------------------
     def _fetch_stats(self, clients: Sequence[ClientProxy], server_round: int) -> list[_Stats]:
@@ -563,22 +652,20 @@ class CoopetitiveFedAvg(FedAvg):
                     self._stats[cp.cid] = st
         return [self._stats[cp.cid] for cp in clients]
 
-    def _game(self, stats: Sequence[_Stats], *, oblivious: bool = False) -> RoundGame:
+    def _game(self, stats: Sequence[_Stats]) -> RoundGame:
         ids = [st.partition_id for st in stats]
         n = np.array([st.n_samples for st in stats], dtype=np.float64)
         h0 = np.array(
             [
-                0.5
-                * float(np.abs(st.histogram / max(st.histogram.sum(), 1.0) - self.reference).sum())
+                skew(st.histogram / max(float(st.histogram.sum()), 1.0), self.reference)
                 for st in stats
             ]
         )
-        gamma = _pick(self.gamma, ids)
         return RoundGame(
             n=n,
             h0=np.clip(h0, 0.0, 1.0),
             theta=_pick(self.theta, ids),
-            gamma=np.zeros_like(gamma) if oblivious else gamma,
+            gamma=_pick(self.gamma, ids),
             c=_pick(self.c, ids),
             kappa=self.kappa,
             mu=self.mu,
@@ -587,39 +674,33 @@ class CoopetitiveFedAvg(FedAvg):
             skew_map=self.skew_map,
         )
 
-    def _decide(
-        self, game: RoundGame, stats: Sequence[_Stats], ne: GameSolution, opt: GameSolution
-    ) -> FloatArray:
-        if self.strategy == "mechanism":
-            s = opt.s
-        elif self.strategy == "equilibrium":
-            s = ne.s
-        elif self.strategy == "no_generation":
-            s = np.zeros(game.N)
-        elif self.strategy == "competition_oblivious":
-            s = nash_equilibrium(self._game(stats, oblivious=True)).s
-        else:  # random
-            s = self._rng.uniform(0.0, np.asarray(game.s_max, dtype=np.float64))
-        return np.asarray(s, dtype=np.float64)
-
     # -- Flower hooks -------------------------------------------------------------------
     def configure_fit(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, FitIns]]:
-        """Sample clients, solve the round game, and send each its synthetic amount."""
-        base = super().configure_fit(server_round, parameters, client_manager)
-        if not base:
+        """Sample organisations, solve the round game, send each its synthetic amount.
+
+        Organisations are ordered by partition id and sampled with the simulator's
+        stream (:func:`~coopml.federated.fedavg.sample_clients`).
+        """
+        client_manager.wait_for(max(self.min_available_clients, 1), timeout=86400)
+        available = list(client_manager.all().values())
+        if not available:
             return []
-        proxies = [cp for cp, _ in base]
-        stats = self._fetch_stats(proxies, server_round)
-        order = np.argsort([st.partition_id for st in stats], kind="stable")
-        proxies = [proxies[k] for k in order]
-        stats = [stats[k] for k in order]
+        stats_all = self._fetch_stats(available, server_round)
+        order = np.argsort([st.partition_id for st in stats_all], kind="stable")
+        available = [available[k] for k in order]
+        stats_all = [stats_all[k] for k in order]
+        part = sample_clients(len(available), self.client_fraction, self._rng_sample)
+        proxies = [available[k] for k in part]
+        stats = [stats_all[k] for k in part]
         game = self._game(stats)
         ne = nash_equilibrium(game)
         opt = social_optimum(game)
-        s = self._decide(game, stats, ne, opt)
+        s = np.asarray(decide(self.strategy, game, self._rng_random), dtype=np.float64)
         sent = np.floor(s + 0.5)
+        train_rngs = self._rng_train.spawn(len(proxies))
+        gen_rngs = self._rng_gen.spawn(len(proxies))
         self._pending[server_round] = _Pending(
             organisations=[st.partition_id for st in stats],
             game=game,
@@ -634,8 +715,19 @@ class CoopetitiveFedAvg(FedAvg):
             config.update(self._base_fit_config(server_round))
         config["server_round"] = server_round
         return [
-            (cp, FitIns(parameters, {**config, "synthetic": int(s_i)}))
-            for cp, s_i in zip(proxies, sent, strict=True)
+            (
+                cp,
+                FitIns(
+                    parameters,
+                    {
+                        **config,
+                        "synthetic": int(s_i),
+                        "train_stream": _encode_stream(tr),
+                        "generation_stream": _encode_stream(gr),
+                    },
+                ),
+            )
+            for cp, s_i, tr, gr in zip(proxies, sent, train_rngs, gen_rngs, strict=True)
         ]
 
     def aggregate_fit(
@@ -655,27 +747,35 @@ class CoopetitiveFedAvg(FedAvg):
         new = aggregate(updates, sizes)
         acc = self._accuracy(new)
 
+        game = pending.game
         table: FloatArray | None = None
         phi: FloatArray | None = None
-        beta: FloatArray | None = None
-        if self.contribution_accounting and 0 < len(ids) <= MAX_ACCOUNTING_PLAYERS:
+        if self.contribution_accounting and len(ids) <= MAX_ACCOUNTING_PLAYERS:
             table = self._coalition_values(pending.params, updates, sizes)
             phi_sub = shapley(CoalitionGame(table, names=tuple(str(i) for i in ids))).values
-            phi = np.zeros(len(pending.organisations))
+            phi = np.zeros(game.N)
             pos = {i: k for k, i in enumerate(pending.organisations)}
             for k, i in enumerate(ids):
                 phi[pos[i]] = phi_sub[k]
-            beta = _shares(phi)
-        red = redistribution(
-            pending.game, beta, optimum=pending.optimum, equilibrium=pending.equilibrium
-        )
-        booked = red.transfers if self.strategy == "mechanism" else np.zeros(pending.game.N)
-        u = utilities(pending.game, pending.synthetic) + booked
+        if self.beta == "shapley":
+            if phi is None:
+                raise RuntimeError(
+                    f"round {server_round}: {len(ids)} participants exceed "
+                    f"MAX_ACCOUNTING_PLAYERS={MAX_ACCOUNTING_PLAYERS} for exact Shapley shares"
+                )
+            beta: FloatArray | None = _shares(phi)
+        elif self.beta == "equal":
+            beta = np.full(game.N, 1.0 / game.N)
+        else:
+            beta = None  # the redistribution's effective-data contribution shares
+        red = redistribution(game, beta, optimum=pending.optimum, equilibrium=pending.equilibrium)
+        booked = red.transfers if self.strategy == "mechanism" else np.zeros(game.N)
+        u = utilities(game, pending.synthetic) + booked
         record = FlowerRound(
             round=server_round,
             organisations=tuple(pending.organisations),
-            n=np.asarray(pending.game.n, dtype=np.float64),
-            h0=np.asarray(pending.game.h0, dtype=np.float64),
+            n=np.asarray(game.n, dtype=np.float64),
+            h0=np.asarray(game.h0, dtype=np.float64),
             synthetic=pending.synthetic,
             synthetic_sent=pending.synthetic_sent,
             equilibrium=pending.equilibrium,
@@ -704,7 +804,12 @@ class CoopetitiveFedAvg(FedAvg):
     def _coalition_values(
         self, incoming: Params, updates: Sequence[Params], sizes: FloatArray
     ) -> FloatArray:
-        """Validation accuracy of every reconstructed coalition model (bitmask order)."""
+        """Validation accuracy of every reconstructed coalition model (bitmask order).
+
+        The model of coalition ``S`` is the weighted average of its members' updates
+        (weights: real + synthetic samples), the model FedAvg would have produced had
+        only ``S`` taken part; the empty coalition keeps the incoming global model.
+        """
         m = len(updates)
         table = np.empty(1 << m)
         table[0] = self._accuracy(incoming)
@@ -716,7 +821,11 @@ class CoopetitiveFedAvg(FedAvg):
     def history(self) -> dict[str, Any]:
         """JSON-ready per-round history."""
         return to_jsonable(
-            {"strategy": self.strategy, "rounds": [r.to_dict() for r in self.rounds]}
+            {
+                "strategy": self.strategy,
+                "beta": self.beta,
+                "rounds": [r.to_dict() for r in self.rounds],
+            }
         )
 
 
@@ -733,89 +842,82 @@ def _shares(phi: FloatArray) -> FloatArray:
 
 
 def run_flower_simulation(
-    clients: Sequence[tuple[ArrayLike, ArrayLike]],
-    validation: tuple[ArrayLike, ArrayLike],
-    model: FederatedModel,
-    *,
-    n_classes: int,
-    rounds: int,
-    theta: ArrayLike,
-    gamma: ArrayLike,
-    c: ArrayLike,
-    kappa: float,
-    mu: float,
-    s_max: ArrayLike,
-    curve: AccuracyModel,
+    config_or_setup: FLConfig | Setup,
     strategy: str = "mechanism",
-    generator: Any = None,
-    reference: ArrayLike | None = None,
-    client_fraction: float = 1.0,
+    *,
+    rounds: int | None = None,
+    beta: str = "shapley",
     contribution_accounting: bool = True,
-    random_state: RandomState = 0,
     num_cpus: int = 2,
     client_num_cpus: float = 1.0,
     verbose: bool = False,
 ) -> FlowerRunResult:
     """Run :class:`CoopetitiveFedAvg` with Flower's simulation engine (Ray backend).
 
+    Parameters
+    ----------
+    config_or_setup : FLConfig or Setup
+        A job (prepared here with :func:`coopml.federated.simulation.prepare`: split,
+        generators, κ, accuracy curve) or an already prepared set-up.
+    strategy : str, default "mechanism"
+        One of :data:`STRATEGIES`.
+    rounds : int, optional
+        Override ``config.rounds``.
+    beta : {"shapley", "contribution", "equal"}, default "shapley"
+        Welfare-gain shares of the redistribution.
+    contribution_accounting : bool, default True
+    num_cpus : int, default 2
+        CPUs given to Ray when this call starts it (no dashboard).
+    client_num_cpus : float, default 1.0
+        CPUs each virtual client reserves (sets how many run at once).
+    verbose : bool, default False
+        Show Flower's INFO log and the Ray workers' output.
+
     Telemetry is switched off (``FLWR_TELEMETRY_ENABLED=0``, ``RAY_USAGE_STATS_ENABLED=0``)
-    unless the environment already sets these variables; Ray starts in this process
-    with ``num_cpus`` CPUs and no dashboard (when it is not running already) and each
-    virtual client reserves ``client_num_cpus``.
+    unless the environment already sets these variables. Ray is shut down afterwards if
+    this call started it.
     """
-    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    for var in ("FLWR_TELEMETRY_ENABLED", "RAY_USAGE_STATS_ENABLED"):
+        os.environ.setdefault(var, "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     import logging
 
+    import ray
     from flwr.clientapp import ClientApp
     from flwr.server import ServerAppComponents, ServerConfig
     from flwr.serverapp import ServerApp
     from flwr.simulation import run_simulation
 
-    rounds = check_int("rounds", rounds, minimum=1)
-    n_orgs = check_int("clients", len(clients), minimum=2)
-    seed = check_seed(random_state)
-    fraction = float(client_fraction)
-    n_fit = max(1, round(fraction * n_orgs))
-    strat = CoopetitiveFedAvg(
-        model=model,
-        validation=validation,
-        n_classes=n_classes,
-        theta=theta,
-        gamma=gamma,
-        c=c,
-        kappa=kappa,
-        mu=mu,
-        s_max=s_max,
-        curve=curve,
-        strategy=strategy,
-        reference=reference,
+    setup = config_or_setup if isinstance(config_or_setup, Setup) else prepare(config_or_setup)
+    R = check_int("rounds", setup.config.rounds if rounds is None else rounds, minimum=1)
+    if setup.pool is None:
+        raise ValueError("the set-up has no generator pool; prepare it with train=True")
+    data = setup.data
+    n_orgs = len(data.clients)
+    strat = CoopetitiveFedAvg.from_setup(
+        setup,
+        strategy,
+        beta=beta,
         contribution_accounting=contribution_accounting,
-        random_state=seed,
-        fraction_fit=fraction,
-        min_fit_clients=n_fit,
-        min_available_clients=n_orgs,
         fraction_evaluate=0.0,
         min_evaluate_clients=0,
     )
     client_fn = make_client_fn(
-        clients,
-        model,
-        n_classes=n_classes,
-        generator=generator,
-        reference=reference,
-        random_state=seed,
+        data.clients,
+        setup.model(),
+        n_classes=data.n_classes,
+        generator=setup.pool,
+        reference=data.reference,
+        random_state=setup.config.random_state,
     )
 
     def server_fn(context: Context) -> ServerAppComponents:
-        return ServerAppComponents(strategy=strat, config=ServerConfig(num_rounds=rounds))
+        return ServerAppComponents(strategy=strat, config=ServerConfig(num_rounds=R))
 
     flwr_logger = logging.getLogger("flwr")
     level = flwr_logger.level
     if not verbose:
         flwr_logger.setLevel(logging.WARNING)
-    import ray
-
     started = not ray.is_initialized()
     try:
         run_simulation(
@@ -836,13 +938,12 @@ def run_flower_simulation(
         flwr_logger.setLevel(level)
         if started and ray.is_initialized():
             ray.shutdown()
-    converged = len(strat.rounds) == rounds and all(
-        r.equilibrium.converged and r.optimum.converged for r in strat.rounds
-    )
-    params = strat.parameters if strat.parameters is not None else []
+    if len(strat.rounds) != R:
+        raise RuntimeError(f"the Flower run completed {len(strat.rounds)} of {R} rounds")
+    converged = all(r.equilibrium.converged and r.optimum.converged for r in strat.rounds)
     return FlowerRunResult(
         rounds=list(strat.rounds),
-        params=params,
+        params=strat.parameters if strat.parameters is not None else [],
         strategy=strat.strategy,
         converged=converged,
         n_iter=len(strat.rounds),
