@@ -38,7 +38,9 @@ def test_errors_have_one_shape(client, operator_headers):
             "request_id": "req-1",
         }
     }
-    r = client.post(f"{API}/markets", json={"name": "m", "task": "ranking"}, headers=operator_headers)
+    r = client.post(
+        f"{API}/markets", json={"name": "m", "task": "ranking"}, headers=operator_headers
+    )
     assert r.status_code == 422
     error = r.json()["error"]
     assert error["code"] == "validation_error" and "task" in error["message"]
@@ -51,8 +53,9 @@ def test_errors_have_one_shape(client, operator_headers):
 
 def test_pagination(client, operator_headers):
     for i in range(5):
-        client.post(f"{API}/markets", json={"name": f"m{i}", "task": "regression"},
-                    headers=operator_headers)
+        client.post(
+            f"{API}/markets", json={"name": f"m{i}", "task": "regression"}, headers=operator_headers
+        )
     r = client.get(f"{API}/markets", params={"limit": 2, "offset": 3}, headers=operator_headers)
     body = r.json()
     assert (body["total"], body["limit"], body["offset"]) == (5, 2, 3)
@@ -112,10 +115,13 @@ def test_three_party_round(client, operator_headers):
     r = client.post(f"{API}/rounds/{rnd['id']}/predict", json={"rows": rows}, headers=alice.headers)
     assert r.status_code == 200
     assert r.json()["predictions"] == model.predict(np.asarray(rows)).tolist()
-    r = client.post(f"{API}/rounds/{rnd['id']}/predict", json={"rows": [[1.0, 2.0]]},
-                    headers=alice.headers)
+    r = client.post(
+        f"{API}/rounds/{rnd['id']}/predict", json={"rows": [[1.0, 2.0]]}, headers=alice.headers
+    )
     assert r.status_code == 422 and "30 features" in r.json()["error"]["message"]
-    assert client.get(f"{API}/rounds/{rnd['id']}/model", headers=operator_headers).status_code == 403
+    assert (
+        client.get(f"{API}/rounds/{rnd['id']}/model", headers=operator_headers).status_code == 403
+    )
 
     # the audit log records model and prediction accesses; bob sees none of alice's
     r = client.get(f"{API}/audit-log", params={"limit": 500}, headers=alice.headers)
@@ -130,8 +136,12 @@ def test_three_party_round(client, operator_headers):
 def test_per_party_round_with_replication_audit(client, operator_headers):
     market = make_market_with_parties(client, 3)
     rnd = run_round_to_completion(
-        client, market.id, operator_headers, tasks="per_party", payment_rule="ohrimenko",
-        learner={"name": "logistic_regression", "params": {"standardize": True, "C": 0.5}},
+        client,
+        market.id,
+        operator_headers,
+        tasks="per_party",
+        payment_rule="ohrimenko",
+        learner={"name": "gaussian_nb", "params": {"standardize": True}},
         replication_party="party_0",
     )
     assert_ledger_balanced(client, rnd["id"], operator_headers)
@@ -146,7 +156,9 @@ def test_dataset_content_is_owner_only_and_audited(client, operator_headers):
     dataset_id = market.datasets[alice.id][0]
     r = client.get(f"{API}/datasets/{dataset_id}/content", headers=alice.headers)
     assert r.status_code == 200 and r.content == breast_cancer_csvs(2)[0]["train"]
-    assert client.get(f"{API}/datasets/{dataset_id}/content", headers=bob.headers).status_code == 404
+    assert (
+        client.get(f"{API}/datasets/{dataset_id}/content", headers=bob.headers).status_code == 404
+    )
     assert client.get(f"{API}/datasets/{dataset_id}", headers=bob.headers).status_code == 404
     r = client.get(f"{API}/datasets/{dataset_id}/content", headers=operator_headers)
     assert r.status_code == 403
@@ -168,6 +180,7 @@ def test_round_preconditions(client, operator_headers):
     bad = {**body, "payment_rule": "auction"}
     r = client.post(f"{API}/markets/{market.id}/rounds", json=bad, headers=operator_headers)
     assert r.status_code == 422 and "auction" in r.json()["error"]["message"]
-    r = client.post(f"{API}/markets/{market.id}/rounds", json=body,
-                    headers=market.parties[0].headers)
+    r = client.post(
+        f"{API}/markets/{market.id}/rounds", json=body, headers=market.parties[0].headers
+    )
     assert r.status_code == 403

@@ -8,8 +8,9 @@ the :class:`~coopml.service.context.ServiceContext` (settings, database, blob st
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -19,7 +20,7 @@ from coopml.service.api.routes import datasets, markets, meta, rounds
 from coopml.service.context import ServiceContext
 from coopml.service.settings import Settings
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["API_PREFIX", "create_app", "iter_routes"]
 
 API_PREFIX = "/api/v1"
 
@@ -80,3 +81,21 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
 
     app.include_router(web_router)
     return app
+
+
+def iter_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(method, path)`` of every route, descending into included routers (FastAPI
+    >= 0.16x keeps ``app.include_router(...)`` as one nested entry of ``app.routes``).
+
+    ``iter_routes(app.routes)`` lists the whole app; HEAD and OPTIONS are skipped.
+    """
+    for route in routes:
+        original = getattr(route, "original_router", None)
+        if original is not None:
+            context = getattr(route, "include_context", None)
+            yield from iter_routes(original.routes, prefix + getattr(context, "prefix", ""))
+            continue
+        path = getattr(route, "path", None)
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if path is not None and method not in {"HEAD", "OPTIONS"}:
+                yield method, prefix + path

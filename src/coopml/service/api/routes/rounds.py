@@ -76,33 +76,30 @@ def _round_inputs(s: Session, market_id: str, tasks: str) -> dict[str, Any]:
             entries.append(
                 {"party_id": p.id, "name": p.name, "train": train, "validation": validation}
             )
+    problems = []
     if len(entries) < 2:
-        raise ApiError(
-            409,
-            "missing_data",
+        problems.append(
             "a round needs at least 2 parties with training data; "
-            f"{len(entries)} part{'y has' if len(entries) == 1 else 'ies have'} uploaded any",
+            f"{len(entries)} part{'y has' if len(entries) == 1 else 'ies have'} uploaded any"
         )
+    if tasks == "per_party":
+        missing = [e["name"] for e in entries if not e["validation"]]
+        if missing:
+            problems.append(
+                "tasks 'per_party' needs validation data from every party with training "
+                f"data; missing for {missing}"
+            )
+    elif not any(d.role == "validation" for d in datasets):
+        problems.append(
+            "tasks 'single' needs at least one validation dataset in the market; none uploaded"
+        )
+    if problems:
+        raise ApiError(409, "missing_data", "; ".join(problems))
     if len(entries) > MAX_ROUND_PARTIES:
         raise ApiError(
             409,
             "too_many_parties",
             f"a round takes at most {MAX_ROUND_PARTIES} parties; {len(entries)} have data",
-        )
-    if tasks == "per_party":
-        missing = [e["name"] for e in entries if not e["validation"]]
-        if missing:
-            raise ApiError(
-                409,
-                "missing_data",
-                "tasks 'per_party' needs validation data from every party with training data; "
-                f"missing for {missing}",
-            )
-    elif not any(d.role == "validation" for d in datasets):
-        raise ApiError(
-            409,
-            "missing_data",
-            "tasks 'single' needs at least one validation dataset in the market; none uploaded",
         )
     first = datasets[0]
     return {
