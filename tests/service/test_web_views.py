@@ -8,7 +8,6 @@ second line of defence in the view-models) independently of the backend.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Any
 
 import pytest
 from fastapi import FastAPI

@@ -154,77 +154,42 @@ def get_round(request: Request, viewer: Viewer, round_id: str) -> dict[str, Any]
 
 
 def get_settlement(request: Request, viewer: Viewer, round_id: str) -> dict[str, Any] | None:
-    """The settlement: every line for the operator, the party's own line for a party."""
-    from sqlalchemy import select
-
-    from coopml.service.storage.models import Round, SettlementLineRow, SettlementRow
+    """The settlement (``GET /rounds/{id}/settlement``): every line and the totals for
+    the operator, the party's own line for a party; ``None`` when not settled."""
+    from coopml.service.api.errors import ApiError
+    from coopml.service.api.routes.rounds import read_settlement
 
     with _session(request) as s:
-        r = s.get(Round, round_id)
-        if r is None or (not viewer.is_operator and r.market_id != viewer["market_id"]):
+        try:
+            return read_settlement(round_id, _principal(viewer), s)
+        except ApiError:
             return None
-        row = s.scalars(select(SettlementRow).where(SettlementRow.round_id == round_id)).first()
-        if row is None:
-            return None
-        query = select(SettlementLineRow).where(SettlementLineRow.round_id == round_id)
-        if not viewer.is_operator:
-            query = query.where(SettlementLineRow.party_id == viewer["party_id"])
-        lines = [
-            {
-                "party_id": x.party_id,
-                "name": x.name,
-                "fee": x.fee,
-                "payout": x.payout,
-                "net": x.net,
-                "value_before": x.value_before,
-                "value_after": x.value_after,
-            }
-            for x in s.scalars(query.order_by(SettlementLineRow.name))
-        ]
-        return {"round_id": round_id, "lines": lines, "verified": bool(row.verified)}
 
 
 def get_audit(request: Request, viewer: Viewer, round_id: str) -> dict[str, Any] | None:
-    """The round's audit (operator only)."""
-    from sqlalchemy import select
-
-    from coopml.service.storage.models import SettlementRow
+    """The round's audit (``GET /rounds/{id}/audit``, operator only): balance,
+    verification, duplicates, replication."""
+    from coopml.service.api.errors import ApiError
+    from coopml.service.api.routes.rounds import read_audit
 
     if not viewer.is_operator:
         return None
     with _session(request) as s:
-        row = s.scalars(select(SettlementRow).where(SettlementRow.round_id == round_id)).first()
-        return None if row is None else dict(row.audit or {})
+        try:
+            audit = read_audit(round_id, _principal(viewer), s)
+        except ApiError:
+            return None
+    audit.pop("round_id", None)
+    return audit
 
 
 def audit_log(
     request: Request, viewer: Viewer, *, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    """Audit entries, newest first: all (operator) or those about the party's items."""
-    from sqlalchemy import func, select
-
-    from coopml.service.storage.models import AuditEntry
+    """Audit entries (``GET /audit-log``), newest first: all for the operator, those about
+    the party's own items and actions for a party."""
+    from coopml.service.api.routes.meta import audit_log as api_audit_log
 
     with _session(request) as s:
-        where = [] if viewer.is_operator else [AuditEntry.party_id == viewer["party_id"]]
-        total = s.scalar(select(func.count()).select_from(AuditEntry).where(*where))
-        query = (
-            select(AuditEntry)
-            .where(*where)
-            .order_by(AuditEntry.at.desc(), AuditEntry.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        entries = [
-            {
-                "id": e.id,
-                "at": e.at.isoformat(),
-                "actor": e.actor,
-                "action": e.action,
-                "item_type": e.item_type,
-                "item_id": e.item_id,
-                "request_id": e.request_id,
-            }
-            for e in s.scalars(query)
-        ]
-        return entries, int(total or 0)
+        body = api_audit_log(_principal(viewer), s, limit=limit, offset=offset, item_id=None)
+    return [_jsonable(e) for e in body["items"]], int(body["total"])
