@@ -57,9 +57,15 @@ def diabetes() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return X_tr, y_tr, X_val, y_val
 
 
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (``os.getloadavg()``), rounded."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def emit(result: dict[str, Any]) -> None:
     """Print the benchmark's result as the last line of its output."""
     result["peak_memory_mib"] = round(peak_memory_mib(), 1)
+    result["load_average_at_end"] = load_average()
     result["cpu_count"] = os.cpu_count()
     print(json.dumps(result, default=float))
     sys.stdout.flush()

@@ -15,7 +15,7 @@ import sys
 import warnings
 
 import numpy as np
-from _common import breast_cancer, emit, timed
+from _common import breast_cancer, emit, load_average, timed
 from sklearn.linear_model import LogisticRegression
 
 from coopml.coalitions import CoalitionGame
@@ -77,6 +77,7 @@ def main(ms: list[int]) -> None:
                 "coopml_efficiency_error": float(phi_fast.sum() - (game.table[-1] - game.table[0])),
                 "pydvl_efficiency_error": float(phi_pydvl.sum() - (ref.table[-1] - ref.table[0])),
                 "table_entries_differing": int(np.sum(game.table != ref.table)),
+                "load_average": load_average(),
             }
         )
         print(rows[-1], file=sys.stderr)

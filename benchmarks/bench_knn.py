@@ -3,7 +3,7 @@
 K = 5, 10 features, two Gaussian classes; pyDVL with one joblib job (its default
 outside a parallel context), coopml in one process. Values must agree to 1e-9.
 
-Usage: python benchmarks/bench_knn.py [--quick]
+Usage: python benchmarks/bench_knn.py [--quick] [NxNVAL ...]   (e.g. 50000x1000)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 import warnings
 
 import numpy as np
-from _common import emit, timed
+from _common import emit, load_average, timed
 
 from coopml.coalitions.knn_shapley import knn_shapley
 
@@ -37,8 +37,8 @@ def pydvl_knn(X, y, X_val, y_val, k: int) -> np.ndarray:
     return np.asarray(result.values)[np.argsort(result.indices)]
 
 
-def main(quick: bool) -> None:
-    sizes = (
+def main(quick: bool, only: list[tuple[int, int]]) -> None:
+    sizes = only or (
         [(1000, 100), (5000, 100), (20000, 400)]
         if quick
         else [(1000, 100), (5000, 100), (20000, 400), (50000, 1000)]
@@ -58,6 +58,7 @@ def main(quick: bool) -> None:
                 "seconds_coopml": t_ours,
                 "ratio_pydvl_over_coopml": t_theirs / t_ours,
                 "max_abs_diff": float(np.abs(ours - theirs).max()),
+                "load_average": load_average(),
             }
         )
         print(rows[-1], file=sys.stderr)
@@ -65,4 +66,5 @@ def main(quick: bool) -> None:
 
 
 if __name__ == "__main__":
-    main("--quick" in sys.argv)
+    sizes = [tuple(int(v) for v in a.split("x")) for a in sys.argv[1:] if "x" in a]
+    main("--quick" in sys.argv, sizes)  # type: ignore[arg-type]

@@ -9,6 +9,10 @@ would return on the coalition's pooled rows, to the tolerance each learner state
 a coalition whose fit the batched kernel cannot reproduce to that tolerance (rank
 deficient, ill conditioned, a validation prediction on a decision boundary) is
 flagged ``ok=False`` and the caller refits it with scikit-learn itself.
+
+The batched kernels run on a backend (:mod:`coopml.learning.fast._backend`): numpy by
+default, or torch on a device (``device="cpu"``, ``"cuda"``) when torch is installed;
+either way a block's results come back as numpy arrays.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
+
+from coopml.learning.fast._backend import Backend, NumpyBackend, get_backend
 
 __all__ = ["FastBlock", "FastLearner", "masked_argmax", "membership", "spd_solve"]
 
@@ -70,6 +76,11 @@ class FastLearner(ABC):
         Training targets of each party.
     X_val : ndarray of shape (n_val, n_features)
         Validation features every coalition's model predicts.
+    device : str, optional
+        Where the batched kernels run: ``None`` (the default, see
+        :func:`~coopml.learning.fast.set_default_device`) or ``"numpy"`` for numpy, or
+        a torch device (``"cpu"``, ``"cuda"``; needs torch) for the torch backend.
+        Results agree across backends to rounding.
     """
 
     #: Estimator classes this learner reproduces (exact type match).
@@ -83,7 +94,9 @@ class FastLearner(ABC):
         X_parts: Sequence[NDArray[np.float64]],
         y_parts: Sequence[NDArray[Any]],
         X_val: NDArray[np.float64],
+        device: str | None = None,
     ) -> None:
+        self.backend: Backend = get_backend(device)
         self.estimator_params = estimator.get_params(deep=False)
         self.estimator_class = type(estimator)
         self.n_players = len(X_parts)
@@ -143,28 +156,42 @@ class FastLearner(ABC):
 
 
 def masked_argmax(
-    scores: NDArray[np.float64], present: NDArray[np.bool_], tie_tol: float
-) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    scores: Any, present: Any, tie_tol: float, backend: Backend | None = None
+) -> tuple[Any, Any]:
     """``argmax`` over the last axis of ``scores`` (B, n_val, K) among present classes (B, K).
 
     Returns the class indices (B, n_val) and, per coalition, whether some validation
     point has its two best scores within ``tie_tol * (1 + |best|)``: rounding could
     then decide its class differently from scikit-learn, so that coalition is refit.
     Exact ties go to the first (smallest) class, as in scikit-learn's
-    ``classes_[argmax]``.
+    ``classes_[argmax]``. Arrays are the ``backend``'s (default numpy).
+
+    Examples
+    --------
+    >>> s = np.array([[[0.0, 1.0], [2.0, 2.0]]])
+    >>> idx, tie = masked_argmax(s, np.array([[True, True]]), 1e-9)
+    >>> idx.tolist(), tie.tolist()
+    ([[1, 0]], [True])
     """
-    masked = np.where(present[:, None, :], scores, -np.inf)
-    top2 = -np.partition(-masked, 1, axis=2)[:, :, :2]
-    near = top2[:, :, 0] - top2[:, :, 1] <= tie_tol * (1.0 + np.abs(top2[:, :, 0]))
-    return masked.argmax(axis=2), near.any(axis=1)
+    be = backend or NumpyBackend()
+    if scores.shape[-1] == 2 and bool(present.all()):  # binary: no masking, no partition
+        s0, s1 = scores[..., 0], scores[..., 1]
+        best = be.where(s1 > s0, s1, s0)
+        near = be.abs(s1 - s0) <= tie_tol * (1.0 + be.abs(best))
+        return (s1 > s0) * 1, near.any(axis=1)
+    masked = be.where(present[:, None, :], scores, -np.inf)
+    best, second = be.top2(masked)
+    near = best - second <= tie_tol * (1.0 + be.abs(best))
+    return be.argmax(masked, 2), near.any(axis=1)
 
 
 def spd_solve(
-    C: NDArray[np.float64],
-    rhs: NDArray[np.float64],
+    C: Any,
+    rhs: Any,
     rcond: float,
-    candidates: NDArray[np.bool_] | None = None,
-) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64]]:
+    candidates: Any = None,
+    backend: Backend | None = None,
+) -> tuple[Any, Any, Any]:
     """Solve ``C x = rhs`` for a batch of symmetric positive semi-definite ``C`` (B, d, d).
 
     ``ok`` is false where ``C`` is numerically singular: its Cholesky factorisation fails
@@ -172,20 +199,25 @@ def spd_solve(
     at most ``rcond``. Solutions where ``ok`` is false are zero. Also returns the
     Cholesky pivots (B, d) (zero where the factorisation failed). ``candidates`` marks
     the matrices worth factorising (others are known singular, e.g. too few rows).
+    Arrays are the ``backend``'s (default numpy).
+
+    Examples
+    --------
+    >>> C = np.array([[[2.0, 0.0], [0.0, 4.0]], [[1.0, 1.0], [1.0, 1.0]]])
+    >>> x, ok, _ = spd_solve(C, np.ones((2, 2, 1)), 1e-8)
+    >>> x[:, :, 0].tolist(), ok.tolist()
+    ([[0.5, 0.25], [0.0, 0.0]], [True, False])
     """
+    be = backend or NumpyBackend()
     B = C.shape[0]
-    pivots = np.zeros((B, C.shape[1]))
-    idx = np.arange(B) if candidates is None else np.flatnonzero(candidates)
-    try:
-        pivots[idx] = np.diagonal(np.linalg.cholesky(C[idx]), axis1=1, axis2=2) ** 2
-    except np.linalg.LinAlgError:
-        for b in idx.tolist():
-            try:
-                pivots[b] = np.diagonal(np.linalg.cholesky(C[b])) ** 2
-            except np.linalg.LinAlgError:
-                pivots[b] = 0.0
-    ok = pivots.min(axis=1) > rcond * pivots.max(axis=1)
-    x = np.zeros(rhs.shape)
-    if ok.any():
-        x[ok] = np.linalg.solve(C[ok], rhs[ok])
-    return x, ok, pivots
+    if candidates is None or bool(candidates.all()):
+        L, factored = be.cholesky(C)
+    else:
+        idx = be.flatnonzero(candidates)
+        L = be.zeros(C.shape)
+        factored = be.zeros(B, dtype=bool)
+        if idx.shape[0]:
+            L[idx], factored[idx] = be.cholesky(C[idx])
+    pivots = be.diagonal(L) ** 2
+    ok = factored & (be.amin(pivots, 1) > rcond * be.amax(pivots, 1))
+    return be.cho_solve(L, C, rhs, ok), ok, pivots

@@ -90,81 +90,89 @@ class FastLinearDiscriminantAnalysis(FastLearner):
         self.gram = np.stack([(X.T @ X).ravel() for X in Xs])  # (M, d*d)
         self.X_val_shifted = X_val - self.shift
         self._shape = (K, d)
+        be = self.backend
+        self._dev = {
+            name: be.asarray(getattr(self, name))
+            for name in ("class_counts", "class_sums", "gram", "X_val_shifted", "shift")
+        }
 
     def fit_block(self, A: NDArray[np.float64]) -> FastBlock:
+        be, dev = self.backend, self._dev
         K, d = self._shape
+        A = be.asarray(A)
         B = A.shape[0]
-        counts = A @ self.class_counts  # (B, K)
+        counts = A @ dev["class_counts"]  # (B, K)
         present = counts > 0
         n = counts.sum(axis=1)
-        sums = (A @ self.class_sums).reshape(B, K, d)
-        means = sums / np.maximum(counts, 1.0)[:, :, None]
-        scatter = (A @ self.gram).reshape(B, d, d) - np.swapaxes(sums, 1, 2) @ means
-        diag = np.diagonal(scatter, axis1=1, axis2=2).copy()
+        sums = (A @ dev["class_sums"]).reshape(B, K, d)
+        means = sums / be.clip_min(counts, 1.0)[:, :, None]
+        scatter = (A @ dev["gram"]).reshape(B, d, d)
+        scatter -= be.swap(sums) @ means  # minus sum_k n_k mu_k mu_k'
+        diag = be.diagonal(scatter)
         ok = (diag > 0).all(axis=1)
-        scale = 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0))
+        scale = 1.0 / be.sqrt(be.where(diag > 0, diag, 1.0))
         # R: the standardised scatter, unit diagonal; eig(R) are sklearn's squared S.
-        R = scatter * scale[:, :, None] * scale[:, None, :]
-        rhs = np.swapaxes(means, 1, 2) * scale[:, :, None]  # (B, d, K)
+        R = scatter
+        R *= scale[:, :, None]
+        R *= scale[:, None, :]
+        rhs = be.swap(means) * scale[:, :, None]  # (B, d, K)
         rcond = 1.0 / MAX_CONDITION if self.solver != "svd" else 0.0
         full_rank = ok & (n - present.sum(axis=1) >= d)  # else the scatter is singular
-        Y, solved, pivots = spd_solve(R, rhs, rcond, full_rank)
+        Y, solved, pivots = spd_solve(R, rhs, rcond, full_rank, backend=be)
         ok &= solved
         if self.solver == "svd":
             ok &= self._full_within_rank(R, pivots, ok)
-        Z = Y * scale[:, :, None] * n[:, None, None]  # Sigma^{-1} mu_k, Sigma = scatter / n
-        quad = (means * np.swapaxes(Z, 1, 2)).sum(axis=2)  # mu_k' Sigma^{-1} mu_k
+        Z = Y * (scale[:, :, None] * n[:, None, None])  # Sigma^{-1} mu_k, Sigma = scatter / n
+        quad = (means * be.swap(Z)).sum(axis=2)  # mu_k' Sigma^{-1} mu_k
         priors = counts / n[:, None]
         with np.errstate(divide="ignore"):
-            intercept = -0.5 * quad + np.log(priors)
+            intercept = -0.5 * quad + be.log(priors)
         if self.solver == "svd":
             ok &= self._full_between_rank(means, Z, priors, present, ok)
-        scores = self.X_val_shifted @ Z + intercept[:, None, :]  # (B, n_val, K)
-        predictions, tie = masked_argmax(scores, present, TIE_TOL)
+        # All validation scores in one matrix product: (n_val, d) @ (d, B*K).
+        scores = dev["X_val_shifted"] @ be.permute(Z, (1, 0, 2)).reshape(d, B * K)
+        scores = be.permute(scores.reshape(-1, B, K), (1, 0, 2)) + intercept[:, None, :]
+        predictions, tie = masked_argmax(scores, present, TIE_TOL, be)
         ok &= ~tie
-        coef = np.swapaxes(Z, 1, 2)  # (B, K, d)
-        intercept = intercept - coef @ self.shift
-        params = {"coef": coef, "intercept": intercept, "means": means + self.shift}
-        params["priors"], params["present"] = priors, present
-        return FastBlock(ok, predictions, params)
+        coef = be.swap(Z)  # (B, K, d)
+        intercept = intercept - coef @ dev["shift"]
+        out = be.numpy
+        params = {"coef": out(coef), "intercept": out(intercept)}
+        params["means"] = out(means + dev["shift"])
+        params["priors"], params["present"] = out(priors), out(present)
+        return FastBlock(out(ok), out(predictions), params)
 
-    def _full_within_rank(
-        self, R: NDArray[np.float64], pivots: NDArray[np.float64], ok: NDArray[np.bool_]
-    ) -> NDArray[np.bool_]:
+    def _full_within_rank(self, R: Any, pivots: Any, ok: Any) -> Any:
         """Whether sklearn's svd solver keeps every within-class direction (S > tol)."""
-        full = ok.copy()
+        be = self.backend
+        full = ok.clone() if be.name == "torch" else ok.copy()
         threshold = self.tol**2
         # The smallest eigenvalue is at most the smallest pivot; check near ones exactly.
-        near = ok & (pivots.min(axis=1) < 1e4 * threshold)
-        if near.any():
-            full[near] = np.linalg.eigvalsh(R[near])[:, 0] > 1.01 * threshold
+        near = ok & (be.amin(pivots, 1) < 1e4 * threshold)
+        if bool(near.any()):
+            full[near] = be.eigvalsh(R[near])[:, 0] > 1.01 * threshold
         return full
 
-    def _full_between_rank(
-        self,
-        means: NDArray[np.float64],
-        Z: NDArray[np.float64],
-        priors: NDArray[np.float64],
-        present: NDArray[np.bool_],
-        ok: NDArray[np.bool_],
-    ) -> NDArray[np.bool_]:
+    def _full_between_rank(self, means: Any, Z: Any, priors: Any, present: Any, ok: Any) -> Any:
         """Whether sklearn's svd solver keeps K-1 between-class directions (S > tol * S_0)."""
+        be = self.backend
         n_present = present.sum(axis=1)
-        full = np.ones(len(ok), dtype=bool)
+        full = ok | ~ok
         check = ok & (n_present >= 3)
-        if not check.any():
+        if not bool(check.any()):
             return full
         mu, z, pi = means[check], Z[check], priors[check]
+        K = pi.shape[1]
         Q = mu @ z  # mu_k' Sigma^{-1} mu_l
-        P = np.eye(pi.shape[1])[None] - pi[:, None, :]  # rows: e_k - pi
-        Qc = P @ Q @ np.swapaxes(P, 1, 2)
-        w = np.sqrt(pi)
-        eig = np.linalg.eigvalsh(w[:, :, None] * Qc * w[:, None, :])[:, ::-1]
+        P = be.eye(K)[None] - pi[:, None, :]  # rows: e_k - pi
+        Qc = P @ Q @ be.swap(P)
+        w = be.sqrt(pi)
+        eig = be.eigvalsh(w[:, :, None] * Qc * w[:, None, :])  # ascending
         kp = n_present[check]
-        rows = np.arange(len(kp))
-        smallest_kept = eig[rows, kp - 2]  # the (K-1)-th largest
-        structural = np.abs(eig[rows, kp - 1])  # the K-th, zero in exact arithmetic
-        cut = self.tol**2 * eig[:, 0]
+        rows = be.arange(kp.shape[0])
+        smallest_kept = eig[rows, K + 1 - kp]  # the (K-1)-th largest
+        structural = be.abs(eig[rows, K - kp])  # the K-th largest, zero in exact arithmetic
+        cut = self.tol**2 * eig[:, K - 1]
         full[check] = (smallest_kept > 4 * cut) & (structural < 0.25 * cut)
         return full
 

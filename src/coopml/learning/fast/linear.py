@@ -98,29 +98,40 @@ class FastLinearRegression(FastLearner):
         self.gram = np.stack([(X.T @ X).ravel() for X in Xs])  # (M, d*d)
         self.xty = np.stack([X.T @ y for X, y in zip(Xs, ys, strict=True)])
         self.X_val_shifted = X_val - self.x_shift
-        self._eye = np.eye(d)
+        be = self.backend
+        self._dev = {
+            name: be.asarray(getattr(self, name))
+            for name in ("n", "sx", "sy", "gram", "xty", "X_val_shifted", "x_shift")
+        }
+        self._eye = be.eye(d)
 
     def fit_block(self, A: NDArray[np.float64]) -> FastBlock:
+        be, dev = self.backend, self._dev
         d = self.n_features
-        n = A @ self.n
-        C = (A @ self.gram).reshape(-1, d, d)
-        c = A @ self.xty
+        A = be.asarray(A)
+        n = A @ dev["n"]
+        C = (A @ dev["gram"]).reshape(-1, d, d)
+        c = A @ dev["xty"]
         if self.fit_intercept:
-            xbar = (A @ self.sx) / n[:, None]
-            ybar = (A @ self.sy) / n
+            xbar = (A @ dev["sx"]) / n[:, None]
+            ybar = (A @ dev["sy"]) / n
             C -= n[:, None, None] * xbar[:, :, None] * xbar[:, None, :]
             c -= (n * ybar)[:, None] * xbar
         C += self.alpha * self._eye
         rcond = 1.0 / MAX_CONDITION
         enough = (n > d + self.fit_intercept) if self.alpha == 0 else None
-        w, ok, _ = spd_solve(C, c[:, :, None], rcond, enough)
+        w, ok, _ = spd_solve(C, c[:, :, None], rcond, enough, backend=be)
         w = w[:, :, 0]
         if self.alpha > 0:  # exact bound: cond(C) <= (tr C + alpha) / alpha
-            ok &= np.trace(C, axis1=1, axis2=2) <= MAX_CONDITION * self.alpha
-        b = ybar - np.einsum("bd,bd->b", xbar, w) if self.fit_intercept else np.zeros(len(A))
-        predictions = w @ self.X_val_shifted.T + (b + self.y_shift)[:, None]
-        intercept = b + self.y_shift - w @ self.x_shift
-        return FastBlock(ok, predictions, {"coef": w, "intercept": intercept})
+            ok &= be.diagonal(C).sum(axis=1) <= MAX_CONDITION * self.alpha
+        if self.fit_intercept:
+            b = ybar - (xbar * w).sum(axis=1)
+        else:
+            b = be.zeros(A.shape[0])
+        predictions = w @ be.swap(dev["X_val_shifted"]) + (b + self.y_shift)[:, None]
+        intercept = b + self.y_shift - w @ dev["x_shift"]
+        out = be.numpy
+        return FastBlock(out(ok), out(predictions), {"coef": out(w), "intercept": out(intercept)})
 
     def _set_fitted(self, model: Any, block: FastBlock, b: int) -> None:
         model.coef_ = block.params["coef"][b].copy()

@@ -45,7 +45,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import expit, log_softmax, softmax
 from sklearn.linear_model import LogisticRegression
 
 from coopml.learning.fast._base import FastBlock, FastLearner
@@ -115,7 +114,15 @@ class FastLogisticRegression(FastLearner):
         self.gather = np.maximum(full, full.T).ravel()  # full (p, p) entry -> triangle index
         self.codes_all = np.concatenate(self.codes)
         self.party_of_row = np.repeat(np.arange(self.n_players), [len(c) for c in self.codes])
-        self._warm: dict[tuple[int, ...], tuple[NDArray[np.float64], ...]] = {}
+        self._warm: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        be = self.backend
+        self._dev = {
+            "Xt": be.asarray(self.Xt),
+            "outer": be.asarray(self.outer),
+            "pen": be.asarray(self.lam * self.penalised),
+            "penalised": be.asarray(self.penalised),
+            "gather": be.asarray(self.gather, dtype=np.int64),
+        }
 
     # ------------------------------------------------------------------ batched fit
     def fit_block(self, A: NDArray[np.float64]) -> FastBlock:
@@ -128,8 +135,12 @@ class FastLogisticRegression(FastLearner):
         for g, pattern in enumerate(patterns):
             idx = np.flatnonzero(which.ravel() == g)
             classes = np.flatnonzero(pattern)
-            rows = A[idx][:, self.party_of_row]  # (b, n) 0/1 row membership
-            th, converged = self._newton(rows, classes, self._warm_start(classes)[0], A[idx])
+            be = self.backend
+            rows = be.asarray(A[idx][:, self.party_of_row])  # (b, n) 0/1 row membership
+            th, converged = self._newton(
+                rows, classes, self._warm_start(classes)[0], be.asarray(A[idx])
+            )
+            th, converged = be.numpy(th), be.numpy(converged)
             if classes.size == 2:  # logits (0, theta' x): class 1 against class 0
                 theta[idx, classes[1]] = th
             else:
@@ -155,131 +166,137 @@ class FastLogisticRegression(FastLearner):
         Newton step then costs ``A @ pieces`` instead of a pass over its rows."""
         key = tuple(classes.tolist())
         if key not in self._warm:
+            be = self.backend
             target = self._target(classes)
-            rows = np.isin(self.codes_all, classes).astype(np.float64)[None, :]
-            start = np.zeros(self.Xt.shape[1] * (1 if classes.size == 2 else classes.size))
+            rows = be.asarray(np.isin(self.codes_all, classes)[None, :])
+            start = be.zeros(self.Xt.shape[1] * (1 if classes.size == 2 else classes.size))
             theta0 = self._newton(rows, classes, start)[0].reshape(-1)
-            parties = (self.party_of_row[None, :] == np.arange(self.n_players)[:, None]) * 1.0
-            nothing = np.zeros((1, rows.shape[1]))  # the penalty alone
-            g, h = self._grad_hess(np.tile(theta0, (self.n_players, 1)), parties, target)
+            parties = self.party_of_row[None, :] == np.arange(self.n_players)[:, None]
+            nothing = be.zeros((1, rows.shape[1]))  # the penalty alone
+            g, h = self._grad_hess(
+                be.zeros((self.n_players, theta0.shape[0])) + theta0[None, :],
+                be.asarray(parties),
+                target,
+            )
             g_pen, h_pen = self._grad_hess(theta0[None, :], nothing, target)
             flat = (h - h_pen).reshape(self.n_players, -1)
             self._warm[key] = (theta0, g - g_pen, flat, g_pen, h_pen)
         return self._warm[key]
 
-    def _target(self, classes: NDArray[np.intp]) -> NDArray[np.float64]:
+    def _target(self, classes: NDArray[np.intp]) -> Any:
         """Indicator of class ``classes[1]`` (two classes) or one-hot rows (n, K)."""
         Y = (self.codes_all[:, None] == classes[None, :]).astype(np.float64)
-        return Y[:, 1] if classes.size == 2 else Y
+        return self.backend.asarray(Y[:, 1] if classes.size == 2 else Y)
 
     def _newton(
         self,
-        rows: NDArray[np.float64],
+        rows: Any,
         classes: NDArray[np.intp],
-        start: NDArray[np.float64],
-        A: NDArray[np.float64] | None = None,
-    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        start: Any,
+        A: Any = None,
+    ) -> tuple[Any, Any]:
         """Minimise every coalition's objective; ``rows`` (b, n) is row membership.
 
         With ``A`` (the coalitions' party membership, b x M), ``start`` must be the
         cached warm start and the first step is taken from per-party pieces. Returns
         parameters (b, p) for two classes (class ``classes[1]`` against
         ``classes[0]``, as sklearn's ``coef_[0]``) or (b, K, p) for more, and whether
-        each coalition converged.
+        each coalition converged. Arrays are the backend's.
         """
+        be = self.backend
         b, p, K = rows.shape[0], self.Xt.shape[1], classes.size
         target = self._target(classes)
+        rows = be.asarray(rows)
         if A is not None:
             theta0, g_j, h_j, g_pen, h_pen = self._warm_start(classes)
-            theta = np.tile(theta0, (b, 1))
+            theta = be.zeros((b, theta0.shape[0])) + theta0[None, :]
             first = (A @ g_j + g_pen, (A @ h_j).reshape(b, *h_pen.shape[1:]) + h_pen)
         else:
-            theta = np.tile(start.ravel(), (b, 1))
+            theta = be.zeros((b, start.reshape(-1).shape[0])) + start.reshape(1, -1)
             first = None
-        converged = np.zeros(b, dtype=bool)
-        active = np.arange(b)
+        converged = be.zeros(b, dtype=bool)
+        active = be.arange(b)
         for it in range(MAX_NEWTON):
             th, m = theta[active], rows[active]
             if it == 0 and first is not None:
                 grad, hess = first
             else:
                 grad, hess = self._grad_hess(th, m, target)
-            step = np.linalg.solve(hess, grad[:, :, None])[:, :, 0]
-            slope = np.einsum("bp,bp->b", grad, step)
+            step = be.solve(hess, grad[:, :, None])[:, :, 0]
+            slope = (grad * step).sum(axis=1)
             # Backtracking (Armijo) for large steps; near the optimum full steps always
             # descend, and convergence is checked on the step, so they skip the search.
-            t = np.ones(len(active))
+            t = be.zeros(active.shape[0]) + 1.0
             new = th - step
-            search = np.flatnonzero(np.abs(step).max(axis=1) > 0.5)
-            if search.size:
+            search = be.flatnonzero(be.amax(be.abs(step), 1) > 0.5)
+            if search.shape[0]:
                 f0 = self._objective(th[search], m[search], target)
             for _ in range(40):
-                if search.size == 0:
+                if search.shape[0] == 0:
                     break
                 trial = th[search] - t[search, None] * step[search]
                 f1 = self._objective(trial, m[search], target)
-                bad = f1 > f0 - 1e-4 * t[search] * slope[search] + 1e-13 * (1.0 + np.abs(f0))
+                bad = f1 > f0 - 1e-4 * t[search] * slope[search] + 1e-13 * (1.0 + be.abs(f0))
                 new[search] = trial
                 t[search[bad]] /= 2
                 search, f0 = search[bad], f0[bad]
             theta[active] = new
-            size = np.abs(t[:, None] * step).max(axis=1)
+            size = be.amax(be.abs(t[:, None] * step), 1)
             # A full Newton step of size s leaves an error of order s**2 (quadratic
             # convergence), so STEP_TOL = 1e-7 leaves about 1e-14.
-            done = (t == 1) & (size <= STEP_TOL * (1.0 + np.abs(new).max(axis=1)))
+            done = (t == 1) & (size <= STEP_TOL * (1.0 + be.amax(be.abs(new), 1)))
             converged[active[done]] = True
             active = active[~done]
-            if active.size == 0:
+            if active.shape[0] == 0:
                 break
         return (theta if K == 2 else theta.reshape(b, K, p)), converged
 
-    def _objective(
-        self, theta: NDArray[np.float64], m: NDArray[np.float64], target: NDArray[np.float64]
-    ) -> NDArray[np.float64]:
+    def _objective(self, theta: Any, m: Any, target: Any) -> Any:
+        be, dev = self.backend, self._dev
         p = self.Xt.shape[1]
         if target.ndim == 1:
-            eta = theta @ self.Xt.T  # (b, n)
-            loss = np.logaddexp(0.0, eta) - target * eta
-            w2 = (theta**2 * self.penalised).sum(axis=1)
+            eta = theta @ be.swap(dev["Xt"])  # (b, n)
+            loss = be.logaddexp0(eta) - target * eta
+            w2 = (theta**2 * dev["penalised"]).sum(axis=1)
         else:
-            th = theta.reshape(len(theta), -1, p)
-            eta = np.einsum("np,bkp->bnk", self.Xt, th)
-            loss = -(log_softmax(eta, axis=2) * target).sum(axis=2)
+            th = theta.reshape(theta.shape[0], -1, p)
+            eta = be.einsum("np,bkp->bnk", dev["Xt"], th)
+            loss = -(be.log_softmax(eta, 2) * target).sum(axis=2)
             bias = th[:, :, -1].sum(axis=1) if self.fit_intercept else 0.0
-            w2 = (th**2 * self.penalised).sum(axis=(1, 2)) + bias**2 / self.lam
-        return np.einsum("bn,bn->b", m, loss) + 0.5 * self.lam * w2
+            w2 = (th**2 * dev["penalised"]).sum(axis=2).sum(axis=1) + bias**2 / self.lam
+        return (m * loss).sum(axis=1) + 0.5 * self.lam * w2
 
-    def _grad_hess(
-        self, theta: NDArray[np.float64], m: NDArray[np.float64], target: NDArray[np.float64]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def _grad_hess(self, theta: Any, m: Any, target: Any) -> tuple[Any, Any]:
+        be, dev = self.backend, self._dev
         b, p = theta.shape[0], self.Xt.shape[1]
-        pen = self.lam * self.penalised
+        pen, Xt = dev["pen"], dev["Xt"]
+        m = be.asarray(m)
         if target.ndim == 1:
-            prob = expit(theta @ self.Xt.T)
-            grad = (m * (prob - target)) @ self.Xt + pen * theta
-            hess = self._unpack((m * prob * (1 - prob)) @ self.outer)
-            hess += np.diag(pen)
+            prob = be.expit(theta @ be.swap(Xt))
+            grad = (m * (prob - target)) @ Xt + pen * theta
+            hess = self._unpack((m * prob * (1 - prob)) @ dev["outer"])
+            hess += be.diag(pen)
             return grad, hess
         K = target.shape[1]
         th = theta.reshape(b, K, p)
-        prob = softmax(np.einsum("np,bkp->bnk", self.Xt, th), axis=2)  # (b, n, K)
-        grad = np.einsum("bn,bnk,np->bkp", m, prob - target, self.Xt) + pen * th
-        hess = np.zeros((b, K, p, K, p))
+        prob = be.softmax(be.einsum("np,bkp->bnk", Xt, th), 2)  # (b, n, K)
+        grad = be.einsum("bn,bnk,np->bkp", m, prob - target, Xt) + pen * th
+        hess = be.zeros((b, K, p, K, p))
         for k in range(K):
             for j in range(k, K):
-                w = m * prob[:, :, k] * ((k == j) - prob[:, :, j])
-                block = self._unpack(w @ self.outer)
+                w = m * prob[:, :, k] * (float(k == j) - prob[:, :, j])
+                block = self._unpack(w @ dev["outer"])
                 hess[:, k, :, j, :] = block
                 hess[:, j, :, k, :] = block
-            hess[:, k, :, k, :] += np.diag(pen)
+            hess[:, k, :, k, :] += be.diag(pen)
         if self.fit_intercept:  # pin the free common shift of the intercepts: + (sum b)^2 / 2
             hess[:, :, p - 1, :, p - 1] += 1.0
             grad[:, :, p - 1] += th[:, :, p - 1].sum(axis=1)[:, None]
         return grad.reshape(b, K * p), hess.reshape(b, K * p, K * p)
 
-    def _unpack(self, flat: NDArray[Any]) -> NDArray[np.float64]:
+    def _unpack(self, flat: Any) -> Any:
         p = self.Xt.shape[1]
-        return flat[:, self.gather].reshape(-1, p, p)
+        return flat[:, self._dev["gather"]].reshape(-1, p, p)
 
     def _set_fitted(self, model: Any, block: FastBlock, b: int) -> None:
         keep = block.params["present"][b]

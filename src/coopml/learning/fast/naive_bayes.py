@@ -74,35 +74,49 @@ class FastGaussianNB(FastLearner):
         self.sums = per_class(lambda Z: Z.sum(axis=0))  # (M, K*d)
         self.squares = per_class(lambda Z: (Z**2).sum(axis=0))
         self.X_val_shifted = X_val - self.shift
+        be = self.backend
+        self._dev = {
+            "class_counts": be.asarray(self.class_counts),
+            "sums": be.asarray(self.sums),
+            "squares": be.asarray(self.squares),
+            "x": be.asarray(self.X_val_shifted),
+            "x2": be.asarray(self.X_val_shifted**2),
+            "shift": be.asarray(self.shift),
+        }
 
     def fit_block(self, A: NDArray[np.float64]) -> FastBlock:
+        be, dev = self.backend, self._dev
         K, d = self.classes.size, self.n_features
+        A = be.asarray(A)
         B = A.shape[0]
-        counts = A @ self.class_counts
+        counts = A @ dev["class_counts"]
         present = counts > 0
         n = counts.sum(axis=1)
-        sums = (A @ self.sums).reshape(B, K, d)
-        squares = (A @ self.squares).reshape(B, K, d)
-        theta = sums / np.maximum(counts, 1.0)[:, :, None]
-        var = np.maximum(squares / np.maximum(counts, 1.0)[:, :, None] - theta**2, 0.0)
+        sums = (A @ dev["sums"]).reshape(B, K, d)
+        squares = (A @ dev["squares"]).reshape(B, K, d)
+        safe_counts = be.clip_min(counts, 1.0)[:, :, None]
+        theta = sums / safe_counts
+        var = be.clip_min(squares / safe_counts - theta**2, 0.0)
         total_mean = sums.sum(axis=1) / n[:, None]
         total_var = squares.sum(axis=1) / n[:, None] - total_mean**2
-        epsilon = self.var_smoothing * total_var.max(axis=1)
+        epsilon = self.var_smoothing * be.amax(total_var, 1)
         var += epsilon[:, None, None]
-        ok = np.asarray(np.where(present[:, :, None], var > 0, True).all(axis=(1, 2)))
-        inv = np.where(present[:, :, None] & ok[:, None, None], 1.0 / np.where(var > 0, var, 1), 0)
-        x = self.X_val_shifted
+        ok = be.where(present[:, :, None], var > 0, True).reshape(B, -1).all(axis=1)
+        keep = present[:, :, None] & ok[:, None, None]
+        inv = be.where(keep, 1.0 / be.where(var > 0, var, 1.0), 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            const = np.log(counts / n[:, None]) - 0.5 * np.log(2 * np.pi * var).sum(axis=2)
-        mahal = (
-            np.swapaxes(inv @ (x**2).T - 2 * (theta * inv) @ x.T, 1, 2)
-            + (theta**2 * inv).sum(axis=2)[:, None, :]
-        )
-        predictions, tie = masked_argmax(const[:, None, :] - 0.5 * mahal, present, TIE_TOL)
+            const = be.log(counts / n[:, None]) - 0.5 * be.log(2 * np.pi * var).sum(axis=2)
+        # sum_f (x_f - theta_kf)^2 / var_kf as two (n_val, d) @ (d, B*K) products
+        lin = be.swap((inv * theta).reshape(B * K, d))
+        quad = dev["x2"] @ be.swap(inv.reshape(B * K, d)) - 2.0 * (dev["x"] @ lin)
+        mahal = quad.reshape(-1, B, K) + (theta**2 * inv).sum(axis=2)[None, :, :]
+        scores = be.permute(const[None, :, :] - 0.5 * mahal, (1, 0, 2))  # (B, n_val, K)
+        predictions, tie = masked_argmax(scores, present, TIE_TOL, be)
         ok &= ~tie
-        params = {"theta": theta + self.shift, "var": var, "epsilon": epsilon}
-        params["counts"], params["present"] = counts, present
-        return FastBlock(ok, predictions, params)
+        out = be.numpy
+        params = {"theta": out(theta + dev["shift"]), "var": out(var), "epsilon": out(epsilon)}
+        params["counts"], params["present"] = out(counts), out(present)
+        return FastBlock(out(ok), out(predictions), params)
 
     def _set_fitted(self, model: Any, block: FastBlock, b: int) -> None:
         p = block.params
