@@ -8,8 +8,6 @@ import io
 import numpy as np
 import pytest
 import skops.io as sio
-
-from coopml.market import Settlement
 from tests.service.conftest import (
     API,
     assert_ledger_balanced,
@@ -17,6 +15,8 @@ from tests.service.conftest import (
     make_market_with_parties,
     run_round_to_completion,
 )
+
+from coopml.market import Settlement
 
 
 def test_health_and_me(client, operator_headers):

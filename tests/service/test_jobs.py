@@ -8,17 +8,17 @@ import time
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-
-from coopml.service.jobs import Worker, claim_job, renew_lease
-from coopml.service.jobs.queue import Heartbeat
-from coopml.service.jobs.runner import compute_round, settle_round
-from coopml.service.storage.models import Job, Round, SettlementRow, new_id
 from tests.service.conftest import (
     API,
     assert_ledger_balanced,
     make_market_with_parties,
     run_jobs,
 )
+
+from coopml.service.jobs import Worker, claim_job, renew_lease
+from coopml.service.jobs.queue import Heartbeat
+from coopml.service.jobs.runner import compute_round, settle_round
+from coopml.service.storage.models import Job, Round, SettlementRow, new_id
 
 ROUND = {"learner": {"name": "gaussian_nb"}, "payment_rule": "shapley", "fee_price": 2.0}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
+from tests.service.conftest import API, breast_cancer_csvs, make_market_with_parties
 
 from coopml.service import Settings
 from coopml.service.context import ServiceContext
@@ -21,7 +22,6 @@ from coopml.service.security import (
 )
 from coopml.service.storage import BlobStore
 from coopml.service.storage.models import Base
-from tests.service.conftest import API, breast_cancer_csvs, make_market_with_parties
 
 
 def test_encryption_round_trip_and_tamper_detection():
