@@ -82,6 +82,7 @@ from coopml.federated.synthetic import skew
 
 try:
     from flwr.client import Client, NumPyClient
+    from flwr.clientapp import ClientApp
     from flwr.common import (
         Context,
         FitIns,
@@ -92,9 +93,11 @@ try:
         ndarrays_to_parameters,
         parameters_to_ndarrays,
     )
+    from flwr.server import ServerAppComponents, ServerConfig
     from flwr.server.client_manager import ClientManager
     from flwr.server.client_proxy import ClientProxy
     from flwr.server.strategy import FedAvg
+    from flwr.serverapp import ServerApp
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("coopml.federated.flower needs Flower: pip install 'coopml[flower]'") from exc
 
@@ -104,6 +107,7 @@ __all__ = [
     "FlowerClient",
     "FlowerRound",
     "FlowerRunResult",
+    "make_apps",
     "make_client_fn",
     "run_flower_simulation",
 ]
@@ -342,6 +346,18 @@ class FlowerClient(NumPyClient):
         ``default_rng([seed, t, partition_id])``. :class:`CoopetitiveFedAvg` sends each
         client its minibatch and generation streams (``"train_stream"``,
         ``"generation_stream"`` in the fit config), spawned like the built-in simulator's.
+
+    Examples
+    --------
+    >>> from coopml.federated.fedavg import LogisticModel
+    >>> X, y = np.array([[0.0], [1.0], [2.0]]), np.array([0, 1, 1])
+    >>> model = LogisticModel(1, 2)
+    >>> client = FlowerClient(4, X, y, model, n_classes=2)
+    >>> client.get_properties({})
+    {'partition_id': 4, 'n_samples': 3, 'label_histogram': '[1, 2]'}
+    >>> params, n, metrics = client.fit(model.init(None), {"synthetic": 0, "server_round": 1})
+    >>> n, metrics
+    (3, {'partition_id': 4, 'n_real': 3, 'n_synthetic': 0})
     """
 
     def __init__(
@@ -841,6 +857,56 @@ def _shares(phi: FloatArray) -> FloatArray:
 # ---------------------------------------------------------------------------------------
 
 
+def make_apps(
+    setup: Setup,
+    strategy: str = "mechanism",
+    *,
+    rounds: int | None = None,
+    beta: str = "shapley",
+    contribution_accounting: bool = True,
+) -> tuple[ServerApp, ClientApp, CoopetitiveFedAvg]:
+    """Flower ``ServerApp`` and ``ClientApp`` for a prepared set-up, and the strategy.
+
+    The ``ClientApp`` maps Flower's ``node_config["partition-id"]`` to the set-up's
+    organisation of that index. Keep the returned strategy to read its
+    :attr:`~CoopetitiveFedAvg.rounds` after the run. For a deployment (``flwr run``)
+    expose the two apps from a module that builds the same set-up on every node (the
+    split and the generators are deterministic given the job's seed).
+
+    Parameters
+    ----------
+    setup : Setup
+        From :func:`coopml.federated.simulation.prepare` (with generators).
+    strategy, rounds, beta, contribution_accounting
+        As in :func:`run_flower_simulation`.
+    """
+    R = check_int("rounds", setup.config.rounds if rounds is None else rounds, minimum=1)
+    if setup.pool is None:
+        raise ValueError("the set-up has no generator pool; prepare it with train=True")
+    data = setup.data
+    strat = CoopetitiveFedAvg.from_setup(
+        setup,
+        strategy,
+        beta=beta,
+        contribution_accounting=contribution_accounting,
+        fraction_evaluate=0.0,
+        min_evaluate_clients=0,
+    )
+    client_fn = make_client_fn(
+        data.clients,
+        setup.model(),
+        n_classes=data.n_classes,
+        generator=setup.pool,
+        reference=data.reference,
+        random_state=setup.config.random_state,
+    )
+
+    def server_fn(context: Context) -> ServerAppComponents:
+        return ServerAppComponents(strategy=strat, config=ServerConfig(num_rounds=R))
+
+    return ServerApp(server_fn=server_fn), ClientApp(client_fn=client_fn), strat
+
+
 def run_flower_simulation(
     config_or_setup: FLConfig | Setup,
     strategy: str = "mechanism",
@@ -873,6 +939,10 @@ def run_flower_simulation(
     verbose : bool, default False
         Show Flower's INFO log and the Ray workers' output.
 
+    Returns
+    -------
+    FlowerRunResult
+
     Telemetry is switched off (``FLWR_TELEMETRY_ENABLED=0``, ``RAY_USAGE_STATS_ENABLED=0``)
     unless the environment already sets these variables. Ray is shut down afterwards if
     this call started it.
@@ -883,36 +953,14 @@ def run_flower_simulation(
     import logging
 
     import ray
-    from flwr.clientapp import ClientApp
-    from flwr.server import ServerAppComponents, ServerConfig
-    from flwr.serverapp import ServerApp
     from flwr.simulation import run_simulation
 
     setup = config_or_setup if isinstance(config_or_setup, Setup) else prepare(config_or_setup)
     R = check_int("rounds", setup.config.rounds if rounds is None else rounds, minimum=1)
-    if setup.pool is None:
-        raise ValueError("the set-up has no generator pool; prepare it with train=True")
-    data = setup.data
-    n_orgs = len(data.clients)
-    strat = CoopetitiveFedAvg.from_setup(
-        setup,
-        strategy,
-        beta=beta,
-        contribution_accounting=contribution_accounting,
-        fraction_evaluate=0.0,
-        min_evaluate_clients=0,
+    server_app, client_app, strat = make_apps(
+        setup, strategy, rounds=R, beta=beta, contribution_accounting=contribution_accounting
     )
-    client_fn = make_client_fn(
-        data.clients,
-        setup.model(),
-        n_classes=data.n_classes,
-        generator=setup.pool,
-        reference=data.reference,
-        random_state=setup.config.random_state,
-    )
-
-    def server_fn(context: Context) -> ServerAppComponents:
-        return ServerAppComponents(strategy=strat, config=ServerConfig(num_rounds=R))
+    n_orgs = len(setup.data.clients)
 
     flwr_logger = logging.getLogger("flwr")
     level = flwr_logger.level
@@ -921,8 +969,8 @@ def run_flower_simulation(
     started = not ray.is_initialized()
     try:
         run_simulation(
-            server_app=ServerApp(server_fn=server_fn),
-            client_app=ClientApp(client_fn=client_fn),
+            server_app=server_app,
+            client_app=client_app,
             num_supernodes=n_orgs,
             backend_config={
                 "init_args": {
