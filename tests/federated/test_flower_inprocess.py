@@ -112,6 +112,8 @@ def test_every_strategy_plays_the_simulators_game(setup, strategy):
     strat, _ = _drive(setup, strategy)
     sim = run_strategy(setup, strategy)
     assert len(strat.rounds) == ROUNDS
+    welfare = sum(r.social_welfare for r in strat.rounds)
+    assert welfare == pytest.approx(sim.social_welfare, rel=1e-12)
     for t, r in enumerate(strat.rounds):
         ids = list(r.organisations)
         assert np.flatnonzero(sim.participants[t]).tolist() == ids

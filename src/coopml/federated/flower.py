@@ -937,7 +937,7 @@ def run_flower_simulation(
     client_num_cpus : float, default 1.0
         CPUs each virtual client reserves (sets how many run at once).
     verbose : bool, default False
-        Show Flower's INFO log and the Ray workers' output.
+        Show Flower's log (otherwise errors only) and the Ray workers' output.
 
     Returns
     -------
@@ -964,8 +964,8 @@ def run_flower_simulation(
 
     flwr_logger = logging.getLogger("flwr")
     level = flwr_logger.level
-    if not verbose:
-        flwr_logger.setLevel(logging.WARNING)
+    if not verbose:  # hides Flower's INFO log and its run_simulation deprecation notice
+        flwr_logger.setLevel(logging.ERROR)
     started = not ray.is_initialized()
     try:
         run_simulation(
