@@ -51,10 +51,14 @@ def serve(
     except Exception as exc:  # database unreachable, bad key file, ...
         raise fail(f"cannot start the service: {exc}") from None
     ctx = app.state.service
-    console.print(f"coopml marketplace on http://{host}:{port}  (data: {settings.data_dir})")
+    console.print(
+        f"coopml marketplace on http://{host}:{port}  (data: {settings.data_dir})", soft_wrap=True
+    )
     console.print(f"database: {ctx.db.dialect}; embedded worker: {'on' if worker else 'off'}")
     if ctx.operator_token_path is not None:
-        console.print(f"operator token: in {ctx.operator_token_path} (keep it secret)")
+        console.print(
+            f"operator token: in {ctx.operator_token_path} (keep it secret)", soft_wrap=True
+        )
     elif settings.operator_token:
         console.print("operator token: from COOPML_OPERATOR_TOKEN")
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -42,7 +42,7 @@ def ledger_totals(s: Session, round_id: str) -> dict[str, Any]:
     sums = dict.fromkeys(LEDGER_KINDS, 0.0)
     scale = 0.0
     n = 0
-    for kind, total, absolute, count in s.execute(
+    for row in s.execute(
         select(
             LedgerEntry.kind,
             func.sum(LedgerEntry.amount),
@@ -51,7 +51,8 @@ def ledger_totals(s: Session, round_id: str) -> dict[str, Any]:
         )
         .where(LedgerEntry.round_id == round_id)
         .group_by(LedgerEntry.kind)
-    ):
+    ).all():
+        kind, total, absolute, count = str(row[0]), row[1], row[2], row[3]
         sums[kind] = float(total or 0.0)
         scale += float(absolute or 0.0)
         n += int(count)

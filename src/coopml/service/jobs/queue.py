@@ -13,7 +13,7 @@ import datetime
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from coopml.service.storage.database import Database
 from coopml.service.storage.models import Job, Round, utcnow
@@ -31,7 +31,7 @@ class Claim:
     max_attempts: int
 
 
-def _claimable(now: datetime.datetime) -> object:
+def _claimable(now: datetime.datetime) -> ColumnElement[bool]:
     return or_(
         Job.status == "queued",
         and_(Job.status == "running", Job.lease_expires_at < now),
