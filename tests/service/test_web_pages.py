@@ -92,6 +92,7 @@ def test_operator_sees_everything(
         assert f"{line['fee']:.4f}" in page and f"{line['payout']:.4f}" in page
     log = client.get("/ui/audit-log").text
     assert "round" in log and "No entries" not in log
+    assert "party alice" in log and "party carol" in log  # uploads, named for the operator
 
 
 def test_party_sees_only_its_own_lines(
@@ -118,9 +119,14 @@ def test_party_sees_only_its_own_lines(
     assert client.get(f"/ui/markets/{other.id}").status_code == 404
     assert client.get(f"/ui/markets/{'0' * 32}").status_code == 404
     assert client.get(f"/ui/rounds/{'0' * 32}").status_code == 404
+    r = client.get(f"{API}/rounds/{round_id}/model", headers=bob.headers)
+    assert r.status_code == 200
     log = client.get("/ui/audit-log").text
+    assert "model_downloaded" in log and "party bob" in log
     for p in (market.parties[0], market.parties[2]):
-        assert p.id[:8] not in log
+        assert p.id[:8] not in log and p.name not in log
+        for dataset_id in market.datasets[p.id]:
+            assert dataset_id[:8] not in log
 
 
 def test_party_of_another_market_cannot_open_the_round(
@@ -152,3 +158,23 @@ def test_round_in_progress_shows_status_without_settlement(
     page = client.get(f"/ui/rounds/{r.json()['id']}").text
     assert "queued" in page and "settlement-table" not in page
     assert 'http-equiv="refresh"' in page
+
+
+def test_pages_on_postgresql(pg_settings) -> None:  # type: ignore[no-untyped-def]
+    """The same pages over PostgreSQL (skipped when it is unreachable)."""
+    from coopml.service import create_app
+
+    app = create_app(pg_settings)
+    try:
+        with TestClient(app) as client:
+            market = make_market_with_parties(client, 3, names=["alice", "bob", "carol"])
+            rnd = run_round_to_completion(client, market.id)
+            login(client, OPERATOR_TOKEN)
+            page = client.get(f"/ui/rounds/{rnd['id']}").text
+            assert page.count("<tr data-party=") == 3 and 'id="audit"' in page
+            login(client, market.parties[2].token)
+            page = client.get(f"/ui/rounds/{rnd['id']}").text
+            assert page.count("<tr data-party=") == 1 and "alice" not in page
+            assert "party carol" in client.get("/ui/audit-log").text
+    finally:
+        app.state.service.db.dispose()

@@ -188,8 +188,25 @@ def audit_log(
 ) -> tuple[list[dict[str, Any]], int]:
     """Audit entries (``GET /audit-log``), newest first: all for the operator, those about
     the party's own items and actions for a party."""
+    from sqlalchemy import select
+
     from coopml.service.api.routes.meta import audit_log as api_audit_log
+    from coopml.service.storage.models import Party
 
     with _session(request) as s:
         body = api_audit_log(_principal(viewer), s, limit=limit, offset=offset, item_id=None)
-    return [_jsonable(e) for e in body["items"]], int(body["total"])
+        entries = [_jsonable(e) for e in body["items"]]
+        # Name the parties that acted, where the viewer may know them (the operator: all;
+        # a party: itself); other actors keep their opaque id.
+        ids = {
+            e["actor"].removeprefix("party:") for e in entries if e["actor"].startswith("party:")
+        }
+        if not viewer.is_operator:
+            ids &= {str(viewer["party_id"])}
+        query = select(Party.id, Party.name).where(Party.id.in_(ids))
+        names = {str(row.id): str(row.name) for row in s.execute(query)}
+    for e in entries:
+        party_id = e["actor"].removeprefix("party:")
+        if e["actor"].startswith("party:") and party_id in names:
+            e["actor"] = f"party {names[party_id]}"
+    return entries, int(body["total"])
