@@ -124,6 +124,7 @@ def analyze_command(
     from coopml.competition import analyze
 
     values = _sizes(sizes, ctx.args)
+    assert values is not None  # --sizes is required
     try:
         result = analyze(
             values, gamma=gamma, beta=beta, market=market, quality=quality, kappa=kappa,

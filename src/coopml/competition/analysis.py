@@ -154,6 +154,7 @@ def analyze(
     quality: str = "cost",
     rule: str = "nash",
     n_grid: int = 4000,
+    n_starts: int = 5,
 ) -> SharingAnalysis:
     """Analyse data sharing between firms with the given data sizes.
 
@@ -178,8 +179,9 @@ def analyze(
         Channel through which model quality enters the market.
     rule : {"nash", "kalai_smorodinsky", "egalitarian", "utilitarian"}
         Bargaining rule splitting the surplus under transferable utility.
-    n_grid : int
-        Grid size of the Nash bargaining search (lower for slow user markets).
+    n_grid, n_starts : int
+        Grid size and local refinements of the Nash bargaining search (lower both for
+        slow user markets, whose every profit evaluation is a numerical equilibrium).
 
     Returns
     -------
@@ -217,7 +219,7 @@ def analyze(
         full=full,
         alone=model.equilibrium(s, np.zeros(s.size)),
         shared=model.equilibrium(s, np.ones(s.size)),
-        bargain=nash_bargaining_sharing(model, s, n_grid=n_grid),
+        bargain=nash_bargaining_sharing(model, s, n_grid=n_grid, n_starts=n_starts),
         transferable=transferable,
         structures=coalition_structures(model, s) if small else None,
         structures_tu=coalition_structures(model, s, transfers=True, rule=rule) if small else None,

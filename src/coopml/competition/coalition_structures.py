@@ -164,9 +164,9 @@ class CoalitionStructures:
                     "individually_rational": bool(self.individually_rational[k]),
                     "nash_stable": bool(self.nash_stable[k]),
                     "core_stable": bool(self.core_stable[k]),
-                    "blocking": None if self.blocking[k] is None else list(self.blocking[k]),
+                    "blocking": None if b is None else list(b),
                 }
-                for k, p in enumerate(self.partitions)
+                for k, (p, b) in enumerate(zip(self.partitions, self.blocking, strict=True))
             ],
         }
 

@@ -240,7 +240,7 @@ def fit_learning_curve(
     for r, rng in enumerate(spawn_generators(random_state, n_repeats)):
         perm = rng.permutation(X.shape[0])
         train = perm[n_val:]
-        if X_val is None:
+        if X_val is None or y_val is None:
             Xv, yv = X[perm[:n_val]], y[perm[:n_val]]
         else:
             Xv, yv = X_val, y_val

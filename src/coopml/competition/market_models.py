@@ -494,7 +494,9 @@ class NumericalEquilibrium:
     ----------
     actions, profits, intercepts, costs : ndarray of shape (n_firms,)
     method : str
-        ``"closed_form"``, ``"best_response"`` or ``"root"``.
+        ``"closed_form"``, ``"best_response"``, ``"root"`` or ``"root+best_response"``
+        (root-finding did not reach a verified equilibrium, e.g. at a corner where a
+        firm exits, and best responses took over).
     n_iter : int
         Best-response sweeps or root-finder evaluations.
     max_deviation_gain : float
@@ -624,7 +626,7 @@ def solve_equilibrium(
     *,
     method: str = "best_response",
     x0: ArrayLike | None = None,
-    tol: float = 1e-10,
+    tol: float = 1e-8,
     max_iter: int = 500,
     n_grid: int = 201,
     verify: bool = True,
@@ -636,7 +638,8 @@ def solve_equilibrium(
     ``"best_response"`` iterates exact best responses (grid + bounded scalar search,
     Gauss-Seidel order) until no action moves by more than ``tol``, and ``"root"``
     solves the first-order conditions ``d pi_i / d x_i = 0`` (central differences) with
-    :func:`scipy.optimize.root`, started from a few best-response sweeps. The result is
+    :func:`scipy.optimize.root`, started from a few best-response sweeps (falling back
+    to best responses when that fails, e.g. at a corner). The result is
     then checked by :func:`deviation_gain`; ``converged`` is false when the search did
     not converge or some firm can gain more than ``verify_tol * max(1, |pi|)``.
 
@@ -649,7 +652,9 @@ def solve_equilibrium(
     x0 : array_like of shape (n_firms,), optional
         Start (default: the middle of every action range).
     tol : float
-        Convergence tolerance on actions.
+        Convergence tolerance on actions, relative to ``1 + max |x|`` (a bounded scalar
+        search locates a smooth maximum to about ``1e-8`` relative, so much smaller
+        values cannot be reached).
     max_iter : int
         Bound on best-response sweeps / root-finder evaluations.
     n_grid : int
@@ -697,17 +702,31 @@ def solve_equilibrium(
     if x is None:
         used = method
         x = (lower + upper) / 2 if x0 is None else np.clip(np.asarray(x0, float), lower, upper)
-        sweeps = max_iter if method == "best_response" else min(5, max_iter)
-        converged = False
-        for n_iter in range(1, sweeps + 1):  # noqa: B007
-            previous = x.copy()
-            for i in range(c.size):
-                x[i], _ = _best_response(market, x, i, lower[i], upper[i], a, c, n_grid)
-            if np.max(np.abs(x - previous)) <= tol * (1 + np.max(np.abs(x))):
-                converged = True
-                break
-        if method == "root" and not converged:
-            x, converged, n_iter = _root_equilibrium(market, x, a, c, lower, upper, tol, max_iter)
+
+        def sweep(z: NDArray[np.float64], count: int) -> tuple[NDArray[np.float64], bool, int]:
+            for k in range(1, count + 1):
+                previous = z.copy()
+                for i in range(c.size):
+                    z[i], _ = _best_response(market, z, i, lower[i], upper[i], a, c, n_grid)
+                if np.max(np.abs(z - previous)) <= tol * (1 + np.max(np.abs(z))):
+                    return z, True, k
+            return z, False, count
+
+        if method == "best_response":
+            x, converged, n_iter = sweep(x, max_iter)
+        else:
+            x, converged, n_iter = sweep(x, min(5, max_iter))
+            if not converged:
+                x, converged, n_iter = _root_equilibrium(
+                    market, x, a, c, lower, upper, tol, max_iter
+                )
+                if converged and verify:
+                    gain = deviation_gain(market, x, a, c)
+                    converged = gain <= verify_tol * max(1.0, float(np.max(np.abs(x))))
+                if not converged:  # e.g. a corner (a firm exits): fall back to best responses
+                    used = "root+best_response"
+                    x, converged, extra = sweep(x, max_iter)
+                    n_iter += extra
     x = np.asarray(x, dtype=np.float64)
     profits = np.asarray(market.profits(x, a, c), dtype=np.float64)
     gain = deviation_gain(market, x, a, c) if verify else float("nan")
@@ -740,4 +759,6 @@ def _root_equilibrium(
 
     res = root(foc, x, method="hybr", options={"xtol": tol, "maxfev": max_iter})
     inside = bool(np.all(res.x >= lower - 1e-12) and np.all(res.x <= upper + 1e-12))
-    return np.clip(res.x, lower, upper), bool(res.success) and inside, int(res.nfev)
+    # hybr may stop with "no progress" at machine precision: accept a vanishing gradient
+    solved = bool(res.success) or float(np.max(np.abs(res.fun))) <= 1e-7
+    return np.clip(res.x, lower, upper), solved and inside, int(res.nfev)
