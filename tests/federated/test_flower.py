@@ -74,7 +74,7 @@ def setup():
 
 @pytest.fixture(scope="module")
 def mechanism_run(local_ray, setup):
-    return run_flower_simulation(setup, "mechanism")
+    return run_flower_simulation(setup, "mechanism", client_num_cpus=2)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,9 @@ def sampled_setup():
 
 @pytest.fixture(scope="module")
 def no_generation_run(local_ray, sampled_setup):
-    return run_flower_simulation(sampled_setup, "no_generation", beta="contribution")
+    return run_flower_simulation(
+        sampled_setup, "no_generation", beta="contribution", client_num_cpus=2
+    )
 
 
 def test_run_completes(mechanism_run):
