@@ -184,3 +184,34 @@ def test_round_preconditions(client, operator_headers):
         f"{API}/markets/{market.id}/rounds", json=body, headers=market.parties[0].headers
     )
     assert r.status_code == 403
+
+
+def test_json_bodies_are_bounded(tmp_path, operator_headers):
+    from fastapi.testclient import TestClient
+    from tests.service.conftest import OPERATOR_TOKEN
+
+    from coopml.service import Settings, create_app
+
+    settings = Settings(tmp_path / "d", operator_token=OPERATOR_TOKEN, max_request_bytes=200)
+    app = create_app(settings.with_(embedded_worker=False))
+    with TestClient(app) as client:
+        body = {"name": "x" * 150, "task": "regression", "description": "y" * 100}
+        r = client.post(f"{API}/markets", json=body, headers=operator_headers)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+        assert r.headers["x-request-id"] == r.json()["error"]["request_id"]
+
+        def chunks():  # no Content-Length: cut off while streaming
+            yield b'{"name": "' + b"x" * 150
+            yield b'", "task": "regression", "description": "' + b"y" * 100 + b'"}'
+
+        r = client.post(
+            f"{API}/markets",
+            content=chunks(),
+            headers={**operator_headers, "content-type": "application/json"},
+        )
+        assert r.status_code == 413
+        r = client.post(
+            f"{API}/markets", json={"name": "m", "task": "regression"}, headers=operator_headers
+        )
+        assert r.status_code == 201
+    app.state.service.db.dispose()

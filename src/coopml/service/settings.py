@@ -35,6 +35,8 @@ class Settings:
         ``data_dir/operator.token`` (0600).
     max_upload_bytes : int, default 50 MiB
         Largest accepted dataset file.
+    max_request_bytes : int, default 32 MiB
+        Largest accepted body of any other request (JSON).
     embedded_worker : bool, default True
         ``coopml serve`` runs a job worker thread inside the server process.
     lease_seconds : float, default 30
@@ -60,6 +62,7 @@ class Settings:
     secret_key: bytes | None = field(default=None, repr=False)
     operator_token: str | None = field(default=None, repr=False)
     max_upload_bytes: int = 50 * MiB
+    max_request_bytes: int = 32 * MiB
     embedded_worker: bool = True
     lease_seconds: float = 30.0
     executor: Literal["serial", "joblib", "ray"] = "serial"
@@ -71,6 +74,10 @@ class Settings:
         if self.max_upload_bytes < 1:
             raise ValueError(
                 f"parameter 'max_upload_bytes' must be >= 1; got {self.max_upload_bytes}"
+            )
+        if self.max_request_bytes < 1:
+            raise ValueError(
+                f"parameter 'max_request_bytes' must be >= 1; got {self.max_request_bytes}"
             )
         if not self.lease_seconds > 0:
             raise ValueError(f"parameter 'lease_seconds' must be > 0; got {self.lease_seconds}")

@@ -15,7 +15,11 @@ from typing import Any
 from fastapi import FastAPI
 
 from coopml import __version__
-from coopml.service.api.errors import ErrorBody, RequestIdMiddleware, install_error_handlers
+from coopml.service.api.errors import (
+    ErrorBody,
+    RequestIdMiddleware,
+    install_error_handlers,
+)
 from coopml.service.api.routes import datasets, markets, meta, rounds
 from coopml.service.context import ServiceContext
 from coopml.service.settings import Settings
@@ -73,7 +77,7 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
         lifespan=lifespan,
     )
     app.state.service = ctx
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, max_body=settings.max_request_bytes)
     install_error_handlers(app)
     for module in (meta, markets, datasets, rounds):
         app.include_router(module.router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]

@@ -25,6 +25,10 @@ __all__ = ["ApiError", "ErrorBody", "RequestIdMiddleware", "install_error_handle
 log = logging.getLogger("coopml.service")
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: Largest request body except dataset uploads (limited by ``max_upload_bytes``); a
+#: 10,000-row prediction request fits comfortably.
+MAX_JSON_BODY = 32 * 1024 * 1024
+_UPLOAD = re.compile(r"/markets/[^/]+/datasets/?$")
 
 _CODES = {
     400: "bad_request",
@@ -102,11 +106,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
 
-class RequestIdMiddleware:
-    """Pure ASGI middleware: set the request id and echo it in ``X-Request-ID``."""
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over the limit (an HTTPException, so that FastAPI's body parsing
+    lets it through and it is rendered as a 413)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body: at most {limit} bytes are accepted")
+
+
+class RequestIdMiddleware:
+    """Pure ASGI middleware: set the request id and echo it in ``X-Request-ID``; bound
+    request bodies (except dataset uploads, which their route limits) to ``max_body``."""
+
+    def __init__(self, app: ASGIApp, max_body: int = MAX_JSON_BODY) -> None:
         self.app = app
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,6 +146,18 @@ class RequestIdMiddleware:
             await send(message)
 
         started = False
+        limited = scope.get("method") != "POST" or not _UPLOAD.search(scope.get("path", ""))
+        declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), b"")
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge(self.max_body)
+            return message
 
         async def send_tracking(message: Message) -> None:
             nonlocal started
@@ -140,7 +166,14 @@ class RequestIdMiddleware:
             await send_with_id(message)
 
         try:
-            await self.app(scope, receive, send_tracking)
+            if limited and declared.isdigit() and int(declared) > self.max_body:
+                raise BodyTooLarge(self.max_body)
+            await self.app(scope, bounded_receive if limited else receive, send_tracking)
+        except BodyTooLarge as exc:
+            if started:
+                raise
+            response = error_response(413, "payload_too_large", str(exc.detail))
+            await response(scope, receive, send_with_id)
         except Exception:
             log.exception("unhandled error in request %s", rid)
             if started:
