@@ -1,0 +1,205 @@
+"""Federated-learning job files (TOML), validated with pydantic.
+
+A job names the data (a bundled classification dataset split among organisations with
+Dirichlet label skew), the FedAvg model, the generators, the game parameters and the
+strategies; a ``[sweep]`` table adds the competition intensities and skews to sweep.
+See ``examples/fl_digits.toml``.
+
+Example
+-------
+>>> cfg = FLConfig.model_validate({"data": {"dataset": "wine", "n_organisations": 3}})
+>>> cfg.rounds, cfg.training.model, cfg.game.kappa
+(30, 'logistic', 'measured')
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from coopml.config import ConfigError
+
+__all__ = [
+    "STRATEGIES",
+    "ConfigError",
+    "CurveConfig",
+    "FLConfig",
+    "FLDataConfig",
+    "GameConfig",
+    "GeneratorConfig",
+    "SweepConfig",
+    "TrainingConfig",
+    "load_fl_config",
+    "parse_fl_config",
+]
+
+STRATEGIES = ("mechanism", "equilibrium", "no_generation", "competition_oblivious", "random")
+Strategy = Literal["mechanism", "equilibrium", "no_generation", "competition_oblivious", "random"]
+_DEFAULT_STRATEGIES: tuple[Strategy, ...] = (
+    "mechanism",
+    "equilibrium",
+    "no_generation",
+    "competition_oblivious",
+    "random",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FLDataConfig(_Strict):
+    """A bundled classification dataset split among organisations (Dirichlet label skew)."""
+
+    dataset: str = "digits"
+    n_organisations: int = Field(10, ge=2, le=200)
+    alpha: float = Field(0.5, gt=0, description="Dirichlet concentration alpha_D")
+    validation_fraction: float = Field(0.3, gt=0, lt=1)
+    reference: Literal["uniform", "global"] = "uniform"
+    min_size: int = Field(10, ge=1)
+
+
+class TrainingConfig(_Strict):
+    """FedAvg: the model, local epochs, minibatches, client sampling."""
+
+    model: Literal["logistic", "mlp"] = "logistic"
+    local_epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(0.05, gt=0)
+    client_fraction: float = Field(1.0, gt=0, le=1)
+    hidden: int = Field(64, ge=1, description="hidden units of the MLP")
+
+    def model_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`coopml.federated.fedavg.make_model`."""
+        options: dict[str, Any] = {
+            "local_epochs": self.local_epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+        }
+        if self.model == "mlp":
+            options["hidden"] = self.hidden
+        return options
+
+
+class GeneratorConfig(_Strict):
+    """Per-organisation class-conditional generators."""
+
+    kind: Literal["gmm", "vae"] = "gmm"
+    n_components: int = Field(2, ge=1, description="GMM components per class")
+    latent_dim: int = Field(8, ge=1, description="VAE latent size")
+    epochs: int = Field(100, ge=1, description="VAE training epochs")
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for the generator class."""
+        if self.kind == "gmm":
+            return {"n_components": self.n_components}
+        return {"latent_dim": self.latent_dim, "epochs": self.epochs}
+
+
+class CurveConfig(_Strict):
+    """The accuracy curve P(E) = A_max - a E^-b: fitted from pilot FedAvg runs, or given."""
+
+    fit: bool = True
+    pilot_fractions: list[float] = Field(
+        default_factory=lambda: [0.02, 0.05, 0.1, 0.25, 0.5, 1.0], min_length=3
+    )
+    pilot_rounds: int | None = Field(None, ge=1, description="default: rounds")
+    A_max: float | None = Field(None, gt=0)
+    a: float | None = Field(None, gt=0)
+    b: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _given(self) -> CurveConfig:
+        if not self.fit and None in (self.A_max, self.a, self.b):
+            raise ValueError("with fit = false give A_max, a and b")
+        if any(not 0 < f <= 1 for f in self.pilot_fractions):
+            raise ValueError(f"pilot_fractions must lie in (0, 1]; got {self.pilot_fractions}")
+        return self
+
+
+class GameConfig(_Strict):
+    """Parameters of the per-round game (scalars apply to every organisation)."""
+
+    theta: float | list[float] = 1.0
+    gamma: float | list[float] = 0.5
+    c: float | list[float] = 2e-5
+    mu: float = Field(0.2, ge=0)
+    kappa: float | Literal["measured"] = "measured"
+    s_max_factor: float = Field(3.0, ge=0, description="s_max_i = s_max_factor * n_i")
+    beta: Literal["contribution", "equal"] = "contribution"
+    curve: CurveConfig = Field(default_factory=CurveConfig)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> GameConfig:
+        def values(x: float | list[float]) -> list[float]:
+            return x if isinstance(x, list) else [x]
+
+        if any(v <= 0 for v in values(self.theta)):
+            raise ValueError(f"theta must be > 0; got {self.theta}")
+        if any(not 0 <= v <= 1 for v in values(self.gamma)):
+            raise ValueError(f"gamma must lie in [0, 1]; got {self.gamma}")
+        if any(v < 0 for v in values(self.c)):
+            raise ValueError(f"c must be >= 0; got {self.c}")
+        if self.kappa != "measured" and not 0 < float(self.kappa) <= 1:
+            raise ValueError(f"kappa must lie in (0, 1] or be 'measured'; got {self.kappa}")
+        return self
+
+
+class SweepConfig(_Strict):
+    """What ``coopml fl sweep`` varies (each value runs a full simulation)."""
+
+    gamma: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])
+    alpha: list[float] = Field(default_factory=lambda: [0.1, 0.3, 1.0, 10.0])
+    rounds: int | None = Field(None, ge=1, description="rounds per run (default: rounds)")
+    train: bool = Field(True, description="run FedAvg (false: the game only, fast)")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SweepConfig:
+        if any(not 0 <= g <= 1 for g in self.gamma):
+            raise ValueError(f"sweep.gamma values must lie in [0, 1]; got {self.gamma}")
+        if any(a <= 0 for a in self.alpha):
+            raise ValueError(f"sweep.alpha values must be > 0; got {self.alpha}")
+        return self
+
+
+class FLConfig(_Strict):
+    """A coopetitive federated-learning job (see the module docstring)."""
+
+    rounds: int = Field(30, ge=1)
+    random_state: int = Field(0, ge=0)
+    strategies: list[Strategy] = Field(
+        default_factory=lambda: list(_DEFAULT_STRATEGIES), min_length=1
+    )
+    data: FLDataConfig = Field(default_factory=FLDataConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    game: GameConfig = Field(default_factory=GameConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
+
+
+def parse_fl_config(raw: dict[str, Any], source: str = "config") -> FLConfig:
+    """Validate a mapping as an :class:`FLConfig`; errors raise :class:`ConfigError`."""
+    try:
+        return FLConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            got = f" (got {err['input']!r})" if "input" in err and err["type"] != "missing" else ""
+            lines.append(f"  {where}: {err['msg']}{got}")
+        raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines)) from None
+
+
+def load_fl_config(path: str | Path) -> FLConfig:
+    """Read and validate a TOML job file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_fl_config(raw, source=str(path))
