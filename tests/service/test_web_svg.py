@@ -6,6 +6,8 @@ import math
 import xml.etree.ElementTree as ET
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coopml.service.web import svg
 
@@ -144,3 +146,32 @@ def test_progress_bar(fraction: float, width: str) -> None:
 def test_progress_bar_label_is_escaped() -> None:
     out = svg.progress_bar(0.3, label="<i>30%</i>")
     assert "<i>" not in out and ET.fromstring(out) is not None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    names=st.lists(st.text(max_size=20), min_size=1, max_size=6),
+    data=st.data(),
+)
+def test_any_text_and_values_give_well_formed_bounded_charts(
+    names: list[str], data: st.DataObject
+) -> None:
+    values = data.draw(
+        st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=len(names), max_size=len(names))
+    )
+    chart = svg.bar_chart(names, values, title=names[0])
+    root = ET.fromstring(chart)
+    height = float(root.get("height"))
+    y0 = axis_y(chart)
+    drawn = bars(chart)
+    assert len(drawn) == len(names)
+    top = max(abs(v) for v in values)
+    for bar, v in zip(drawn, values, strict=True):
+        y, h = float(bar.get("y")), float(bar.get("height"))
+        assert 0.0 <= y and y + h <= height  # inside the canvas
+        assert (
+            (y == pytest.approx(y0, abs=0.01)) if v < 0 else (y + h == pytest.approx(y0, abs=0.01))
+        )
+        if top > 0:  # one linear scale: the height is proportional to |value|
+            tallest = max(float(b.get("height")) for b in drawn)
+            assert h == pytest.approx(tallest * abs(v) / top, abs=0.02)
