@@ -138,6 +138,8 @@ def test_game_solutions_equal_the_simulator(setup, mechanism_run):
         sim_beta_part = sim.transfers[t, ids] - (r.transfers - red.beta * red.welfare_gain)
         assert np.all(sim_beta_part >= -1e-12)
         assert sim_beta_part.sum() == pytest.approx(red.welfare_gain, rel=1e-9)
+    np.testing.assert_allclose(mechanism_run.synthetic_per_round, sim.synthetic_per_round)
+    assert mechanism_run.social_welfare == pytest.approx(sim.social_welfare, rel=1e-12)
 
 
 class _PerOrganisationStreams:
@@ -175,6 +177,7 @@ def test_no_generation_run_equals_the_simulator(sampled_setup, no_generation_run
     np.testing.assert_array_equal(flower_present, sim.participants)
     np.testing.assert_array_equal(no_generation_run.accuracy_per_round, sim.accuracy_per_round)
     np.testing.assert_array_equal(no_generation_run.synthetic_per_round, 0.0)
+    np.testing.assert_array_equal(no_generation_run.synthetic_sent_per_round, 0.0)
 
 
 # ------------------------------------------------------------------ without Ray

@@ -241,7 +241,12 @@ class FlowerRunResult:
 
     @property
     def synthetic_per_round(self) -> FloatArray:
-        """Total synthetic samples generated per round."""
+        """Total synthetic samples decided per round (as the simulator reports them)."""
+        return np.array([float(r.synthetic.sum()) for r in self.rounds])
+
+    @property
+    def synthetic_sent_per_round(self) -> FloatArray:
+        """Total synthetic samples the clients generated per round (rounded amounts)."""
         return np.array([float(r.synthetic_sent.sum()) for r in self.rounds])
 
     @property
@@ -267,6 +272,7 @@ class FlowerRunResult:
                 "final_accuracy": self.final_accuracy,
                 "accuracy_per_round": self.accuracy_per_round,
                 "synthetic_per_round": self.synthetic_per_round,
+                "synthetic_sent_per_round": self.synthetic_sent_per_round,
                 "social_welfare": self.social_welfare,
                 "transfers_sum": self.transfers_sum,
                 "individually_rational": self.individually_rational,
