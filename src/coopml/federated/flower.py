@@ -5,9 +5,10 @@ full text was not available, see :mod:`coopml.federated.game`) run by a Flower
 (https://flower.ai, ``flwr`` >= 1.20) server strategy. Every round
 :class:`CoopetitiveFedAvg`, a subclass of Flower's ``FedAvg``:
 
-1. reads the statistics the sampled organisations report through Flower's
-   ``get_properties`` (real sample count :math:`n_i`, label histogram
-   :math:`\to` skew :math:`h_i^0 = \tfrac12\lVert p_i - u\rVert_1`);
+1. reads the statistics the organisations report through Flower's ``get_properties``
+   (asked once per connected client: real sample count :math:`n_i`, label histogram
+   :math:`\to` skew :math:`h_i^0 = \tfrac12\lVert p_i - u\rVert_1`; no raw data)
+   and samples the round's participants;
 2. solves the round game (:class:`~coopml.federated.game.RoundGame`): Nash equilibrium,
    social optimum, and decides each organisation's synthetic amount :math:`s_i` by the
    chosen strategy (``"mechanism"``: the optimum, which the redistribution turns into
