@@ -178,7 +178,6 @@ class CoopmlClient:
                 data=data,
                 files=files,
                 headers=sent,
-                timeout=self.timeout,
             )
         except httpx.TimeoutException as exc:
             raise ServiceError(
