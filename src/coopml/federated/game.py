@@ -36,6 +36,7 @@ equilibrium payoff.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -138,7 +139,7 @@ class AccuracyCurve:
         A_max_bound : float, default 1.0
             Upper bound on the fitted asymptote (1 for accuracies).
         """
-        from scipy.optimize import curve_fit
+        from scipy.optimize import OptimizeWarning, curve_fit
 
         E_arr = np.asarray(E, dtype=np.float64).ravel()
         acc_arr = np.asarray(acc, dtype=np.float64).ravel()
@@ -169,14 +170,16 @@ class AccuracyCurve:
                 b0,
             ]
             try:
-                popt, _ = curve_fit(
-                    model,
-                    E_arr,
-                    acc_arr,
-                    p0=p0,
-                    bounds=([float(acc_arr.max()) - 1e-9, -50.0, 1e-3], [upper, 50.0, 5.0]),
-                    maxfev=20_000,
-                )
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", OptimizeWarning)
+                    popt, _ = curve_fit(
+                        model,
+                        E_arr,
+                        acc_arr,
+                        p0=p0,
+                        bounds=([float(acc_arr.max()) - 1e-9, -50.0, 1e-3], [upper, 50.0, 5.0]),
+                        maxfev=20_000,
+                    )
             except RuntimeError:
                 continue
             sse = float(np.sum((model(E_arr, *popt) - acc_arr) ** 2))
