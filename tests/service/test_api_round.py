@@ -148,6 +148,15 @@ def test_per_party_round_with_replication_audit(client, operator_headers):
     audit = client.get(f"{API}/rounds/{rnd['id']}/audit", headers=operator_headers).json()
     assert audit["replication"]["party"] == "party_0"
     assert audit["replication"]["rows"]
+    # a party never sees another party's name
+    bob = market.parties[1]
+    seen = client.get(f"{API}/rounds/{rnd['id']}", headers=bob.headers).json()
+    assert seen["config"]["replication_party"] == "(another party)"
+    line = client.get(f"{API}/rounds/{rnd['id']}/settlement", headers=bob.headers).json()
+    assert line["lines"][0]["members"] in ([], ["party_1"])
+    assert line["lines"][0]["n_members"] >= 1
+    everything = client.get(f"{API}/rounds/{rnd['id']}/settlement", headers=operator_headers)
+    assert all(x["members"] for x in everything.json()["lines"])
 
 
 def test_dataset_content_is_owner_only_and_audited(client, operator_headers):

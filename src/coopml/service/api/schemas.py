@@ -161,7 +161,10 @@ class SettlementLineOut(BaseModel):
     share: float
     value_before: float
     value_after: float
-    members: list[str]
+    members: list[str] = Field(
+        description="Parties whose data trained this party's model (a party sees only itself)"
+    )
+    n_members: int
 
 
 class SettlementOut(BaseModel):

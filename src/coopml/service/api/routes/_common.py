@@ -100,15 +100,24 @@ def dataset_out(d: Dataset) -> dict[str, Any]:
     }
 
 
-def round_out(r: Round) -> dict[str, Any]:
+def round_out(r: Round, caller: Principal | None = None) -> dict[str, Any]:
+    """A round as the API shows it; to a party (``caller``) without other parties' names
+    (``replication_party``) or failure details."""
+    config = {k: v for k, v in dict(r.config).items() if not k.startswith("_")}
+    message = r.message
+    if caller is not None and not caller.is_operator:
+        if config.get("replication_party") not in (None, caller.name):
+            config["replication_party"] = "(another party)"
+        if r.status == "failed":
+            message = "failed (the operator sees the details)"
     return {
         "id": r.id,
         "market_id": r.market_id,
         "status": r.status,
         "progress": float(r.progress),
-        "message": r.message,
+        "message": message,
         "created_at": utc(r.created_at),
         "started_at": utc(r.started_at),
         "finished_at": utc(r.finished_at),
-        "config": {k: v for k, v in dict(r.config).items() if not k.startswith("_")},
+        "config": config,
     }

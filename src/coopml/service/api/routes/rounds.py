@@ -159,7 +159,7 @@ def open_round(market_id: str, body: RoundIn, caller: Caller, s: Db) -> dict[str
     s.add(Job(round_id=rnd.id))
     record_audit(s, caller.actor, "round_opened", "round", rnd.id, market_id=market.id)
     s.commit()
-    return round_out(rnd)
+    return round_out(rnd, caller)
 
 
 @router.get("/markets/{market_id}/rounds", response_model=Page[RoundOut])
@@ -174,13 +174,13 @@ def list_rounds(
         .order_by(Round.created_at.desc(), Round.id)
     )
     rows, total = paginate(s, query, limit, offset)
-    return page([round_out(r) for r in rows], total, limit, offset)
+    return page([round_out(r, caller) for r in rows], total, limit, offset)
 
 
 @router.get("/rounds/{round_id}", response_model=RoundOut)
 def read_round(round_id: str, caller: Caller, s: Db) -> dict[str, Any]:
     """A round's status and progress (operator; parties of its market)."""
-    return round_out(get_round(s, caller, round_id))
+    return round_out(get_round(s, caller, round_id), caller)
 
 
 def _settled(s: Session, caller: Principal, round_id: str) -> tuple[Round, SettlementRow]:
@@ -193,7 +193,8 @@ def _settled(s: Session, caller: Principal, round_id: str) -> tuple[Round, Settl
     return rnd, row
 
 
-def _line(line: SettlementLineRow) -> dict[str, Any]:
+def _line(line: SettlementLineRow, caller: Principal) -> dict[str, Any]:
+    members = list(line.members)
     return {
         "party_id": line.party_id,
         "name": line.name,
@@ -205,7 +206,9 @@ def _line(line: SettlementLineRow) -> dict[str, Any]:
         "share": line.share,
         "value_before": line.value_before,
         "value_after": line.value_after,
-        "members": list(line.members),
+        # who trained the model: names for the operator; a party learns only how many
+        "members": members if caller.is_operator else [m for m in members if m == line.name],
+        "n_members": len(members),
     }
 
 
@@ -216,7 +219,7 @@ def read_settlement(round_id: str, caller: Caller, s: Db) -> dict[str, Any]:
     query = select(SettlementLineRow).where(SettlementLineRow.round_id == rnd.id)
     if not caller.is_operator:
         query = query.where(SettlementLineRow.party_id == caller.party_id)
-    lines = [_line(x) for x in s.scalars(query.order_by(SettlementLineRow.name))]
+    lines = [_line(x, caller) for x in s.scalars(query.order_by(SettlementLineRow.name))]
     totals: dict[str, float] = {}
     if caller.is_operator:
         totals = {
