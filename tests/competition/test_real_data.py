@@ -31,7 +31,7 @@ root.add_typer(sharing_app, name="sharing")
 def test_the_harder_task_makes_sharing_more_attractive() -> None:
     """Digits as is (easy) against digits with noisy features (hard), same firm sizes,
     same learner: the hard task's fitted beta is smaller, the larger firm's threshold
-    similarity for full sharing is higher, and at gamma = 0.63 only the firms on the
+    similarity for full sharing is higher, and at gamma = 0.59 only the firms on the
     hard task pool their data."""
     cfg, base = load_sharing_config(EXAMPLE)
     easy, hard = run_sharing_config(cfg, base)

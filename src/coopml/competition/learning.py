@@ -32,6 +32,7 @@ from sklearn.base import clone
 from coopml._validation import (
     RandomState,
     check_2d_features,
+    check_choice,
     check_int,
     check_positive,
     spawn_generators,
@@ -134,16 +135,18 @@ class LearningCurveFit:
         }
 
 
-def default_sizes(n_train: int, n_sizes: int = 6, smallest: int = 10) -> NDArray[np.int64]:
-    """Geometrically spaced training sizes from ``smallest`` to ``n_train``.
+def default_sizes(n_train: int, n_sizes: int = 6) -> NDArray[np.int64]:
+    """``n_sizes`` training sizes spaced geometrically from ``max(10, n_train / 30)``
+    (tiny training sets say little about the regime the analysis evaluates) to
+    ``n_train``.
 
     Examples
     --------
     >>> default_sizes(1000).tolist()
-    [10, 25, 63, 158, 398, 1000]
+    [33, 65, 129, 256, 505, 1000]
     """
     top = max(int(n_train), 3)
-    low = min(max(1, smallest), max(1, top // 8))
+    low = min(max(10, round(top / 30)), max(1, top // 8))
     return np.unique(np.geomspace(low, top, n_sizes).round().astype(np.int64))
 
 
@@ -155,6 +158,7 @@ def fit_learning_curve(
     sizes: ArrayLike | None = None,
     n_repeats: int = 3,
     validation_fraction: float = 0.3,
+    scale: str = "log",
     random_state: RandomState = None,
 ) -> LearningCurveFit:
     """Measure and fit a learning curve on real data.
@@ -166,7 +170,10 @@ def fit_learning_curve(
     ``sizes`` of the remaining rows; the error is the misclassification rate ``1 -
     accuracy`` on the validation rows (for classifiers; ``learner.score`` is used, so
     regressors give ``1 - R^2``). ``(eps_inf, A, beta)`` are fitted to the mean errors
-    by bounded nonlinear least squares; standard errors come from the Jacobian.
+    by bounded nonlinear least squares, by default on the log of the error (relative
+    residuals, so the small errors at large sizes, which the sharing analysis
+    evaluates, weigh as much as the large ones at small sizes); standard errors come
+    from the Jacobian.
 
     Parameters
     ----------
@@ -184,6 +191,8 @@ def fit_learning_curve(
     validation_fraction : float
         Share of rows held out for validation in each repeat, in (0, 1) (ignored for a
         party with validation data).
+    scale : {"log", "linear"}
+        Fit the log of the errors (relative residuals) or the errors themselves.
     random_state : int, Generator or None
         Randomness of the splits (one spawned stream per repeat).
 
@@ -203,7 +212,7 @@ def fit_learning_curve(
     >>> from coopml.data import Party
     >>> party = Party("firm", X[:900], y[:900], X_val=X[900:], y_val=y[900:])
     >>> fit_learning_curve(GaussianNB(), party, n_repeats=1).sizes.tolist()
-    [10.0, 25.0, 60.0, 149.0, 366.0, 900.0]
+    [30.0, 59.0, 117.0, 231.0, 456.0, 900.0]
     """
     X_val: NDArray[np.float64] | None = None
     y_val: NDArray[Any] | None = None
@@ -224,6 +233,7 @@ def fit_learning_curve(
             f"got shape {y.shape}"
         )
     check_int("n_repeats", n_repeats, minimum=1)
+    check_choice("scale", scale, ("log", "linear"))
     if not 0 < float(validation_fraction) < 1:
         raise ValueError(
             f"parameter 'validation_fraction' must lie in (0, 1); got {validation_fraction}"
@@ -250,8 +260,15 @@ def fit_learning_curve(
     mean = errors.mean(axis=0)
     x = s.astype(np.float64)
 
-    def residuals(theta: NDArray[np.float64]) -> NDArray[np.float64]:
-        return theta[0] + theta[1] * x ** (-theta[2]) - mean
+    if scale == "log":  # relative residuals: the small errors at large N count as much
+        target = np.log(np.maximum(mean, 1e-3 * max(float(mean.max()), 1e-12)))
+
+        def residuals(theta: NDArray[np.float64]) -> NDArray[np.float64]:
+            return np.log(theta[0] + theta[1] * x ** (-theta[2]) + 1e-300) - target
+    else:
+
+        def residuals(theta: NDArray[np.float64]) -> NDArray[np.float64]:
+            return theta[0] + theta[1] * x ** (-theta[2]) - mean
 
     start = np.array([max(mean.min() * 0.5, 0.0), max(mean[0], 1e-3) * x[0] ** 0.5, 0.5])
     res = least_squares(residuals, start, bounds=([0.0, 0.0, 1e-6], [np.inf, np.inf, 5.0]))
