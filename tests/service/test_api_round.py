@@ -224,3 +224,51 @@ def test_json_bodies_are_bounded(tmp_path, operator_headers):
         )
         assert r.status_code == 201
     app.state.service.db.dispose()
+
+
+def _upload(client, market_id, headers, content, role):
+    r = client.post(
+        f"{API}/markets/{market_id}/datasets",
+        files={"file": (f"{role}.csv", content, "text/csv")},
+        data={"role": role, "target": "y"},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(
+    ("task", "learner"),
+    [("regression", "ridge"), ("classification", "decision_tree")],
+)
+def test_regression_and_string_labels(client, operator_headers, task, learner):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    m = client.post(f"{API}/markets", json={"name": "m", "task": task}, headers=operator_headers)
+    market_id = m.json()["id"]
+    for i in range(3):
+        p = client.post(
+            f"{API}/markets/{market_id}/parties", json={"name": f"p{i}"}, headers=operator_headers
+        ).json()
+        headers = {"Authorization": f"Bearer {p['token']}"}
+        for role in ("train", "validation"):
+            X = rng.normal(size=(40, 3))
+            signal = X @ np.array([1.0, -2.0, 0.5])
+            y = signal + 0.1 * rng.normal(size=40)
+            if task == "classification":
+                y = np.where(signal > 0, "yes", "no")
+            frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(y=y)
+            _upload(client, market_id, headers, frame.to_csv(index=False).encode(), role)
+    rnd = run_round_to_completion(
+        client,
+        market_id,
+        operator_headers,
+        learner={"name": learner, "params": {}},
+        tasks="per_party",
+    )
+    assert_ledger_balanced(client, rnd["id"], operator_headers)
+    r = client.post(
+        f"{API}/rounds/{rnd['id']}/predict", json={"rows": [[1.0, 0.0, 0.0]]}, headers=headers
+    )
+    prediction = r.json()["predictions"][0]
+    assert isinstance(prediction, float) if task == "regression" else prediction == "yes"

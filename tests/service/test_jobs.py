@@ -164,3 +164,34 @@ def test_embedded_worker_runs_rounds(settings, operator_headers):
         assert rnd["status"] == "completed", rnd
         assert_ledger_balanced(client, round_id, operator_headers)
     app.state.service.db.dispose()
+
+
+@pytest.mark.slow
+def test_round_on_the_ray_executor(tmp_path, operator_headers):
+    ray = pytest.importorskip("ray")
+    from fastapi.testclient import TestClient
+    from tests.service.conftest import OPERATOR_TOKEN, SECRET, run_round_to_completion
+
+    from coopml.service import Settings, create_app
+
+    settings = Settings(
+        tmp_path / "d",
+        secret_key=SECRET,
+        operator_token=OPERATOR_TOKEN,
+        executor="ray",
+        n_jobs=1,
+        embedded_worker=False,
+    )
+    app = create_app(settings)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        with TestClient(app) as client:
+            market = make_market_with_parties(client, 3)
+            # knn has no fast exact path: every coalition is evaluated on the executor
+            rnd = run_round_to_completion(
+                client, market.id, operator_headers, learner={"name": "knn", "params": {}}
+            )
+            assert_ledger_balanced(client, rnd["id"], operator_headers)
+    finally:
+        ray.shutdown()
+        app.state.service.db.dispose()

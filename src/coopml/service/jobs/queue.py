@@ -89,6 +89,7 @@ def renew_lease(db: Database, claim: Claim, worker: str, lease_seconds: float) -
 
 def fail_job(db: Database, claim: Claim, worker: str, message: str) -> bool:
     """Mark the job and its round failed (only while owning the job)."""
+    message = message[:2000]
     with db.session() as s:
         now = utcnow()
         result = s.execute(

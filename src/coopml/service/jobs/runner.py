@@ -186,6 +186,23 @@ def compute_round(
     return RoundOutcome(result, replication, party_ids, blobs, n_features)
 
 
+def json_safe(obj: Any) -> Any:
+    """``to_jsonable`` plus: callables and other objects become their names/reprs, and
+    non-finite floats become None (JSON has no NaN)."""
+    obj = to_jsonable(obj)
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if obj is None or isinstance(obj, str | int | bool):
+        return obj
+    if callable(obj):
+        return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}"
+    return repr(obj)
+
+
 def settle_round(ctx: ServiceContext, claim: Claim, worker: str, outcome: RoundOutcome) -> bool:
     """Write the settlement in one transaction; False when another worker owns or has
     already settled the round (nothing is written then)."""
@@ -194,11 +211,11 @@ def settle_round(ctx: ServiceContext, claim: Claim, worker: str, outcome: RoundO
     duplicates = outcome.result.duplicates
     audit = {
         "verification": {"ok": verification.ok, "problems": list(verification.problems)},
-        "duplicates": None if duplicates is None else to_jsonable(duplicates.to_dict()),
-        "duplicate_actions": to_jsonable(outcome.result.duplicate_actions),
+        "duplicates": None if duplicates is None else json_safe(duplicates.to_dict()),
+        "duplicate_actions": json_safe(outcome.result.duplicate_actions),
         "replication": None
         if outcome.replication is None
-        else to_jsonable(outcome.replication.to_dict()),
+        else json_safe(outcome.replication.to_dict()),
     }
     try:
         with ctx.db.session() as s:
@@ -215,7 +232,7 @@ def settle_round(ctx: ServiceContext, claim: Claim, worker: str, outcome: RoundO
             s.add(
                 SettlementRow(
                     round_id=rnd.id,
-                    record=to_jsonable(settlement.to_dict()),
+                    record=json_safe(settlement.to_dict()),
                     audit=audit,
                     verified=verification.ok,
                     worker=worker,

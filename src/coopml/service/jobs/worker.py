@@ -72,7 +72,13 @@ class Worker:
             message = f"{type(exc).__name__}: {exc}"[:2000]
             fail_job(self.ctx.db, claim, self.id, message)
             return
-        if not settle_round(self.ctx, claim, self.id, outcome):
+        try:
+            settled = settle_round(self.ctx, claim, self.id, outcome)
+        except Exception as exc:  # a bug or a database error: report, do not retry forever
+            log.exception("round %s could not be settled", claim.round_id)
+            fail_job(self.ctx.db, claim, self.id, f"settling failed: {type(exc).__name__}: {exc}")
+            return
+        if not settled:
             log.warning("worker %s: round %s settled elsewhere", self.id, claim.round_id)
 
     def run(self, stop: threading.Event, poll_interval: float = 0.5) -> None:

@@ -277,8 +277,19 @@ def list_datasets(
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetOut)
 def read_dataset(dataset_id: str, caller: Caller, s: Db) -> dict[str, Any]:
-    """A dataset's metadata (operator, or the owner party)."""
-    return dataset_out(get_dataset(s, caller, dataset_id))
+    """A dataset's metadata (operator, or the owner party; audited)."""
+    ds = get_dataset(s, caller, dataset_id)
+    record_audit(
+        s,
+        caller.actor,
+        "dataset_read",
+        "dataset",
+        ds.id,
+        market_id=ds.market_id,
+        party_id=ds.party_id,
+    )
+    s.commit()
+    return dataset_out(ds)
 
 
 @router.get(
