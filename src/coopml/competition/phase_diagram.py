@@ -13,8 +13,8 @@ Everything is vectorised: profits of a whole grid row come from the closed-form
 equilibria at once, and the duopoly bargaining uses that the smaller firm shares all its
 data (:math:`\lambda_S = 1`; checked against the general solver in the tests), so the
 larger firm's fraction is a one-dimensional search (a grid dense near 0, then eight
-zoom rounds) done for all cells together. A 200 x 200 diagram with bargaining takes
-about a second (measured: see ``docs/competition.md``).
+zoom rounds) done for all cells together. A 200 x 200 diagram with bargaining costs
+about one second of CPU, 0.02 s without (measured: see ``docs/competition.md``).
 
 The model is the **reconstruction** of Tsoy & Konstantinov, "Strategic data sharing
 between competitors", NeurIPS 2023 (arXiv 2305.16052); the diagrams show its findings:
