@@ -55,12 +55,15 @@ class Worker:
 
     def _process(self, claim: Claim, beat: Heartbeat) -> None:
         def report(progress: float, message: str) -> None:
-            with self.ctx.db.session() as s:
-                s.execute(
-                    update(Round)
-                    .where(Round.id == claim.round_id, Round.status == "running")
-                    .values(progress=progress, message=message)
-                )
+            try:  # progress is best effort: a failed write must not fail the round
+                with self.ctx.db.session() as s:
+                    s.execute(
+                        update(Round)
+                        .where(Round.id == claim.round_id, Round.status == "running")
+                        .values(progress=progress, message=message)
+                    )
+            except Exception:
+                log.warning("round %s: could not record progress", claim.round_id)
 
         try:
             outcome = compute_round(self.ctx, claim, report, beat.lost.is_set)
