@@ -41,6 +41,8 @@ def format_number(value: Any, decimals: int = 4) -> str:
         return str(value)
     if not math.isfinite(x):
         return "n/a"
+    if abs(x) >= 1e9:
+        return f"{x:.4g}"
     text = f"{x:.{decimals}f}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 

@@ -78,6 +78,8 @@ def _num(x: float) -> str:
 def _value(x: float, decimals: int) -> str:
     if not math.isfinite(x):
         return "n/a"
+    if abs(x) >= 1e9:
+        return f"{x:.4g}"
     text = f"{x:.{decimals}f}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
@@ -167,14 +169,17 @@ def grouped_bar_chart(
         parts.append("</svg>")
         return "\n".join(parts)
 
+    # Work in units of the largest magnitude, so that neither tiny (subnormal) nor huge
+    # values overflow the scale; ``unit * hi`` and ``unit * lo`` are the data range.
     finite = [_finite(float(v)) for _, values in series for v in values]
-    hi = max(0.0, *finite)
-    lo = min(0.0, *finite)
+    unit = max(abs(x) for x in finite) or 1.0
+    hi = max(0.0, *(x / unit for x in finite))
+    lo = min(0.0, *(x / unit for x in finite))
     if hi - lo <= 0.0:
         hi = 1.0
     plot_w = width - _LEFT - _RIGHT
     plot_h = height - _TOP - _BOTTOM
-    scale = plot_h / (hi - lo)
+    scale = plot_h / (hi - lo)  # pixels per unit
     y0 = _TOP + hi * scale
 
     # Gridlines and tick labels at the extremes and at zero.
@@ -188,7 +193,7 @@ def grouped_bar_chart(
         )
         parts.append(
             f'<text class="tick" x="{_num(_LEFT - 6)}" y="{_num(y + 4)}" text-anchor="end" '
-            f'font-size="10" fill="#57606a">{_value(tick, decimals)}</text>'
+            f'font-size="10" fill="#57606a">{_value(tick * unit, decimals)}</text>'
         )
 
     # Labels go lower when a negative bar's value is printed under the plot area.
@@ -202,8 +207,9 @@ def grouped_bar_chart(
         for k, (name, values) in enumerate(series):
             raw = float(values[i])
             v = _finite(raw)
-            bar_h = abs(v) * scale
-            y = y0 - bar_h if v >= 0 else y0
+            # Round before placing, so that every bar ends exactly on the drawn axis.
+            bar_h = round(abs(v / unit) * scale, 2)
+            y = round(y0, 2) - bar_h if v >= 0 else round(y0, 2)
             color = colors[k % len(colors)]
             if negative_color is not None and v < 0:
                 color = negative_color
