@@ -38,6 +38,7 @@ def test_cli_json() -> None:
     }  # fmt: skip
     assert data["full_sharing"] is True  # gamma = 0.05 < 2R(0.3, 10)
     assert len(data["nash_bargaining"]["fractions"]) == 2
+    assert data["equilibria_verified"] is True and data["max_deviation_gain"] <= 1e-8
     expected = analyze([1000, 100], gamma=0.05, beta=0.3).to_dict()
     assert data["firms"] == expected["firms"]
 
@@ -140,7 +141,7 @@ def test_analyze_with_a_user_market() -> None:
     market = QuadraticCostCournot()
     r = analyze([1000, 100], gamma=0.5, beta=0.5, market=market, n_grid=100, n_starts=1)
     assert r.model.market_name == "QuadraticCostCournot"
-    assert r.alone.converged and r.shared.converged
+    assert r.alone.converged and r.shared.converged and r.verified
     assert r.alone.max_deviation_gain <= 1e-8
     # closed form of this market: q_i = (3 m_i - g m_j) / (9 - g^2)
     m = 1 - 0.25 * np.array([1000.0, 100.0]) ** -0.5

@@ -92,6 +92,11 @@ def _print_analysis(result: Any, names: list[str] | None = None) -> None:
         for label, s in (("no transfers", result.structures), ("transfers", result.structures_tu)):
             core = ["; ".join(_fmt(p) for p in s.stable("core"))] or ["none"]
             console.print(f"core-stable sharing groups ({label}): {core[0] or 'none'}")
+    if not result.verified:
+        console.print(
+            "[bold red]warning:[/] an equilibrium failed the deviation check "
+            f"(gain {result.max_deviation_gain:.3g})"
+        )
     console.print(f"[bold]decision:[/] {result.decision}")
 
 

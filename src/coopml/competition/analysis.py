@@ -31,7 +31,12 @@ from coopml._validation import check_positive
 from coopml.bargaining import BargainingSolution, transferable_utility_split
 from coopml.competition.coalition_structures import CoalitionStructures, coalition_structures
 from coopml.competition.learning import LearningCurve
-from coopml.competition.market_models import MarketEquilibrium, MarketModel, NumericalEquilibrium
+from coopml.competition.market_models import (
+    MarketEquilibrium,
+    MarketModel,
+    NumericalEquilibrium,
+    equilibrium_deviation_gain,
+)
 from coopml.competition.negotiation import (
     FullSharing,
     SharingBargain,
@@ -66,6 +71,9 @@ class SharingAnalysis:
     structures, structures_tu : CoalitionStructures or None
         Every partition into sharing groups with its stability, without and with
         transfers (``None`` for more than 5 firms).
+    max_deviation_gain : float
+        Largest gain of a unilateral deviation found in ``alone`` and ``shared`` (grid
+        plus bounded optimiser); ``verified`` is true when it is below ``1e-8``.
     """
 
     model: SharingModel
@@ -76,6 +84,12 @@ class SharingAnalysis:
     transferable: BargainingSolution
     structures: CoalitionStructures | None = None
     structures_tu: CoalitionStructures | None = None
+    max_deviation_gain: float = float("nan")
+
+    @property
+    def verified(self) -> bool:
+        """Whether both reported equilibria passed the unilateral-deviation check."""
+        return bool(self.max_deviation_gain <= 1e-8)
 
     @property
     def decision(self) -> str:
@@ -131,6 +145,8 @@ class SharingAnalysis:
             "equilibrium_alone": self.alone.to_dict(),
             "equilibrium_shared": self.shared.to_dict(),
             "decision": self.decision,
+            "equilibria_verified": self.verified,
+            "max_deviation_gain": self.max_deviation_gain,
         }
         if self.structures is not None and self.structures_tu is not None:
             out["coalition_structures"] = {
@@ -196,6 +212,8 @@ def analyze(
     [0.007, 1.0]
     >>> r.transferable.agreement, r.structures_tu.stable("core")
     (True, [((0, 1),)])
+    >>> r.verified  # no firm gains by deviating alone, with or without sharing
+    True
     >>> analyze([500, 500], gamma=0.9, beta=0.5).full.unanimous
     True
     """
@@ -214,11 +232,20 @@ def analyze(
         float(full.profit_shared.sum()), full.profit_alone, rule
     )
     small = s.size <= 5 and isinstance(market, str)
+    alone = model.equilibrium(s, np.zeros(s.size))
+    shared = model.equilibrium(s, np.ones(s.size))
+    gains = [
+        eq.max_deviation_gain
+        if isinstance(eq, NumericalEquilibrium)
+        else equilibrium_deviation_gain(eq)
+        for eq in (alone, shared)
+    ]
     return SharingAnalysis(
         model=model,
         full=full,
-        alone=model.equilibrium(s, np.zeros(s.size)),
-        shared=model.equilibrium(s, np.ones(s.size)),
+        alone=alone,
+        shared=shared,
+        max_deviation_gain=float(max(gains)),
         bargain=nash_bargaining_sharing(model, s, n_grid=n_grid, n_starts=n_starts),
         transferable=transferable,
         structures=coalition_structures(model, s) if small else None,
