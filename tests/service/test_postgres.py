@@ -83,3 +83,47 @@ def test_two_workers_settle_each_round_once(pg_client, operator_headers):
         assert set(s.scalars(select(Job.attempts))) == {1}
     for round_id in ids:
         assert_ledger_balanced(pg_client, round_id, operator_headers)
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_the_queue(pg_client, pg_settings, operator_headers):
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.service.conftest import OPERATOR_TOKEN, SECRET
+
+    market = make_market_with_parties(pg_client, 3)
+    body = {"learner": {"name": "gaussian_nb"}, "payment_rule": "shapley", "fee_price": 1.0}
+    ids = [
+        pg_client.post(
+            f"{API}/markets/{market.id}/rounds", json=body, headers=operator_headers
+        ).json()["id"]
+        for _ in range(6)
+    ]
+    env = {
+        **os.environ,
+        "COOPML_DATABASE_URL": pg_settings.database_url or "",
+        "COOPML_SECRET_KEY": SECRET.hex(),
+        "COOPML_OPERATOR_TOKEN": OPERATOR_TOKEN,
+    }
+    exe = shutil.which("coopml", path=str(Path(sys.executable).parent)) or "coopml"
+    args = [exe, "worker", "--once", "--data-dir", str(pg_settings.data_dir)]
+    procs = [
+        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=180)[0].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    counts = [int(re.search(r"processed (\d+) job", out).group(1)) for out in outputs]  # type: ignore[union-attr]
+    assert sum(counts) == 6, outputs
+    print("jobs per worker process:", counts)
+    ctx = pg_client.app.state.service
+    with ctx.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(SettlementRow)) == 6
+        assert set(s.scalars(select(Job.attempts))) == {1}
+    for round_id in ids:
+        assert_ledger_balanced(pg_client, round_id, operator_headers)
