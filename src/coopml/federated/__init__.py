@@ -4,12 +4,15 @@ Reconstruction of CoCoGen+ (arXiv 2604.14886): per round every organisation deci
 many synthetic samples to generate; the round is a weighted potential game
 (:mod:`coopml.federated.game`), a payoff redistribution implements the social optimum,
 and the system around it trains real FedAvg models (:mod:`coopml.federated.fedavg`) with
-per-organisation generators (:mod:`coopml.federated.synthetic`). torch and flwr are
-optional and imported lazily.
+per-organisation generators (:mod:`coopml.federated.synthetic`). The functions
+``fedavg.fedavg`` and ``sweep.sweep`` live in their modules (same names). torch and flwr
+are optional and imported lazily.
 """
 
 from __future__ import annotations
 
+from coopml.federated.config import FLConfig, load_fl_config
+from coopml.federated.fedavg import FedAvgResult, LogisticModel, MLPModel, make_model
 from coopml.federated.game import (
     AccuracyCurve,
     AccuracyModel,
@@ -29,21 +32,52 @@ from coopml.federated.game import (
     utilities,
     weights,
 )
+from coopml.federated.simulation import SimulationResult, StrategyResult, prepare, simulate
+from coopml.federated.sweep import SweepResult
+from coopml.federated.synthetic import (
+    FederatedData,
+    GaussianMixtureGenerator,
+    GeneratorPool,
+    QualityResult,
+    VAEGenerator,
+    federated_split,
+    fit_generators,
+    measure_quality,
+)
 
 __all__ = [
     "AccuracyCurve",
     "AccuracyModel",
+    "FLConfig",
+    "FedAvgResult",
+    "FederatedData",
     "GameSolution",
+    "GaussianMixtureGenerator",
+    "GeneratorPool",
+    "LogisticModel",
+    "MLPModel",
     "MixingSkew",
+    "QualityResult",
     "Redistribution",
     "RoundGame",
+    "SimulationResult",
     "SkewMap",
+    "StrategyResult",
+    "SweepResult",
+    "VAEGenerator",
     "accuracies",
     "best_response_dynamics",
     "effective_data",
+    "federated_split",
+    "fit_generators",
+    "load_fl_config",
+    "make_model",
+    "measure_quality",
     "nash_equilibrium",
     "potential",
+    "prepare",
     "redistribution",
+    "simulate",
     "social_optimum",
     "social_welfare",
     "utilities",
