@@ -179,3 +179,15 @@ def test_validation_messages(change: dict[str, object], match: str) -> None:
     params.update(change)
     with pytest.raises(ValueError, match=match):
         RoundGame(**params)  # type: ignore[arg-type]
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_redistribution_with_any_shares(seed: int) -> None:
+    g = random_game(seed)
+    beta = np.random.default_rng(seed).dirichlet(np.ones(g.N))
+    r = redistribution(g, beta)
+    assert abs(float(r.transfers.sum())) <= 1e-9
+    gain = r.utilities_after - r.utilities_equilibrium
+    np.testing.assert_allclose(gain, beta * r.welfare_gain, atol=1e-12)
+    assert r.welfare_gain >= -1e-12

@@ -162,3 +162,19 @@ def test_cli_reports_config_errors(tmp_path):
     result = CliRunner().invoke(app, ["fl", "simulate", str(job), "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "rounds" in result.output
+
+
+def test_sweep_with_training_records_accuracy():
+    cfg = FLConfig.model_validate(
+        {
+            "rounds": 1,
+            "strategies": ["mechanism", "no_generation"],
+            "data": {"dataset": "wine", "n_organisations": 3, "min_size": 5},
+            "game": GAME,
+        }
+    )
+    r = sweep(cfg, "alpha", [0.5, 5.0])
+    assert r.final_accuracy.shape == (2, 2) and np.all(r.final_accuracy > 0.3)
+    assert np.all(np.isfinite(r.social_welfare_measured))
+    doc = r.to_dict()
+    assert set(doc["strategies"]) == {"mechanism", "no_generation"}
