@@ -449,6 +449,8 @@ def audit_command(
         _print_json(answer)
         return
     for section, value in answer.items():
+        if section == "round_id":
+            continue
         console.print(f"[bold]{section}[/]")
         if isinstance(value, dict):
             for key, item in value.items():
