@@ -63,6 +63,7 @@ def test_settlement_is_unique_per_round(client, operator_headers):
     market = make_market_with_parties(client, 2)
     round_id = _open_round(client, operator_headers, market.id)
     run_jobs(client)
+    assert_ledger_balanced(client, round_id, operator_headers)
     with pytest.raises(IntegrityError), ctx.db.session() as s:
         s.add(SettlementRow(round_id=round_id, record={}, audit={}, verified=True, worker="x"))
 

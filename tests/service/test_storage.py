@@ -137,10 +137,11 @@ def test_ledger_and_audit_log_are_append_only(client, operator_headers, table):
     )
     db = client.app.state.service.db
     if table == "ledger_entries":
-        from tests.service.conftest import run_round_to_completion
+        from tests.service.conftest import assert_ledger_balanced, run_round_to_completion
 
         market = make_market_with_parties(client, 2)
-        run_round_to_completion(client, market.id, operator_headers)
+        rnd = run_round_to_completion(client, market.id, operator_headers)
+        assert_ledger_balanced(client, rnd["id"], operator_headers)
     with db.engine.connect() as conn:
         assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() > 0
         for statement in (f"UPDATE {table} SET id = id", f"DELETE FROM {table}"):
