@@ -19,6 +19,10 @@ Examples
 ((0.0, 1.0),)
 """
 
+from collections.abc import Callable
+
+from numpy.typing import ArrayLike
+
 from coopml.bargaining.egalitarian import egalitarian
 from coopml.bargaining.kalai_smorodinsky import ideal_point, kalai_smorodinsky
 from coopml.bargaining.nash_bargaining import nash_bargaining
@@ -33,7 +37,7 @@ from coopml.bargaining.utility_sets import (
     UtilitySet,
 )
 
-SOLUTIONS = {
+SOLUTIONS: dict[str, Callable[[UtilitySet, ArrayLike | None], BargainingSolution]] = {
     "nash": nash_bargaining,
     "kalai_smorodinsky": kalai_smorodinsky,
     "egalitarian": egalitarian,

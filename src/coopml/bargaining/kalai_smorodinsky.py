@@ -80,6 +80,7 @@ def ideal_point(problem: UtilitySet, disagreement: ArrayLike | None = None) -> n
         return d.copy()
     ideal = values[rational].max(axis=0)
     if isinstance(problem, UtilityCurve):
+        curve_: UtilityCurve = problem
         _, anchors = _engine.curve_anchors(problem)
         for i in range(n):
             if np.all(anchors[i] >= d):  # the unconstrained maximiser is individually rational
@@ -89,7 +90,7 @@ def ideal_point(problem: UtilitySet, disagreement: ArrayLike | None = None) -> n
             k = int(np.argmax(scores))
             lo, hi = _engine.neighbours(problem.grid, k)
 
-            def rational_i(t: np.ndarray, i: int = i, curve: UtilityCurve = problem) -> np.ndarray:
+            def rational_i(t: np.ndarray, i: int = i, curve: UtilityCurve = curve_) -> np.ndarray:
                 return _rational_coordinate(curve.evaluate(t), d, i)
 
             _, best = _engine.zoom_max(rational_i, lo, hi)
