@@ -237,7 +237,8 @@ def run_load(
 ) -> dict[str, Any]:
     """Set up a market on the server at ``url`` and run the load against it."""
     world = setup_market(url, operator_token) | {"operator_token": operator_token}
-    return asyncio.run(_run_load(url, world, clients, seconds, seed))
+    result = asyncio.run(_run_load(url, world, clients, seconds, seed))
+    return result | {"market_id": world["market"], "round_id": world["round"]}
 
 
 def main() -> None:

@@ -70,6 +70,7 @@ def world(tmp_path_factory):
         rnd = op.open_round(market_a["id"], "gaussian_nb", payment_rule="shapley", fee_price=1.0)
         rnd = op.wait_round(rnd["id"], timeout=120, poll_interval=0.1)
         assert rnd["status"] == "completed", rnd
+        assert_ledger_balanced(op, rnd["id"])
         alice_client = op.with_token(alice["token"])
         alice_line = alice_client.settlement(rnd["id"])["lines"][0]
         alice_preds = alice_client.predict(rnd["id"], [[9.1, -3.3, 0.7, 2.2]])
@@ -94,6 +95,13 @@ def world(tmp_path_factory):
             "alice_preds": alice_preds,
             "secrets": secrets,
         }
+
+
+def assert_ledger_balanced(op: CoopmlClient, round_id: str) -> None:
+    """Σ fee_collected − Σ fee_returned − Σ payout = 0 over the round's ledger."""
+    sign = {"fee_collected": 1.0, "fee_returned": -1.0, "payout": -1.0}
+    entries = list(op.iter_pages(f"/rounds/{round_id}/ledger"))
+    assert entries and abs(sum(sign[e["kind"]] * e["amount"] for e in entries)) < 1e-9
 
 
 def _routes(app):

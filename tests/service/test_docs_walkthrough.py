@@ -113,6 +113,9 @@ def test_docs_service_walkthrough_runs(tmp_path):
     assert run.returncode == 0, output[-4000:] + (tmp_path / "serve.log").read_text()[-3000:]
     assert "operator" in run.stdout
     assert "completed" in run.stdout
+    # the audit: ledger balanced (Σ collected − Σ returned − Σ payouts = 0), verified
+    assert "residual: 0.0" in run.stdout and "balanced: true" in run.stdout
+    assert "ok: true" in run.stdout
     for name in ("alice", "bob", "carol"):
         assert name in run.stdout
     assert (tmp_path / "alice.skops").read_bytes()[:2] == b"PK"

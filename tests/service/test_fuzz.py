@@ -68,7 +68,12 @@ def fuzz_world(tmp_path_factory):
             "dataset_id": datasets[0]["id"],
             "party_id": op.me().get("party_id") or "",
         }
+        ledger = list(op.iter_pages(f"/rounds/{rnd['id']}/ledger"))
+        sign = {"fee_collected": 1.0, "fee_returned": -1.0, "payout": -1.0}
+        assert ledger and abs(sum(sign[e["kind"]] * e["amount"] for e in ledger)) < 1e-9
         yield app, ids, tokens[0]
+        # fuzzing never touches a settled round's append-only ledger
+        assert list(op.iter_pages(f"/rounds/{rnd['id']}/ledger")) == ledger
 
 
 def _auth(token: str) -> dict[str, str]:

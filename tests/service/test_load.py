@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from coopml.service.client import CoopmlClient
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_service_load.py"
 
 
@@ -25,12 +27,23 @@ def _bench():
     return module
 
 
+def _assert_settlement_intact(url: str, token: str, round_id: str) -> None:
+    """The ledger invariant and the audit of the settled round, after the load."""
+    with CoopmlClient(url, token) as op:
+        ledger = list(op.iter_pages(f"/rounds/{round_id}/ledger"))
+        audit = op.audit(round_id)
+    sign = {"fee_collected": 1.0, "fee_returned": -1.0, "payout": -1.0}
+    assert ledger and abs(sum(sign[e["kind"]] * e["amount"] for e in ledger)) < 1e-9
+    assert audit["balance"]["balanced"] and audit["verification"]["ok"]
+
+
 @pytest.mark.slow
 def test_fifty_clients_for_thirty_seconds_without_errors(tmp_path):
     bench = _bench()
     log = tmp_path / "serve.log"
     with bench.serve(tmp_path / "data", bench.free_port(), log=log) as url:
         result = bench.run_load(url, bench.OPERATOR_TOKEN, clients=50, seconds=30.0)
+        _assert_settlement_intact(url, bench.OPERATOR_TOKEN, result["round_id"])
     assert result["errors"] == 0, (result["error_samples"], log.read_text()[-3000:])
     assert result["seconds"] >= 30.0
     assert result["requests"] >= 500, result  # bounded below even on a busy 2-core machine
@@ -44,5 +57,6 @@ def test_load_generator_smoke(tmp_path):
     bench = _bench()
     with bench.serve(tmp_path / "data", bench.free_port()) as url:
         result = bench.run_load(url, bench.OPERATOR_TOKEN, clients=2, seconds=2.0)
+        _assert_settlement_intact(url, bench.OPERATOR_TOKEN, result["round_id"])
     assert result["errors"] == 0, result["error_samples"]
     assert result["requests"] > 0 and result["p99_ms"] is not None
