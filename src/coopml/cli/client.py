@@ -644,13 +644,22 @@ def predict_command(
 
 
 def _feature_columns(client: CoopmlClient, round_id: str) -> list[str]:
-    """The market's feature columns in training order, from the party's own datasets."""
+    """The feature columns in the order the round's models expect.
+
+    The service's answer where it gives one (``config.features`` of the round, else
+    ``features`` of the market); otherwise the column order of the party's own dataset.
+    """
     from coopml.service.client import ServiceError
 
     try:
-        market_id = client.get_round(round_id)["market_id"]
-        datasets = client.list_datasets(market_id, limit=1)["items"]
-    except (ServiceError, KeyError):
+        rnd = client.get_round(round_id)
+        features = (rnd.get("config") or {}).get("features")
+        if not features:
+            features = client.get_market(rnd["market_id"]).get("features")
+        if features:
+            return [str(c) for c in features]
+        datasets = client.list_datasets(rnd["market_id"], limit=1)["items"]
+    except (ServiceError, KeyError, AttributeError):
         return []
     if not datasets:
         return []
