@@ -163,3 +163,22 @@ def test_no_code_path_updates_or_deletes_ledger_or_audit_entries():
         text_ = source.read_text()
         for pattern in forbidden:
             assert pattern not in text_, f"{source} contains {pattern}"
+
+
+def test_settings_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    key = os.urandom(32)
+    monkeypatch.setenv("COOPML_DATA_DIR", str(tmp_path / "env-data"))
+    monkeypatch.setenv("COOPML_SECRET_KEY", key.hex())
+    monkeypatch.setenv("COOPML_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    monkeypatch.setenv("COOPML_MAX_UPLOAD_BYTES", "1234")
+    monkeypatch.setenv("COOPML_LEASE_SECONDS", "2.5")
+    s = Settings.from_env()
+    assert s.data_dir == (tmp_path / "env-data").resolve() and s.secret_key == key
+    assert s.resolved_database_url == "postgresql+psycopg://u@h/db"
+    assert (s.max_upload_bytes, s.lease_seconds) == (1234, 2.5)
+    assert Settings.from_env(tmp_path / "cli").data_dir == (tmp_path / "cli").resolve()
+    monkeypatch.setenv("COOPML_LEASE_SECONDS", "soon")
+    with pytest.raises(ValueError, match="COOPML_LEASE_SECONDS"):
+        Settings.from_env()
+    with pytest.raises(ValueError, match="executor"):
+        Settings(tmp_path, executor="dask")  # type: ignore[arg-type]
