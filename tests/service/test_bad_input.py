@@ -332,3 +332,33 @@ def test_good_upload_after_bad_ones_still_works(world):
     after = _snapshot(world["settings"])
     assert sum(after[0].values()) > sum(before[0].values())
     assert len(after[1]) == len(before[1]) + 1
+    # the new blob is encrypted at rest, and the key file is private
+    data_dir = Path(world["settings"].data_dir)
+    (new,) = set(after[1]) - set(before[1])
+    stored = (data_dir / new).read_bytes()
+    assert b"a,b,c,d,label" not in stored and b"3.0,0.1,0.2,0.3,1" not in stored
+    assert (data_dir / "secret.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_hostile_file_name_stays_inside_the_data_directory(world):
+    """A client-chosen file name never becomes a path: the upload lands in the blob store."""
+    http, ids = world["http"], world["ids"]
+    data_dir = Path(world["settings"].data_dir)
+    before = {p for p in data_dir.parent.rglob("*") if not p.is_relative_to(data_dir)}
+    response = http.post(
+        f"/api/v1/markets/{ids['market']}/datasets",
+        headers={"Authorization": f"Bearer {world['alice']['token']}"},
+        data={"role": "train", "target": "label"},
+        files={"file": ("../../../escape.csv", GOOD + b"4.0,0.2,0.2,0.2,1\n", "text/csv")},
+    )
+    assert response.status_code in (201, 422), response.text
+    after = {p for p in data_dir.parent.rglob("*") if not p.is_relative_to(data_dir)}
+    assert after == before
+    assert not list(data_dir.rglob("escape.csv"))
+    if response.status_code == 201:
+        content = http.get(
+            f"/api/v1/datasets/{response.json()['id']}/content",
+            headers={"Authorization": f"Bearer {world['alice']['token']}"},
+        )
+        assert content.status_code == 200 and content.content.startswith(b"a,b,c,d,label")
+        assert "\n" not in content.headers.get("content-disposition", "")
