@@ -49,10 +49,10 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
     runs a job worker thread.
     """
     ctx = context or ServiceContext.open(settings)
-    stop = threading.Event()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
         thread = None
         if settings.embedded_worker:
             from coopml.service.jobs.worker import Worker
