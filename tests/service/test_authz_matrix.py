@@ -294,3 +294,38 @@ def test_party_reads_only_its_own_lines_lists_and_predictions(world):
     op = bob.with_token(OPERATOR_TOKEN)
     assert len(op.settlement(round_id)["lines"]) == 2
     assert op.list_markets()["total"] >= 2
+
+
+#: Owner-only items: not even the operator reads a party's data, model or predictions.
+OWNER_ONLY = {
+    ("GET", f"{PREFIX}/datasets/{{dataset_id}}/content"),
+    ("GET", f"{PREFIX}/rounds/{{round_id}}/model"),
+    ("POST", f"{PREFIX}/rounds/{{round_id}}/predict"),
+    ("POST", f"{PREFIX}/markets/{{market_id}}/datasets"),
+}
+
+
+def test_operator_sees_all_but_owner_only_items(world):
+    http, soft = world["http"], Soft()
+    routes = set(_routes(world["app"]))
+    assert routes >= OWNER_ONLY
+    for method, path in sorted(routes):
+        if path in PUBLIC or "/static" in path or (method, path) == ("POST", "/login"):
+            continue
+        with soft.check():
+            response = _call(http, method, path, OPERATOR_TOKEN, world)
+            assert response.status_code < 500, (method, path, response.text[:300])
+            if (method, path) in OWNER_ONLY:
+                assert response.status_code == 403, (method, path, response.status_code)
+                assert world["alice_preds"] != response.json().get("predictions")
+    soft.assert_ok()
+
+
+def test_request_ids_are_echoed_or_replaced(world):
+    http = world["http"]
+    mine = http.get(f"{PREFIX}/health", headers={"X-Request-ID": "trace-42.a:b"})
+    assert mine.headers["x-request-id"] == "trace-42.a:b"
+    hostile = http.get(f"{PREFIX}/me", headers={"X-Request-ID": "evil id\twith <html>"})
+    rid = hostile.headers["x-request-id"]
+    assert rid != "evil id\twith <html>" and re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", rid)
+    assert hostile.json()["error"]["request_id"] == rid
