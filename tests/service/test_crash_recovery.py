@@ -80,7 +80,10 @@ def test_killed_worker_round_completes_once(tmp_path: Path):
 
         first = _worker(settings.data_dir, delay=60.0, once=False)
         try:
-            _wait(lambda: status()["message"].startswith("settling"), 60, "the first worker")
+            seen = _wait(
+                lambda: (r := status())["message"].startswith("settling") and r, 60, "worker 1"
+            )
+            assert seen["status"] == "running" and seen["progress"] >= 0.85  # progress shows
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(10)
