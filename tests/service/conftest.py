@@ -21,11 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
-from coopml.service import Settings, create_app
-from coopml.service.jobs import run_worker
+for _extra in ("fastapi", "sqlalchemy", "alembic", "cryptography", "skops", "multipart"):
+    pytest.importorskip(_extra, reason="the service tests need the 'service' extra")
+
+from fastapi import FastAPI  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from coopml.service import Settings, create_app  # noqa: E402
+from coopml.service.jobs import run_worker  # noqa: E402
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
