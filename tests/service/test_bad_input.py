@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,18 +222,59 @@ for case in CASES:
         case.upload = {"nan_feature": NAN, "blank_cell": BLANK, "empty_file": b""}[case.id]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+PG_ADMIN_URL = os.environ.get(
+    "COOPML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@contextmanager
+def _database(kind: str) -> Iterator[str | None]:
+    """``None`` (SQLite in the data directory) or the URL of a fresh PostgreSQL database,
+    dropped afterwards; skips when PostgreSQL is unreachable."""
+    if kind == "sqlite":
+        yield None
+        return
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"coopml_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {str(exc).splitlines()[0]}")
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request, tmp_path_factory):
+    """A market with a fixed schema, an empty market and a train-only market, on SQLite
+    and on a fresh PostgreSQL database."""
+    from coopml.service import Settings
+
+    with _database(request.param) as database_url:
+        settings = Settings(
+            tmp_path_factory.mktemp("svc"),
+            database_url=database_url,
+            operator_token=OPERATOR_TOKEN,
+            max_upload_bytes=MAX_UPLOAD,
+        )
+        yield from _world(settings)
+
+
+def _world(settings):
     from fastapi.testclient import TestClient
 
-    from coopml.service import Settings, create_app
+    from coopml.service import create_app
 
-    settings = Settings(
-        tmp_path_factory.mktemp("svc"),
-        operator_token=OPERATOR_TOKEN,
-        max_upload_bytes=MAX_UPLOAD,
-    )
-    with TestClient(create_app(settings)) as http:
+    app = create_app(settings)
+    with TestClient(app) as http:
         op = CoopmlClient("http://testserver", OPERATOR_TOKEN, http_client=http)
         market = op.create_market("bad_input")
         alice = op.add_party(market["id"], "alice")
@@ -253,6 +298,7 @@ def world(tmp_path_factory):
                 "train_only_market": train_only["id"],
             },
         }
+    app.state.service.db.dispose()
 
 
 def _snapshot(settings) -> tuple[dict[str, int], dict[str, str]]:
