@@ -85,7 +85,7 @@ def serve(data_dir: Path, port: int, *, log: Path | None = None):
     proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"coopml serve exited with {proc.returncode}")
@@ -95,7 +95,7 @@ def serve(data_dir: Path, port: int, *, log: Path | None = None):
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("coopml serve did not answer /api/v1/health within 60 s")
+                raise RuntimeError("coopml serve did not answer /api/v1/health within 120 s")
             time.sleep(0.2)
         yield url
     finally:

@@ -219,3 +219,30 @@ def test_predict_uses_the_market_feature_order(run, http, tmp_path):
     wrong = alice.predict(rnd, frame[list("dcba")].to_numpy().tolist())
     assert right != wrong, "the data should make the column order matter"
     assert cli == [float(v) for v in right]
+
+
+def test_status_shows_progress_and_fails_with_the_round(monkeypatch):
+    """Against a mock service: a running round shows a bar; --wait follows it to 'failed'
+    and exits 1."""
+    import httpx
+
+    states = iter(["running", "running", "failed"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = next(states, "failed")
+        body = {"id": "r1", "market_id": "m", "status": status, "progress": 0.4}
+        return httpx.Response(200, json=body | {"message": f"{status} here"})
+
+    monkeypatch.setattr(
+        cli_client,
+        "make_client",
+        lambda url, token, timeout=30.0: CoopmlClient(
+            url, token, transport=httpx.MockTransport(handler)
+        ),
+    )
+    monkeypatch.setattr("coopml.service.client.time.sleep", lambda s: None)
+    runner = CliRunner()
+    first = runner.invoke(app, ["client", "status", "r1", "--token", "t"])
+    assert first.exit_code == 0 and "running (40%)" in first.stdout and "━" in first.stdout
+    waited = runner.invoke(app, ["client", "status", "r1", "--wait", "--token", "t"])
+    assert waited.exit_code == 1 and "failed here" in waited.stdout

@@ -83,7 +83,7 @@ def test_docs_service_walkthrough_runs(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             assert server.poll() is None, (tmp_path / "serve.log").read_text()
             try:
@@ -91,7 +91,7 @@ def test_docs_service_walkthrough_runs(tmp_path):
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, "coopml serve did not start within 60 s"
+            assert time.monotonic() < deadline, "coopml serve did not start within 120 s"
             time.sleep(0.2)
         run = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
