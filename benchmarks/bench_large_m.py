@@ -6,7 +6,8 @@ Shapley values, with the joblib executor on all cores (``n_jobs=2`` on the refer
 machine). Also times the table against M and against the training-set size N, for the
 plots in docs/benchmarks.md.
 
-Usage: python benchmarks/bench_large_m.py [--quick]
+Usage: python benchmarks/bench_large_m.py [--quick] [--ms 16,20] [--learners Ridge,LDA]
+[--no-by-n]   (``--learners`` matches the start of a learner's name)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from _common import breast_cancer, diabetes, emit, timed
+from _common import breast_cancer, diabetes, emit, load_average, timed
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
@@ -51,24 +52,50 @@ def table_seconds(name: str, m: int, n_rows: int | None = None) -> tuple[float, 
     return seconds, refits
 
 
-def main(quick: bool) -> None:
-    top = 16 if quick else 20
+def _option(name: str, argv: list[str]) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+def main(argv: list[str]) -> None:
+    top = 16 if "--quick" in argv else 20
+    ms = [int(m) for m in (_option("--ms", argv) or "10,12,14,16,18,20").split(",")]
+    wanted = (_option("--learners", argv) or "").split(",")
+    names = [n for n in LEARNERS if any(n.startswith(w) for w in wanted)]
     rows = []
-    for name in LEARNERS:
-        for m in (10, 12, 14, 16, 18, 20):
+    for name in names:
+        for m in ms:
             if m > top:
                 continue
-            seconds, _ = table_seconds(name, m)
-            rows.append({"learner": name, "M": m, "seconds": seconds, "coalitions": 2**m})
-            print(rows[-1], file=sys.stderr)
+            before = load_average()
+            seconds, refits = table_seconds(name, m)
+            rows.append(
+                {
+                    "learner": name,
+                    "M": m,
+                    "seconds": seconds,
+                    "coalitions": 2**m,
+                    "refits": refits,
+                    "load_average_before": before,
+                    "load_average_after": load_average(),
+                }
+            )
+            print(rows[-1], file=sys.stderr, flush=True)
     by_n = []
-    for name in LEARNERS:
+    for name in names if "--no-by-n" not in argv else []:
         for n in (500, 2000, 8000):
             seconds, _ = table_seconds(name, 12, n)
-            by_n.append({"learner": name, "M": 12, "N": n, "seconds": seconds})
-            print(by_n[-1], file=sys.stderr)
+            by_n.append(
+                {
+                    "learner": name,
+                    "M": 12,
+                    "N": n,
+                    "seconds": seconds,
+                    "load_average": load_average(),
+                }
+            )
+            print(by_n[-1], file=sys.stderr, flush=True)
     emit({"benchmark": "large_m", "rows": rows, "by_n": by_n})
 
 
 if __name__ == "__main__":
-    main("--quick" in sys.argv)
+    main(sys.argv[1:])

@@ -30,6 +30,8 @@ BENCHMARKS = {
     "exact_logistic": ["bench_exact_logistic.py"],
     "knn_shapley": ["bench_knn.py"],
     "large_m": ["bench_large_m.py"],
+    "monte_carlo": ["bench_monte_carlo.py"],
+    "fast_kernels": ["bench_fast_kernels.py"],
 }
 
 
@@ -38,6 +40,8 @@ def run_one(name: str, quick: bool) -> dict[str, Any]:
     if quick:
         args += ["--quick"] if name != "exact_logistic" else ["4", "8"]
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", MPLBACKEND="Agg")
+    if name == "fast_kernels":  # one core: CPU seconds of one process
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     out = subprocess.run(args, cwd=HERE, env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -64,6 +68,18 @@ def summary(results: dict[str, Any]) -> str:
                 f"exact table + Shapley, M={row['M']} ({row['coalitions']:,} coalitions), "
                 f"{row['learner']}: {row['seconds']:.1f} s"
             )
+    for row in results.get("monte_carlo", {}).get("rows", []):
+        for label, res in row["methods"].items():
+            lines.append(
+                f"Monte Carlo M={row['M']}, {row['game']}: {label}: median "
+                f"{res['median_evaluations_to_1pct']:,.0f} evaluations to 1% of v(N) "
+                f"({res['fraction_of_pydvl']:.2f} of pyDVL's)"
+            )
+    for row in results.get("fast_kernels", {}).get("rows", []):
+        lines.append(
+            f"fast learner {row['learner']}, M={row['M']}, {row['variant']}: "
+            f"{row['cpu_seconds']:.1f} CPU s for {row['coalitions_fitted']:,} coalitions"
+        )
     for name, res in results.items():
         lines.append(f"peak memory {name}: {res.get('peak_memory_mib', float('nan')):.0f} MiB")
     return "\n".join(lines)
@@ -115,6 +131,21 @@ def plots(results: dict[str, Any]) -> None:
         ax.set(xlabel="N x n_val", ylabel="seconds", title="KNN-Shapley, K = 5")
         ax.legend(fontsize=8)
         save(fig, "knn")
+    rows = results.get("monte_carlo", {}).get("rows", [])
+    if rows:
+        fig = Figure(figsize=(4.8 * len(rows), 3.4))
+        axes = fig.subplots(1, len(rows), squeeze=False)[0]
+        for ax, row in zip(axes, rows, strict=True):
+            for label, res in row["methods"].items():
+                ax.loglog(row["grid"], [100 * e for e in res["mean_error_curve"]], label=label)
+            ax.axhline(100 * 0.01, color="grey", linestyle=":", linewidth=1)
+            ax.set(
+                xlabel="distinct utility evaluations",
+                ylabel="max |error| (% of v(N)), mean of seeds",
+                title=f"M = {row['M']}: {row['game'].split(' (')[0]}",
+            )
+            ax.legend(fontsize=7)
+        save(fig, "monte_carlo")
 
 
 def main(argv: list[str]) -> None:

@@ -96,7 +96,7 @@ class FastLinearDiscriminantAnalysis(FastLearner):
             for name in ("class_counts", "class_sums", "gram", "X_val_shifted", "shift")
         }
 
-    def fit_block(self, A: NDArray[np.float64]) -> FastBlock:
+    def _fit_block(self, A: NDArray[np.float64]) -> FastBlock:
         be, dev = self.backend, self._dev
         K, d = self._shape
         A = be.asarray(A)

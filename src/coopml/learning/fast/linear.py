@@ -105,7 +105,7 @@ class FastLinearRegression(FastLearner):
         }
         self._eye = be.eye(d)
 
-    def fit_block(self, A: NDArray[np.float64]) -> FastBlock:
+    def _fit_block(self, A: NDArray[np.float64]) -> FastBlock:
         be, dev = self.backend, self._dev
         d = self.n_features
         A = be.asarray(A)

@@ -125,7 +125,7 @@ class FastLogisticRegression(FastLearner):
         }
 
     # ------------------------------------------------------------------ batched fit
-    def fit_block(self, A: NDArray[np.float64]) -> FastBlock:
+    def _fit_block(self, A: NDArray[np.float64]) -> FastBlock:
         B, K, p = A.shape[0], self.classes.size, self.Xt.shape[1]
         present = self.present(A)
         theta = np.zeros((B, K, p))  # class k's parameters; binary fits use row "positive"

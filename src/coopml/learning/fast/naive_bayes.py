@@ -84,7 +84,7 @@ class FastGaussianNB(FastLearner):
             "shift": be.asarray(self.shift),
         }
 
-    def fit_block(self, A: NDArray[np.float64]) -> FastBlock:
+    def _fit_block(self, A: NDArray[np.float64]) -> FastBlock:
         be, dev = self.backend, self._dev
         K, d = self.classes.size, self.n_features
         A = be.asarray(A)
