@@ -6,10 +6,18 @@ import os
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+# Two xdist workers on two cores: one BLAS/OpenMP thread each (also for the servers,
+# workers and Ray processes that tests start). A second thread per small fit made a busy
+# machine up to 25x slower.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+_THREADS = threadpool_limits(limits=1)
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ BLAS_THREADS: int | None = 1
 _CONTROLLER: list[Any] = []
 
 
-def _blas_threads() -> AbstractContextManager[Any]:
+def blas_threads() -> AbstractContextManager[Any]:
     """Limit BLAS to :data:`BLAS_THREADS` threads (threadpoolctl, a scikit-learn
     dependency; the controller is built once per process, after numpy has loaded)."""
     if BLAS_THREADS is None:
@@ -162,7 +162,7 @@ class FastLearner(ABC):
         """
         if self.backend.name != "numpy":
             return self._fit_block(A)
-        with _blas_threads():
+        with blas_threads():
             return self._fit_block(A)
 
     @abstractmethod
