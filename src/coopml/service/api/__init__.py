@@ -75,7 +75,9 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
         description="Collaborative ML market (Ohrimenko, Tople & Tschiatschek 2019) as a "
         "service: markets, parties, datasets, rounds, settlements, models.",
         lifespan=lifespan,
+        docs_url=None,
     )
+    _self_hosted_docs(app)
     app.state.service = ctx
     app.add_middleware(RequestIdMiddleware, max_body=settings.max_request_bytes)
     install_error_handlers(app)
@@ -85,6 +87,27 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
 
     app.include_router(web_router)
     return app
+
+
+def _self_hosted_docs(app: FastAPI) -> None:
+    """Interactive docs at ``/docs`` from Swagger UI files shipped in a wheel
+    (``swagger-ui-bundle``): no CDN, so they work on a machine without internet."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API docs",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon-32x32.png",
+        )
 
 
 def iter_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
