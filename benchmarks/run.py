@@ -70,10 +70,12 @@ def summary(results: dict[str, Any]) -> str:
             )
     for row in results.get("monte_carlo", {}).get("rows", []):
         for label, res in row["methods"].items():
+            median, fraction = res["median_evaluations_to_1pct"], res["fraction_of_pydvl"]
+            reached = f"{median:,.0f}" if median != float("inf") else "more than the budget of"
+            versus = f"{fraction:.2f} of pyDVL's" if fraction is not None else "pyDVL: not reached"
             lines.append(
-                f"Monte Carlo M={row['M']}, {row['game']}: {label}: median "
-                f"{res['median_evaluations_to_1pct']:,.0f} evaluations to 1% of v(N) "
-                f"({res['fraction_of_pydvl']:.2f} of pyDVL's)"
+                f"Monte Carlo M={row['M']}, {row['game']}: {label}: median {reached} "
+                f"evaluations to 1% of v(N) ({versus})"
             )
     for row in results.get("fast_kernels", {}).get("rows", []):
         lines.append(
