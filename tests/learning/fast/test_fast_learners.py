@@ -228,3 +228,32 @@ def test_fast_flag_is_validated_and_part_of_the_fingerprint(breast_cancer_split)
     b = CoalitionUtility(GaussianNB(), _parties(X, y, 2), (X_val, y_val), fast=False)
     assert a.fingerprint() != b.fingerprint()
     assert a.block_size > b.block_size
+
+
+def test_block_fits_run_with_one_blas_thread_and_the_same_results(monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import coopml.learning.fast._base as base
+
+    X, y, X_val, _ = _classification(7, k=3)
+    parts, targets = [X[i::4] for i in range(4)], [y[i::4] for i in range(4)]
+    fast = FastLinearDiscriminantAnalysis(LinearDiscriminantAnalysis(), parts, targets, X_val)
+    seen = []
+    inner = fast._fit_block
+
+    def spy(A):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return inner(A)
+
+    monkeypatch.setattr(fast, "_fit_block", spy)
+    A = membership(np.arange(1, 16), 4)
+    with threadpool_limits(limits=2, user_api="blas"):  # the limit must show inside
+        limited = fast.fit_block(A)
+        after = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    assert seen and set(seen) == {1}
+    assert set(after) != {1}  # restored afterwards
+    monkeypatch.setattr(base, "BLAS_THREADS", None)
+    free = fast.fit_block(A)
+    np.testing.assert_array_equal(limited.ok, free.ok)
+    np.testing.assert_array_equal(limited.predictions, free.predictions)
+    np.testing.assert_allclose(limited.params["coef"], free.params["coef"], rtol=1e-9)
