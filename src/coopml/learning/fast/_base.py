@@ -165,9 +165,12 @@ class FastLearner(ABC):
         with blas_threads():
             return self._fit_block(A)
 
-    @abstractmethod
     def _fit_block(self, A: NDArray[np.float64]) -> FastBlock:
-        """The batched fit behind :meth:`fit_block` (implemented by each learner)."""
+        """The batched fit behind :meth:`fit_block`: implement this (or, as before,
+        override :meth:`fit_block` itself, which then runs without the thread limit)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither fit_block nor _fit_block"
+        )
 
     @abstractmethod
     def _set_fitted(self, model: Any, block: FastBlock, b: int) -> None: ...
