@@ -80,12 +80,6 @@ def _market(http) -> str:
     return str(response.json()["id"])
 
 
-@pytest.mark.xfail(
-    strict=False,  # the race is probabilistic: a run may not hit it
-    reason="backend: the unique (market, name) violation of concurrent POST /parties "
-    "surfaces as 500 instead of 409 duplicate_name (create_party flushes outside its "
-    "IntegrityError handler)",
-)
 def test_same_party_name_at_once_registers_one(http):
     for _ in range(ATTEMPTS):
         market = _market(http)
@@ -99,11 +93,6 @@ def test_same_party_name_at_once_registers_one(http):
         assert http.get(f"/api/v1/markets/{market}/parties").json()["total"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend: the first upload fixes the market's schema with a check-then-insert "
-    "race, so concurrent first uploads with different columns all succeed",
-)
 def test_first_uploads_at_once_fix_one_schema(http):
     for _ in range(ATTEMPTS):
         _first_uploads_race(http)

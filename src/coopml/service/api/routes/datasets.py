@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
@@ -32,7 +32,7 @@ from coopml.service.api.routes._common import (
 )
 from coopml.service.api.schemas import DatasetOut, Page
 from coopml.service.context import record_audit
-from coopml.service.storage.models import Dataset
+from coopml.service.storage.models import Dataset, Market
 from coopml.service.tables import TableError, parse_table
 
 router = APIRouter(tags=["datasets"])
@@ -215,6 +215,10 @@ def _store(
             table = parse_table(data, filename, target, market.task)
         except TableError as exc:
             raise ApiError(422, "invalid_dataset", str(exc)) from None
+        # The first upload fixes the market's schema: take the market's write lock (a row
+        # lock on PostgreSQL, the database's on SQLite) before looking, so concurrent first
+        # uploads are serialised and cannot each fix a different schema.
+        s.execute(update(Market).where(Market.id == market.id).values(id=Market.id))
         first = s.scalars(
             select(Dataset).where(Dataset.market_id == market.id).order_by(Dataset.created_at)
         ).first()

@@ -76,20 +76,20 @@ def create_party(market_id: str, body: PartyIn, caller: Caller, s: Db) -> dict[s
             "unique per market",
         )
     party = Party(market_id=market.id, name=body.name)
-    s.add(party)
-    s.flush()
     token = generate_token()
-    s.add(ApiToken(token_hash=hash_token(token), role="party", party_id=party.id))
-    record_audit(
-        s,
-        caller.actor,
-        "party_registered",
-        "party",
-        party.id,
-        market_id=market.id,
-        party_id=party.id,
-    )
-    try:
+    try:  # the unique (market, name) constraint settles concurrent registrations
+        s.add(party)
+        s.flush()
+        s.add(ApiToken(token_hash=hash_token(token), role="party", party_id=party.id))
+        record_audit(
+            s,
+            caller.actor,
+            "party_registered",
+            "party",
+            party.id,
+            market_id=market.id,
+            party_id=party.id,
+        )
         s.commit()
     except IntegrityError:  # a concurrent registration of the same name won
         s.rollback()
