@@ -3,8 +3,8 @@
 The same utility (a coopml ``CoalitionUtility`` with a fast learner, so that runs take
 minutes) is valued by pyDVL 0.10's ``ShapleyValuation`` with its ``PermutationSampler``
 (no truncation) and by coopml's ``monte_carlo_shapley`` (antithetic permutations) and
-``stratified_shapley`` (strata by coalition size, Neyman allocation), and by a
-prototype of stratified SVARM (``_svarm.py``; not part of coopml). Every method gets
+``stratified_shapley`` (strata by coalition size, Neyman allocation) and
+``svarm_shapley`` (stratified SVARM, Kolpaczki et al., AAAI 2024). Every method gets
 the same seeds (0 .. n_seeds-1) and the same evaluation budget; every evaluation
 counts once per distinct coalition (pyDVL's calls go through a memoising wrapper, so
 it is not charged for re-evaluating the empty and the full coalition).
@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 from _common import diabetes, emit, load_average
-from _svarm import stratified_svarm
 from sklearn.datasets import make_classification
 from sklearn.linear_model import Ridge
 from sklearn.naive_bayes import GaussianNB
@@ -36,6 +35,7 @@ from sklearn.naive_bayes import GaussianNB
 from coopml.coalitions.monte_carlo import monte_carlo_shapley
 from coopml.coalitions.stopping import MaxEvaluations, SamplerState, StoppingRule
 from coopml.coalitions.stratified import stratified_shapley
+from coopml.coalitions.svarm import svarm_shapley
 from coopml.data import Party
 from coopml.learning import CoalitionUtility
 
@@ -170,8 +170,8 @@ def main(quick: bool) -> None:
             "coopml stratified_shapley (Neyman)": partial(
                 _ours, stratified_shapley, utility, budget
             ),
-            "prototype stratified SVARM (benchmarks/_svarm.py)": partial(
-                _svarm_run, utility, budget
+            "coopml svarm_shapley (stratified SVARM)": partial(
+                _ours, svarm_shapley, utility, budget
             ),
         }
         grid = np.unique(np.geomspace(500, budget, 40).astype(int))
@@ -212,14 +212,6 @@ def main(quick: bool) -> None:
             res["fraction_of_pydvl"] = ours / peer if np.isfinite(peer) else None
         rows.append(result)
     emit({"benchmark": "monte_carlo", "rows": rows})
-
-
-def _svarm_run(utility: CoalitionUtility, budget: int, seed: int):
-    log: list[tuple[int, np.ndarray]] = []
-    stratified_svarm(
-        utility.evaluate_masks, M, budget, seed, record=lambda n, e: log.append((n, e.copy()))
-    )
-    return log
 
 
 def _ours(estimator: Any, utility: CoalitionUtility, budget: int, seed: int):

@@ -26,6 +26,7 @@ from coopml.coalitions.stopping import (
     StoppingRule,
 )
 from coopml.coalitions.stratified import stratified_shapley
+from coopml.coalitions.svarm import svarm_shapley
 
 __all__ = [
     "MAX_EXACT_PLAYERS",
@@ -53,4 +54,5 @@ __all__ = [
     "nucleolus",
     "shapley",
     "stratified_shapley",
+    "svarm_shapley",
 ]
