@@ -191,11 +191,6 @@ def _frame(seed: int, n: int = 80):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend: a party cannot learn the market's feature order (round config hides "
-    "_inputs.features), so rows in its own file's order are silently misread",
-)
 def test_predict_uses_the_market_feature_order(run, http, tmp_path):
     """Bob's first upload fixes the order a,b,c,d; alice's files list d,c,b,a. Her CLI
     predictions must equal the API's on rows in the market's order."""

@@ -104,6 +104,11 @@ def round_out(r: Round, caller: Principal | None = None) -> dict[str, Any]:
     """A round as the API shows it; to a party (``caller``) without other parties' names
     (``replication_party``) or failure details."""
     config = {k: v for k, v in dict(r.config).items() if not k.startswith("_")}
+    # The market's feature columns in the order its models expect (the schema every
+    # party uploads; no party's data): predict rows must follow it.
+    features = (dict(r.config).get("_inputs") or {}).get("features")
+    if features is not None:
+        config["features"] = [str(c) for c in features]
     message = r.message
     if caller is not None and not caller.is_operator:
         if config.get("replication_party") not in (None, caller.name):

@@ -335,7 +335,8 @@ def _finite_or_none(value: Any) -> Any:
 
 @router.post("/rounds/{round_id}/predict", response_model=PredictOut)
 def predict(round_id: str, body: PredictIn, caller: Caller, s: Db, ctx: Ctx) -> dict[str, Any]:
-    """Predictions of the caller's customised model (party; audited)."""
+    """Predictions of the caller's customised model (party; audited); each row lists the
+    features in the order of the round's ``config.features``."""
     artifact = _own_model(s, caller, round_id, "query models")
     widths = {len(r) for r in body.rows}
     if widths != {artifact.n_features}:
