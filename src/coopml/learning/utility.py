@@ -102,6 +102,10 @@ class CoalitionUtility:
     fast : bool, default True
         Use a batched exact learner from :mod:`coopml.learning.fast` when one reproduces
         ``learner``; ``False`` refits scikit-learn for every coalition.
+    device : str, optional
+        Where the fast learner computes: ``None`` (the default device, numpy unless
+        :func:`coopml.learning.fast.use_device` or ``COOPML_FAST_DEVICE`` says otherwise),
+        ``"numpy"``, or a torch device such as ``"cpu"`` or ``"cuda"`` (extra ``torch``).
 
     Examples
     --------
@@ -129,6 +133,7 @@ class CoalitionUtility:
         single_class: Literal["constant", "fit", "raise"] = "constant",
         on_error: Literal["raise"] | float = "raise",
         fast: bool = True,
+        device: str | None = None,
     ) -> None:
         if not (hasattr(learner, "fit") and hasattr(learner, "predict")):
             raise TypeError(
@@ -178,7 +183,11 @@ class CoalitionUtility:
         self.fast_learner: FastLearner | None = None
         if fast:
             self.fast_learner = fast_learner_for(
-                learner, [p.X for p in self.parties], [p.y for p in self.parties], self.X_val
+                learner,
+                [p.X for p in self.parties],
+                [p.y for p in self.parties],
+                self.X_val,
+                device=device,
             )
         self._vector_scorer = _VECTOR_SCORERS.get(scorer) if isinstance(scorer, str) else None
         if scorer == "r2" and np.ptp(self.y_val.astype(float)) == 0:

@@ -96,6 +96,9 @@ def test_tables_identical_under_use_device(learner):
     assert isinstance(utility.fast_learner.backend, TorchBackend)
     assert get_backend().name == "numpy"  # the default is restored
     np.testing.assert_array_equal(CoalitionGame.from_utility(utility).table, ref.table)
+    direct = CoalitionUtility(learner, parties, (X_val, y_val), device="cpu")
+    assert isinstance(direct.fast_learner.backend, TorchBackend)
+    np.testing.assert_array_equal(CoalitionGame.from_utility(direct).table, ref.table)
 
 
 def test_torch_learner_pickles_for_worker_processes():
