@@ -137,6 +137,22 @@ def test_callable_and_utility_agree():
     assert a.names == tuple(str(i) for i in range(8))
 
 
+_AIRPORT_TABLE = GAMES["airport"].table
+
+
+def _airport_value(s: frozenset[int]) -> float:  # module level: picklable for joblib
+    return float(_AIRPORT_TABLE[sum(1 << i for i in s)])
+
+
+def test_parallel_executor_gives_identical_results():
+    rule = MaxPermutations(1500)
+    a = svarm_shapley(_airport_value, 8, stopping=rule, random_state=4)
+    b = svarm_shapley(_airport_value, 8, stopping=rule, executor="joblib", n_jobs=2, random_state=4)
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.stderr, b.stderr)
+    assert a.n_evaluations == b.n_evaluations
+
+
 def test_batches_are_evaluated_together_and_memoised():
     utility = _TableUtility(GAMES["random8"])
     r = svarm_shapley(utility, stopping=MaxPermutations(2000), batch_size=300, random_state=0)
@@ -200,6 +216,8 @@ def test_bad_inputs_give_clear_errors():
         svarm_shapley(lambda s: 0.0)
     with pytest.raises(TypeError, match="value_fn_or_utility"):
         svarm_shapley(42, 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="executor"):
+        svarm_shapley(game, executor="threads")
     with pytest.raises(ValueError, match="batch_size"):
         svarm_shapley(game, batch_size=0)
     with pytest.raises(ValueError, match="may never fire"):

@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -75,9 +76,11 @@ from coopml._validation import RandomState, check_int, check_random_state
 from coopml.coalitions._sampling import (
     MAX_MASK_PLAYERS,
     MemoEvaluator,
+    evaluate_chunk,
     resolve_source,
     resolve_stopping,
 )
+from coopml.coalitions.executors import Executor, get_executor
 from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.monte_carlo import MaskUtility, ValueFunction
 from coopml.coalitions.result import ValuationResult
@@ -133,6 +136,8 @@ def svarm_shapley(
     *,
     stopping: StoppingRule | None = None,
     batch_size: int = 256,
+    executor: str | Executor = "serial",
+    n_jobs: int | None = None,
     random_state: RandomState = None,
     names: Sequence[str] | None = None,
 ) -> ValuationResult:
@@ -157,6 +162,12 @@ def svarm_shapley(
     batch_size : int
         Coalitions drawn per batch (evaluated together). Budgets may be overrun by less
         than one batch; results depend on it.
+    executor : {"serial", "joblib", "ray"} or Executor
+        Where each batch's new coalitions are evaluated (split into one chunk per
+        worker; the callable or utility must be picklable for parallel executors).
+        All sampling happens in this process, so results do not depend on it.
+    n_jobs : int, optional
+        Worker count for parallel executors (default: all cores).
     random_state : int, numpy.random.Generator or None
         Seed of the permutations, sizes and coalitions.
     names : sequence of str, optional
@@ -193,7 +204,7 @@ def svarm_shapley(
     rule = resolve_stopping(default_svarm_stopping() if stopping is None else stopping, n)
     batch = check_int("batch_size", batch_size, minimum=1)
     rng = check_random_state(random_state)
-    evaluate = MemoEvaluator(source, is_utility, n)
+    evaluate = _ExecutorMemo(source, is_utility, n, get_executor(executor, n_jobs))
     to_masks = _mask_encoder(n)
 
     # Strata [side, player, ell]; side 0: phi^+ (size ell + 1, with i), 1: phi^- (size
@@ -246,6 +257,27 @@ def svarm_shapley(
             "efficiency_gap": gap,
         },
     )
+
+
+class _ExecutorMemo(MemoEvaluator):
+    """A :class:`MemoEvaluator` whose new coalitions are evaluated by an executor."""
+
+    def __init__(self, source: Any, is_utility: bool, n_players: int, executor: Executor) -> None:
+        super().__init__(source, is_utility, n_players)
+        self.executor = executor
+
+    def __call__(self, masks: NDArray[Any]) -> NDArray[np.float64]:
+        if self.executor.n_workers > 1:  # fill the cache in parallel, in a fixed order
+            new = [k for k in dict.fromkeys(masks.tolist()) if k not in self.cache]
+            chunks = [
+                c.tolist()
+                for c in np.array_split(np.array(new, dtype=object), self.executor.n_workers)
+            ]
+            chunks = [c for c in chunks if c]
+            work = partial(evaluate_chunk, self.source, self.is_utility, self.n)
+            for chunk, values in zip(chunks, self.executor.map(work, chunks), strict=True):
+                self.cache.update(zip(chunk, values.tolist(), strict=True))
+        return super().__call__(masks)
 
 
 def _full_mask(n: int) -> int:
