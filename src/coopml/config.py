@@ -207,12 +207,13 @@ class MarketConfig(JobConfig):
         return self.market.random_state
 
 
-C = TypeVar("C", bound=JobConfig)
+C = TypeVar("C", bound=BaseModel)
 
 
 def load_config(path: str | Path, schema: type[C] = ValueConfig) -> tuple[C, Path]:  # type: ignore[assignment]
-    """Read and validate a TOML job file; returns the config and its directory (relative
-    paths in the file are resolved against it)."""
+    """Read and validate a TOML job file against ``schema`` (any pydantic model: the job
+    files of ``coopml.federated`` and ``coopml.competition`` use it too); returns the
+    config and its directory (relative paths in the file are resolved against it)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")

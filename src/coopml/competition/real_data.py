@@ -22,20 +22,19 @@ This is the real-data mode of the **reconstructed** model of Tsoy & Konstantinov
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coopml._validation import RandomState, check_random_state, check_seed
 from coopml.competition.analysis import SharingAnalysis, analyze
 from coopml.competition.learning import LearningCurveFit, fit_learning_curve
 from coopml.competition.negotiation import full_sharing_threshold
-from coopml.config import ConfigError, LearnerConfig, build_learner
+from coopml.config import ConfigError, LearnerConfig, build_learner, load_config
 from coopml.data import Party, corrupt_features, load_dataset
 
 __all__ = [
@@ -228,22 +227,7 @@ def load_sharing_config(path: str | Path) -> tuple[SharingConfig, Path]:
     ConfigError
         With one line per invalid key.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    try:
-        return SharingConfig.model_validate(raw), path.parent
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            got = f" (got {err['input']!r})" if "input" in err and err["type"] != "missing" else ""
-            lines.append(f"  {where}: {err['msg']}{got}")
-        raise ConfigError(f"{path}: invalid configuration\n" + "\n".join(lines)) from None
+    return load_config(path, SharingConfig)
 
 
 def build_tasks(

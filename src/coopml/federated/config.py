@@ -14,13 +14,12 @@ Example
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from coopml.config import ConfigError
+from coopml.config import ConfigError, load_config, parse_config
 
 __all__ = [
     "STRATEGIES",
@@ -182,24 +181,9 @@ class FLConfig(_Strict):
 
 def parse_fl_config(raw: dict[str, Any], source: str = "config") -> FLConfig:
     """Validate a mapping as an :class:`FLConfig`; errors raise :class:`ConfigError`."""
-    try:
-        return FLConfig.model_validate(raw)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            got = f" (got {err['input']!r})" if "input" in err and err["type"] != "missing" else ""
-            lines.append(f"  {where}: {err['msg']}{got}")
-        raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines)) from None
+    return parse_config(raw, source, FLConfig)
 
 
 def load_fl_config(path: str | Path) -> FLConfig:
     """Read and validate a TOML job file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_fl_config(raw, source=str(path))
+    return load_config(path, FLConfig)[0]
