@@ -440,11 +440,14 @@ def run_strategy(
         if model is not None and params is not None:
             assert setup.pool is not None
             local: list[ClientData] = list(data.clients)
+            # One generation stream per participant and round, as separate Flower
+            # clients have (coopml.federated.flower): both engines draw the same samples.
+            gen_rngs = rng_gen.spawn(part.size)
             for k, i in enumerate(part):
                 m = int(np.floor(s[k] + 0.5))
                 X, y = data.clients[i]
                 if m > 0:
-                    Xs, ys = setup.pool.generate(m, data.reference, rng_gen)
+                    Xs, ys = setup.pool.generate(m, data.reference, gen_rngs[k])
                     X, y = np.vstack([X, Xs]), np.concatenate([y, ys])
                 local[i] = (X, y)
                 skew_after[t, i] = skew(label_distribution(y, data.n_classes), data.reference)
