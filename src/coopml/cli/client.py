@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -143,6 +143,27 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- who / health
+
+
+def _list_page(
+    url: str,
+    token: str | None,
+    fetch: Callable[[CoopmlClient], dict[str, Any]],
+    title: str,
+    columns: list[str],
+    as_json: bool,
+    unit: str = "",
+) -> None:
+    """Fetch one page of a list endpoint and print it as JSON or as a table."""
+    with _session(url, _need_token(token)) as client:
+        page = fetch(client)
+    if as_json:
+        _print_json(page)
+        return
+    total = f"{page['total']} {unit}".strip()
+    console.print(_table(f"{title} ({total})", page["items"], columns))
+
+
 @app.command("health")
 def health_command(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
     """Check that the service answers (no token needed)."""
@@ -203,17 +224,13 @@ def markets_command(
     as_json: JsonOpt = False,
 ) -> None:
     """List the markets the token may see."""
-    with _session(url, _need_token(token)) as client:
-        page = client.list_markets(limit=limit, offset=offset)
-    if as_json:
-        _print_json(page)
-        return
-    console.print(
-        _table(
-            f"Markets ({page['total']})",
-            page["items"],
-            ["id", "name", "task", "n_parties", "created_at"],
-        )
+    _list_page(
+        url,
+        token,
+        lambda c: c.list_markets(limit=limit, offset=offset),
+        "Markets",
+        ["id", "name", "task", "n_parties", "created_at"],
+        as_json,
     )
 
 
@@ -249,12 +266,14 @@ def parties_command(
     as_json: JsonOpt = False,
 ) -> None:
     """List a market's parties (a party sees only itself)."""
-    with _session(url, _need_token(token)) as client:
-        page = client.list_parties(market_id, limit=limit, offset=offset)
-    if as_json:
-        _print_json(page)
-        return
-    console.print(_table(f"Parties ({page['total']})", page["items"], ["id", "name", "created_at"]))
+    _list_page(
+        url,
+        token,
+        lambda c: c.list_parties(market_id, limit=limit, offset=offset),
+        "Parties",
+        ["id", "name", "created_at"],
+        as_json,
+    )
 
 
 @app.command("open-round")
@@ -338,17 +357,13 @@ def rounds_command(
     as_json: JsonOpt = False,
 ) -> None:
     """List a market's rounds."""
-    with _session(url, _need_token(token)) as client:
-        page = client.list_rounds(market_id, limit=limit, offset=offset)
-    if as_json:
-        _print_json(page)
-        return
-    console.print(
-        _table(
-            f"Rounds ({page['total']})",
-            page["items"],
-            ["id", "status", "progress", "created_at", "finished_at"],
-        )
+    _list_page(
+        url,
+        token,
+        lambda c: c.list_rounds(market_id, limit=limit, offset=offset),
+        "Rounds",
+        ["id", "status", "progress", "created_at", "finished_at"],
+        as_json,
     )
 
 
@@ -473,15 +488,14 @@ def ledger_command(
     as_json: JsonOpt = False,
 ) -> None:
     """A round's append-only money ledger (operator)."""
-    with _session(url, _need_token(token)) as client:
-        answer = client.ledger(round_id, limit=limit, offset=offset)
-    if as_json:
-        _print_json(answer)
-        return
-    console.print(
-        _table(
-            f"Ledger ({answer['total']} entries)", answer["items"], ["kind", "party_id", "amount"]
-        )
+    _list_page(
+        url,
+        token,
+        lambda c: c.ledger(round_id, limit=limit, offset=offset),
+        "Ledger",
+        ["kind", "party_id", "amount"],
+        as_json,
+        unit="entries",
     )
 
 
@@ -494,17 +508,14 @@ def audit_log_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Who accessed which dataset, model or prediction (a party: its own items)."""
-    with _session(url, _need_token(token)) as client:
-        page = client.audit_log(limit=limit, offset=offset)
-    if as_json:
-        _print_json(page)
-        return
-    console.print(
-        _table(
-            f"Audit log ({page['total']} entries)",
-            page["items"],
-            ["at", "actor", "action", "item_type", "item_id"],
-        )
+    _list_page(
+        url,
+        token,
+        lambda c: c.audit_log(limit=limit, offset=offset),
+        "Audit log",
+        ["at", "actor", "action", "item_type", "item_id"],
+        as_json,
+        unit="entries",
     )
 
 
@@ -553,17 +564,13 @@ def datasets_command(
     as_json: JsonOpt = False,
 ) -> None:
     """List a market's datasets (a party sees its own)."""
-    with _session(url, _need_token(token)) as client:
-        page = client.list_datasets(market_id, limit=limit, offset=offset)
-    if as_json:
-        _print_json(page)
-        return
-    console.print(
-        _table(
-            f"Datasets ({page['total']})",
-            page["items"],
-            ["id", "name", "role", "n_rows", "n_features", "target", "created_at"],
-        )
+    _list_page(
+        url,
+        token,
+        lambda c: c.list_datasets(market_id, limit=limit, offset=offset),
+        "Datasets",
+        ["id", "name", "role", "n_rows", "n_features", "target", "created_at"],
+        as_json,
     )
 
 
