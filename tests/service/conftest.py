@@ -96,7 +96,7 @@ def operator_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
 
-def _postgres_database() -> Iterator[str]:
+def postgres_database() -> Iterator[str]:
     """A fresh PostgreSQL database (URL), dropped afterwards; skips when unreachable."""
     try:
         import psycopg  # noqa: F401
@@ -124,7 +124,7 @@ def _postgres_database() -> Iterator[str]:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """URL of a fresh PostgreSQL database (skips when PostgreSQL is unreachable)."""
-    yield from _postgres_database()
+    yield from postgres_database()
 
 
 @pytest.fixture

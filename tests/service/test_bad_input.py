@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.service.conftest import postgres_database
 
 from coopml.service.client import CoopmlClient
 
@@ -222,11 +221,6 @@ for case in CASES:
         case.upload = {"nan_feature": NAN, "blank_cell": BLANK, "empty_file": b""}[case.id]
 
 
-PG_ADMIN_URL = os.environ.get(
-    "COOPML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
 @contextmanager
 def _database(kind: str) -> Iterator[str | None]:
     """``None`` (SQLite in the data directory) or the URL of a fresh PostgreSQL database,
@@ -234,22 +228,7 @@ def _database(kind: str) -> Iterator[str | None]:
     if kind == "sqlite":
         yield None
         return
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"coopml_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {str(exc).splitlines()[0]}")
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from postgres_database()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

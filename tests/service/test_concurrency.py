@@ -6,40 +6,16 @@ in-process, on SQLite and on a fresh PostgreSQL database.
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from tests.service.conftest import postgres_database
 
 OPERATOR_TOKEN = "operator-token-for-concurrency-0123456789"
-PG_ADMIN_URL = os.environ.get(
-    "COOPML_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 N = 24
 #: Races are probabilistic: each test repeats its burst on fresh markets.
 ATTEMPTS = 4
-
-
-def _pg_database() -> Iterator[str]:
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"coopml_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {str(exc).splitlines()[0]}")
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -48,7 +24,7 @@ def http(request, tmp_path):
 
     from coopml.service import Settings, create_app
 
-    databases = _pg_database() if request.param == "postgresql" else iter([None])
+    databases = postgres_database() if request.param == "postgresql" else iter([None])
     url = next(databases)
     settings = Settings(
         tmp_path / "data", database_url=url, operator_token=OPERATOR_TOKEN, embedded_worker=False
