@@ -124,3 +124,28 @@ def test_operator_cannot_upload_and_party_cannot_upload_elsewhere(client, party,
     assert _upload(client, market_id, {}, csv).status_code == 401
     r = client.post(f"{API}/markets/{market_id}/datasets", json={"a": 1}, headers=headers)
     assert r.status_code == 415
+
+
+def test_large_upload_never_touches_the_disk_in_plaintext(client, party, settings, monkeypatch):
+    """A multi-megabyte upload is kept in memory until it is encrypted: no spooled
+    temporary file is created, and the blob store holds only ciphertext."""
+    import tempfile
+
+    spooled: list[object] = []
+    original = tempfile.SpooledTemporaryFile
+
+    class Spy(original):
+        def rollover(self) -> None:
+            spooled.append(self)
+            super().rollover()
+
+    monkeypatch.setattr("starlette.formparsers.SpooledTemporaryFile", Spy)
+    rows = "\n".join(f"{i},{i % 7},{i % 2}" for i in range(200_000))
+    content = f"a,b,label\n{rows}\n".encode()
+    assert len(content) > 1024 * 1024  # above the 1 MB at which uploads used to spool
+    market_id, headers = party
+    response = _upload(client, market_id, headers, content)
+    assert response.status_code == 201, response.text
+    assert spooled == []
+    for path in _files(settings.data_dir):
+        assert b"199999,2,1" not in path.read_bytes()

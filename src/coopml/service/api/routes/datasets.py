@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select, update
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartParser
 from starlette.types import Message
 
 from coopml.service.api.deps import Caller, Ctx, Db, require_party
@@ -96,8 +97,12 @@ async def _read_form(request: Request, limit: int) -> Any:
         return message
 
     limited = Request(request.scope, counting_receive)
+    parser = MultiPartParser(limited.headers, limited.stream(), max_files=1, max_fields=8)
+    # Keep the file in memory (it is read whole below anyway): a plaintext upload never
+    # touches the disk; only its encrypted blob is written.
+    parser.spool_max_size = limit + FORM_OVERHEAD
     try:
-        return await limited.form(max_files=1, max_fields=8)
+        return await parser.parse()
     except _TooLarge:
         raise ApiError(
             413, "payload_too_large", f"file: uploads are limited to {limit} bytes"
