@@ -45,6 +45,7 @@ def test_serve_starts_and_writes_the_operator_token(tmp_path: Path):
         assert r.json() == {"status": "ok", "database": "sqlite"}
         token_file = data / "operator.token"
         assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+        assert oct(data.stat().st_mode & 0o777) == "0o700"  # the data directory is private
         token = token_file.read_text().strip()
         me = httpx.get(f"{base}/me", headers={"Authorization": f"Bearer {token}"}, timeout=5)
         assert me.json()["role"] == "operator"

@@ -42,7 +42,8 @@ class ServiceContext:
     def open(cls, settings: Settings, *, bootstrap: bool = True) -> ServiceContext:
         """Create the data directory and key, migrate the database and (``bootstrap``)
         make sure an operator token exists."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Only the service's user may read the database, keys and blobs.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = settings.secret_key or load_or_create_key(settings.data_dir)
         db = Database(settings)
         db.migrate()

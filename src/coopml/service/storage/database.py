@@ -38,7 +38,7 @@ class Database:
         self.dialect = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         kwargs: dict[str, Any] = {"future": True}
         if self.dialect == "sqlite":
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
