@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -89,21 +90,50 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
+def is_page(path: str) -> bool:
+    """Whether ``path`` belongs to the dashboard (errors there are HTML pages)."""
+    return path == "/" or path == "/ui" or path.startswith("/ui/")
+
+
+def page_error(status: int, message: str, headers: Any = None) -> Response:
+    """The dashboard's error page, with the request id to quote to the operator."""
+    from coopml.service.web.render import render
+
+    try:
+        heading = HTTPStatus(status).phrase
+    except ValueError:
+        heading = "Error"
+    body = render(
+        "error.html",
+        status_code=status,
+        heading=heading,
+        message=f"{message} (request {request_id_var.get()})",
+    )
+    return HTMLResponse(body, status_code=status, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every exception to the common error body."""
+    """Route every exception to the common error body (an HTML page on the dashboard)."""
+
+    def respond(
+        request: Request, status: int, code: str, message: str, headers: Any = None
+    ) -> Response:
+        if is_page(request.url.path):
+            return page_error(status, message, headers)
+        return error_response(status, code, message, headers)
 
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return respond(request, exc.status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, "validation_error", _describe_validation(exc))
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return respond(request, 422, "validation_error", _describe_validation(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+        return respond(request, exc.status_code, code, str(exc.detail), exc.headers)
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -178,7 +208,11 @@ class RequestIdMiddleware:
             log.exception("unhandled error in request %s", rid)
             if started:
                 raise
-            response = error_response(500, "internal_error", "internal server error")
-            await response(scope, receive, send_with_id)
+            failure: Response = (
+                page_error(500, "Something went wrong on the server.")
+                if is_page(scope.get("path", ""))
+                else error_response(500, "internal_error", "internal server error")
+            )
+            await failure(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
