@@ -109,7 +109,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> TestClient:
     """A bare app with the dashboard router over a fake data layer that, on purpose,
     returns *everything* to everyone: the pages must still filter."""
     monkeypatch.setattr(data, "authenticate", lambda request, token: TOKENS.get(token))
-    monkeypatch.setattr(data, "list_markets", lambda request, viewer: [MARKET])
+    monkeypatch.setattr(data, "list_markets", lambda request, viewer, **page: ([MARKET], 1))
     monkeypatch.setattr(
         data, "get_market", lambda request, viewer, mid: MARKET if mid == "m1" else None
     )

@@ -66,18 +66,22 @@ def authenticate(request: Request, token: str) -> Viewer | None:
     return None if principal is None else _viewer(principal)
 
 
-def list_markets(request: Request, viewer: Viewer) -> list[dict[str, Any]]:
-    """All markets (operator) or the party's own market, newest first."""
+def list_markets(
+    request: Request, viewer: Viewer, *, limit: int = 50, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the markets (operator: all; a party: its own), newest first, and
+    how many there are."""
     from sqlalchemy import select
 
-    from coopml.service.api.routes._common import market_out
+    from coopml.service.api.routes._common import market_out, paginate
     from coopml.service.storage.models import Market
 
     with _session(request) as s:
         query = select(Market).order_by(Market.created_at.desc(), Market.id)
         if not viewer.is_operator:
             query = query.where(Market.id == viewer["market_id"])
-        return [_jsonable(market_out(s, m)) for m in s.scalars(query)]
+        rows, total = paginate(s, query, limit, offset)
+        return [_jsonable(market_out(s, m)) for m in rows], total
 
 
 def get_market(request: Request, viewer: Viewer, market_id: str) -> dict[str, Any] | None:

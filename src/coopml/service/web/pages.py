@@ -179,12 +179,17 @@ def ui_root() -> Response:
 
 
 @router.get("/ui/markets", response_class=HTMLResponse)
-def markets_page(request: Request) -> Response:
-    """Markets: all of them for the operator, its own for a party."""
+def markets_page(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    """Markets, a page at a time: all of them for the operator, its own for a party."""
     viewer = _viewer(request)
     if viewer is None:
         return _login_redirect(request)
-    markets = [market_row(m) for m in data.list_markets(request, viewer)]
+    rows, total = data.list_markets(request, viewer, limit=limit, offset=offset)
+    markets = [market_row(m) for m in rows]
     if not viewer.is_operator:
         markets = [m for m in markets if m["id"] == viewer.get("market_id")]
     body = render(
@@ -193,6 +198,9 @@ def markets_page(request: Request) -> Response:
         nav="markets",
         markets=markets,
         breadcrumbs=[],
+        limit=limit,
+        offset=offset,
+        total=total,
     )
     return _html(body)
 
