@@ -104,6 +104,16 @@ def _not_found(viewer: Viewer | None, what: str) -> HTMLResponse:
     return _html(body, 404)
 
 
+def _cross_site_refused(action: str) -> HTMLResponse:
+    body = render(
+        "error.html",
+        status_code=403,
+        heading="Forbidden",
+        message=f"Cross-site {action} requests are refused.",
+    )
+    return _html(body, 403)
+
+
 # ---------------------------------------------------------------------- login / logout
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, next: Annotated[str | None, Query()] = None) -> Response:
@@ -121,13 +131,7 @@ def login(
 ) -> Response:
     """Check the token and store it in the HttpOnly, SameSite=Strict session cookie."""
     if not _same_origin(request):
-        body = render(
-            "error.html",
-            status_code=403,
-            heading="Forbidden",
-            message="Cross-site login requests are refused.",
-        )
-        return _html(body, 403)
+        return _cross_site_refused("login")
     token = token.strip()
     viewer = data.authenticate(request, token) if token else None
     if viewer is None:
@@ -149,13 +153,7 @@ def login(
 def logout(request: Request) -> Response:
     """Clear the session cookie."""
     if not _same_origin(request):
-        body = render(
-            "error.html",
-            status_code=403,
-            heading="Forbidden",
-            message="Cross-site logout requests are refused.",
-        )
-        return _html(body, 403)
+        return _cross_site_refused("logout")
     response = _redirect("/")
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response

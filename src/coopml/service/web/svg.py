@@ -30,6 +30,8 @@ import math
 import re
 from collections.abc import Sequence
 
+from coopml.service.web.render import format_number
+
 __all__ = ["bar_chart", "escape", "grouped_bar_chart", "progress_bar"]
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -73,15 +75,6 @@ def _num(x: float) -> str:
     """A coordinate with two decimals, without a negative zero."""
     text = f"{x:.2f}"
     return "0.00" if text == "-0.00" else text
-
-
-def _value(x: float, decimals: int) -> str:
-    if not math.isfinite(x):
-        return "n/a"
-    if abs(x) >= 1e9:
-        return f"{x:.4g}"
-    text = f"{x:.{decimals}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def _finite(x: float) -> float:
@@ -193,7 +186,7 @@ def grouped_bar_chart(
         )
         parts.append(
             f'<text class="tick" x="{_num(_LEFT - 6)}" y="{_num(y + 4)}" text-anchor="end" '
-            f'font-size="10" fill="#57606a">{_value(tick * unit, decimals)}</text>'
+            f'font-size="10" fill="#57606a">{format_number(float(tick * unit), decimals)}</text>'
         )
 
     # Labels go lower when a negative bar's value is printed under the plot area.
@@ -215,7 +208,7 @@ def grouped_bar_chart(
                 color = negative_color
             sign = "negative" if v < 0 else "positive"
             x = x_group + k * bar_w
-            shown = _value(raw, decimals)
+            shown = format_number(float(raw), decimals)
             parts.append(
                 f'<rect class="bar {sign}" x="{_num(x)}" y="{_num(y)}" '
                 f'width="{_num(bar_w * 0.92)}" height="{_num(bar_h)}" fill="{escape(color)}" '
