@@ -8,12 +8,10 @@ to a temporary file in the same folder, are fsynced and renamed into place
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 from pathlib import Path
 
-from coopml.service.security import Cipher
+from coopml.service.security import Cipher, write_private_file
 
 __all__ = ["BlobStore"]
 
@@ -49,18 +47,7 @@ class BlobStore:
         target = self.path(address)
         if target.exists():
             return address
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{address}.{secrets.token_hex(6)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(self.cipher.encrypt(data, address.encode()))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_private_file(target, self.cipher.encrypt(data, address.encode()))
         return address
 
     def get(self, address: str) -> bytes:
