@@ -101,6 +101,11 @@ Db = Annotated[Session, Depends(get_session)]
 
 def get_principal(request: Request, s: Db) -> Principal:
     """The authenticated caller; 401 when the token is missing or unknown."""
+    return require_principal(s, request)
+
+
+def require_principal(s: Session, request: Request) -> Principal:
+    """The caller of ``request`` (its token looked up in ``s``); 401 when it has none."""
     principal = authenticate(s, request_token(request))
     if principal is None:
         raise ApiError(

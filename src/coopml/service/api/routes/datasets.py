@@ -146,16 +146,10 @@ async def upload_dataset(market_id: str, request: Request, ctx: Ctx) -> dict[str
 
 
 def _authorise_upload(ctx: Any, request: Request, market_id: str) -> None:
-    from coopml.service.api.deps import authenticate, request_token
+    from coopml.service.api.deps import require_principal
 
     with ctx.db.sessions() as s:
-        caller = authenticate(s, request_token(request))
-        if caller is None:
-            raise ApiError(
-                401,
-                "unauthenticated",
-                "missing or invalid token: send 'Authorization: Bearer <token>'",
-            )
+        caller = require_principal(s, request)
         require_party(caller, "upload datasets")
         get_market(s, caller, market_id)
         request.state.caller = caller
