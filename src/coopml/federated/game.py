@@ -233,19 +233,24 @@ def _inverse_marginal(skew: SkewMap, y: float, h0: float, n: float, s_max: float
     inv = getattr(skew, "inverse_marginal", None)
     if inv is not None:
         return float(min(max(inv(y, h0, n), 0.0), s_max))
-    g: Callable[[float], float] = lambda s: -float(skew.derivative(s, h0, n)) - y  # noqa: E731
-    if g(0.0) <= 0:
+    return _falling_root(lambda s: -float(skew.derivative(s, h0, n)) - y, s_max, 1e-12)
+
+
+def _falling_root(f: Callable[[float], float], s_max: float, rtol: float) -> float:
+    """Where the decreasing ``f`` crosses zero in ``[0, s_max]`` (an end when it does not),
+    by bisection to a relative width ``rtol``."""
+    if s_max == 0 or f(0.0) <= 0:
         return 0.0
-    if g(s_max) >= 0:
+    if f(s_max) >= 0:
         return s_max
     lo, hi = 0.0, s_max
     for _ in range(200):
         mid = 0.5 * (lo + hi)
-        if g(mid) > 0:
+        if f(mid) > 0:
             lo = mid
         else:
             hi = mid
-        if hi - lo <= 1e-12 * max(1.0, hi):
+        if hi - lo <= rtol * max(1.0, hi):
             break
     return 0.5 * (lo + hi)
 
@@ -667,20 +672,7 @@ def _best_response(game: RoundGame, i: int, s: FloatArray, B_i: float) -> float:
         dh = float(game.skew_map.derivative(x, h0[i], n[i]))
         return B_i * game.kappa * dP - theta[i] * game.mu * dh - c[i]
 
-    if s_max[i] == 0 or marginal(0.0) <= 0:
-        return 0.0
-    if marginal(s_max[i]) >= 0:
-        return float(s_max[i])
-    lo, hi = 0.0, float(s_max[i])
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if marginal(mid) > 0:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-13 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
+    return _falling_root(marginal, float(s_max[i]), 1e-13)
 
 
 def best_response_dynamics(
