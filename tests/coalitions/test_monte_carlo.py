@@ -107,7 +107,8 @@ def test_additive_game_is_exact_beyond_62_players():
         lambda s: float(w[list(s)].sum()), 70, stopping=MaxPermutations(4), random_state=0
     )
     np.testing.assert_allclose(result.values, w, atol=1e-12)
-    np.testing.assert_allclose(result.stderr, 0.0, atol=1e-12)
+    # Four identical marginals cannot prove a constant: the stderr stays honest.
+    assert np.all(result.stderr > 0) and np.all(result.stderr < 1)
     with pytest.raises(ValueError, match="may never fire"):  # 2**n_players is an exact int
         monte_carlo_shapley(lambda s: 0.0, 2000, stopping=StandardErrorBelow(1.0))
 
@@ -225,7 +226,7 @@ def test_max_evaluations_counts_distinct_coalitions():
     result = monte_carlo_shapley(
         utility, stopping=MaxEvaluations(500), batch_size=4, random_state=0
     )
-    assert 500 <= result.n_evaluations < 500 + 4 * 2 * 11
+    assert 500 - 2 * 12 < result.n_evaluations <= 500  # never overrun
     assert result.info["stopped_by"] == "MaxEvaluations(500)"
 
 
@@ -237,7 +238,14 @@ def test_result_fields_and_default_stopping():
     result = monte_carlo_shapley(value_fn, 5, random_state=0, names="abcde")
     assert result.method == "monte_carlo_shapley"
     assert result.names == tuple("abcde")
-    assert set(result.info) == {"n_permutations", "n_samples", "stopped_by", "antithetic"}
+    assert set(result.info) == {
+        "n_permutations",
+        "n_samples",
+        "stopped_by",
+        "antithetic",
+        "n_failures",
+        "failures",
+    }
     assert result.info["n_permutations"] == 2 * result.info["n_samples"]
     assert result.info["stopped_by"] in str(default_stopping())
     assert result.converged == ("StandardErrorBelow" in result.info["stopped_by"])
@@ -251,18 +259,29 @@ def test_convergence_rule_sets_converged():
     assert result.converged
     assert result.info["stopped_by"] == "StandardErrorBelow(0.5)"
     assert np.all(result.stderr <= 0.5)
-    assert result.info["n_samples"] == 8  # min_samples, then fires at once
+    assert result.info["n_samples"] >= 8  # never before min_samples
 
     budget = monte_carlo_shapley(value_fn, 6, stopping=MaxPermutations(20), random_state=0)
     assert not budget.converged
 
 
-def test_single_sample_has_nan_stderr():
+def test_single_sample_has_a_finite_stderr():
     result = monte_carlo_shapley(
-        lambda s: float(len(s)), 3, stopping=MaxPermutations(1), antithetic=False, batch_size=1
+        lambda s: float(len(s) ** 2), 3, stopping=MaxPermutations(1), antithetic=False
     )
-    assert np.all(np.isnan(result.stderr))
-    np.testing.assert_array_equal(result.values, [1.0, 1.0, 1.0])
+    assert np.all(np.isfinite(result.stderr)) and np.all(result.stderr > 0)
+    assert result.info["n_permutations"] == 1
+
+
+def test_never_pivotal_players_keep_an_honest_stderr():
+    # A 30-player voting game: at 40 permutations most small players are never pivotal,
+    # and the textbook standard error would be exactly 0 for them.
+    weights = np.r_[np.full(3, 10.0), np.ones(27)]
+    vote = lambda s: float(weights[list(s)].sum() >= 29)  # noqa: E731
+    result = monte_carlo_shapley(vote, 30, stopping=MaxPermutations(40), random_state=1)
+    assert np.all(result.stderr > 0)
+    zero = result.values == 0
+    assert zero.any() and np.all(1.96 * result.stderr[zero] > 1 / 40)
 
 
 def test_max_time_stops_slow_value_fn():
@@ -348,9 +367,6 @@ def test_bad_utilities_and_values():
     utility = FakeUtility(4)
     with pytest.raises(ValueError, match="equal the utility's n_players \\(4\\)"):
         monte_carlo_shapley(utility, 5)
-    utility.n_players = 63
-    with pytest.raises(ValueError, match="n_players' must be <= 62"):
-        monte_carlo_shapley(utility)
     utility = FakeUtility(4)
     utility.evaluate_masks = lambda masks: np.zeros(1)
     with pytest.raises(ValueError, match=r"evaluate_masks must return shape \(\d+,\)"):

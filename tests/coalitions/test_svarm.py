@@ -163,11 +163,11 @@ def test_batches_are_evaluated_together_and_memoised():
 def test_budget_rules_are_respected():
     game = GAMES["random10"]
     r = svarm_shapley(game, stopping=MaxEvaluations(600), batch_size=50, random_state=0)
-    assert 600 <= r.n_evaluations < 650 and not r.converged
+    assert 570 <= r.n_evaluations <= 600 and not r.converged  # never overrun
     assert r.info["stopped_by"] == "MaxEvaluations(600)"
     r = svarm_shapley(game, stopping=MaxPermutations(700), batch_size=64, random_state=0)
-    assert 700 <= r.info["n_coalitions"] < 700 + 64
-    r = svarm_shapley(game, stopping=MaxTime(1e-9), random_state=0)
+    assert r.info["n_coalitions"] == 700 + 2 * 10 + 2  # drawn after the exact strata
+    r = svarm_shapley(game, stopping=MaxTime(1e-9), batch_size=4, random_state=0)
     assert r.info["stopped_by"] == "MaxTime(1e-09)" and not r.converged
     assert not r.info["warm_up_done"]  # stopped after the first batch
 
@@ -206,7 +206,7 @@ def test_a_thousand_players_runs_with_python_int_masks():
         lambda s: float(sum(w[i] for i in s)), 1000, stopping=MaxPermutations(600), random_state=0
     )
     assert r.values.shape == (1000,) and not r.info["warm_up_done"]
-    assert np.all(np.isnan(r.stderr))  # some strata have fewer than two samples
+    assert np.all(np.isinf(r.stderr))  # some strata have no sample yet
     assert r.n_evaluations >= 600
 
 

@@ -1,56 +1,105 @@
-"""Shared plumbing of the sampling estimators: the value source and a memoised evaluator.
+r"""The one sampling loop of the Monte Carlo estimators, and what it shares.
 
-A source is either ``value_fn(frozenset_of_players) -> float`` (with ``n_players``) or
-an object with ``n_players``, ``names`` and ``evaluate_masks(int64 masks) -> float64``
-(such as a :class:`~coopml.learning.CoalitionUtility`, which then fits whole batches at
-once). Each distinct coalition is evaluated once per estimate; ``n_evaluations`` counts
-distinct coalitions.
+Every estimator (:func:`~coopml.coalitions.monte_carlo_shapley`,
+:func:`~coopml.coalitions.stratified_shapley`, :func:`~coopml.coalitions.svarm_shapley`,
+:func:`~coopml.coalitions.msr_banzhaf`) is a *sampler* -- it proposes a batch of rows,
+each row the coalitions of one sample, and folds their values into its running
+estimate -- plugged into :func:`run_sampler`, which owns what they have in common
+(pyDVL's separation of samplers, update rules and stopping criteria):
+
+* **evaluation** -- each distinct coalition is evaluated once per estimate
+  (:class:`Evaluator`), the new coalitions of a batch together, on an executor
+  (serial, joblib or Ray); the value source is checked on every value (a clear error
+  names the coalition and the function) and substituted fit failures of a utility are
+  collected from every worker;
+* **budgets** -- a batch is cut so that a ``MaxEvaluations`` or ``MaxPermutations``
+  budget is never overrun (:func:`budgets`);
+* **stopping** -- the rule is checked after every batch.
+
+A source is ``value_fn(frozenset_of_players) -> float`` (with ``n_players``) or a
+*utility*: an object with ``n_players``, ``names`` and ``evaluate_masks(masks)``, and
+optionally ``evaluate_block(masks) -> (values, failures)`` (such as a
+:class:`~coopml.learning.CoalitionUtility`), which then fits whole batches at once.
+Masks are ``int64`` bitmasks (player ``i`` is bit ``i``) up to 62 players, and a 1-D
+object array of Python integers beyond (:func:`~coopml.coalitions._bitmask.encode_members`).
+
+**Honest standard errors.** A sample mean's textbook standard error
+:math:`\hat\sigma/\sqrt m` is 0 when every sample is equal -- a player never pivotal in
+a voting game, a stratum whose few samples agree -- although the sample cannot rule out
+other values. For bounded quantities coopml uses the Agresti--Coull adjustment
+(Agresti & Coull, "Approximate is better than 'exact' for interval estimation of
+binomial proportions", The American Statistician 52(2), 1998), generalised from 0/1
+outcomes to any bounded quantity: the variance is computed with :math:`z^2/2`
+pseudo-observations (:math:`z = 1.96`) added at each end :math:`a, b` of the observed
+range of the quantity across all players (the estimate itself is the plain, unbiased
+sample mean),
+
+.. math::
+
+    \tilde\sigma^2 = \frac{M_2 + m(\bar x - \tilde x)^2
+        + \tfrac{z^2}{2}\bigl[(a - \tilde x)^2 + (b - \tilde x)^2\bigr]}{m + z^2 - 1},
+    \qquad \tilde x = \frac{m \bar x + \tfrac{z^2}{2}(a + b)}{m + z^2},
+
+and the standard error is :math:`\tilde\sigma / \sqrt m`. For 0/1 samples with none
+observed (:math:`\bar x = 0`, :math:`m = 40`) the 95% half-width is 0.064 where the
+textbook one is 0 (the exact binomial interval reaches 0.088); it tends to the textbook
+value as :math:`m` grows. The reference-games coverage table in ``docs/valuation.md``
+measures the intervals this gives.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from coopml._validation import check_int, check_names
-from coopml.coalitions._bitmask import members
-from coopml.coalitions.stopping import StoppingRule
+from coopml.coalitions._bitmask import MAX_MASK_PLAYERS, members
+from coopml.coalitions.executors import Executor, get_executor
+from coopml.coalitions.stopping import (
+    MaxEvaluations,
+    MaxPermutations,
+    SamplerState,
+    StoppingRule,
+    _And,
+    _Or,
+)
 
 __all__ = [
     "MAX_MASK_PLAYERS",
-    "MemoEvaluator",
-    "evaluate_chunk",
+    "Z95",
+    "Batch",
+    "Evaluator",
+    "Sampler",
+    "adjusted_stderr",
+    "budgets",
+    "call_value_function",
+    "check_values",
+    "merge_moments",
+    "resolve_executor",
     "resolve_source",
     "resolve_stopping",
+    "run_sampler",
 ]
 
-#: Most players a utility's int64 bitmasks can address.
-MAX_MASK_PLAYERS = 62
+#: Normal quantile of two-sided 95% intervals.
+Z95 = 1.959963984540054
 
 
 def resolve_source(
-    source: Any,
-    n_players: int | None,
-    names: Sequence[str] | None,
-    *,
-    max_callable_players: int | None = MAX_MASK_PLAYERS,
+    source: Any, n_players: int | None, names: Sequence[str] | None
 ) -> tuple[bool, int, tuple[str, ...]]:
-    """Validate a value source; returns ``(is_utility, n_players, names)``.
-
-    Utilities address coalitions by int64 bitmask (at most 62 players); a callable may
-    allow more (``max_callable_players=None``) when the estimator uses Python ints.
-    """
+    """Validate a value source; returns ``(is_utility, n_players, names)``."""
     is_utility = hasattr(source, "evaluate_masks")
     if is_utility:
         n = check_int(
-            "value_fn_or_utility.n_players",
-            getattr(source, "n_players", None),
-            minimum=1,
-            maximum=MAX_MASK_PLAYERS,
+            "value_fn_or_utility.n_players", getattr(source, "n_players", None), minimum=1
         )
         if n_players is not None and n_players != n:
             raise ValueError(
@@ -63,7 +112,7 @@ def resolve_source(
             raise TypeError(
                 "parameter 'n_players' is required when 'value_fn_or_utility' is callable"
             )
-        n = check_int("n_players", n_players, minimum=1, maximum=max_callable_players)
+        n = check_int("n_players", n_players, minimum=1)
     else:
         raise TypeError(
             "parameter 'value_fn_or_utility' must be a callable (frozenset[int] -> float) or an "
@@ -88,43 +137,351 @@ def resolve_stopping(rule: Any, n_players: int) -> StoppingRule:
     return copy.deepcopy(rule)
 
 
-class MemoEvaluator:
-    """Values of bitmasks, each distinct coalition evaluated once (together per call)."""
+@dataclass(frozen=True)
+class Budgets:
+    """The budget leaves that bound a rule: it surely fires once either is reached."""
 
-    def __init__(self, source: Any, is_utility: bool, n_players: int) -> None:
+    evaluations: MaxEvaluations | None = None
+    permutations: MaxPermutations | None = None
+
+
+def budgets(rule: StoppingRule) -> Budgets:
+    """The tightest ``MaxEvaluations`` and ``MaxPermutations`` that make ``rule`` fire.
+
+    Through ``|`` the smaller limit of each kind counts; through ``&`` neither side's
+    alone does, so nothing is returned for it.
+
+    Examples
+    --------
+    >>> from coopml.coalitions.stopping import StandardErrorBelow
+    >>> b = budgets(MaxEvaluations(500) | MaxEvaluations(300) | StandardErrorBelow(0.1))
+    >>> b.evaluations, b.permutations
+    (MaxEvaluations(300), None)
+    """
+    if isinstance(rule, MaxEvaluations):
+        return Budgets(evaluations=rule)
+    if isinstance(rule, MaxPermutations):
+        return Budgets(permutations=rule)
+    if isinstance(rule, _Or):
+        left, right = budgets(rule.left), budgets(rule.right)
+
+        def tighter(a: Any, b: Any) -> Any:
+            return b if a is None or (b is not None and b.limit < a.limit) else a
+
+        return Budgets(
+            tighter(left.evaluations, right.evaluations),
+            tighter(left.permutations, right.permutations),
+        )
+    if isinstance(rule, _And):
+        return Budgets()
+    return Budgets()
+
+
+def resolve_executor(executor: str | Executor, n_jobs: int | None) -> Executor:
+    """The executor of an estimator: ``n_jobs`` > 1 (or -1, all cores) with the default
+    ``"serial"`` means local joblib workers."""
+    if n_jobs == -1:
+        n_jobs = None
+        if executor == "serial":
+            executor = "joblib"
+    elif n_jobs is not None:
+        n_jobs = check_int("n_jobs", n_jobs, minimum=1)
+        if executor == "serial" and n_jobs > 1:
+            executor = "joblib"
+    return get_executor(executor, n_jobs)
+
+
+def _describe(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def call_value_function(fn: Callable[[frozenset[int]], Any], coalition: frozenset[int]) -> float:
+    """``float(fn(coalition))``, refusing anything but a finite real number.
+
+    An exception inside ``fn`` and a value that is not a real number (``None``, a tuple,
+    a complex number, an array, a string, a bool) are errors naming the coalition and
+    the function.
+
+    Examples
+    --------
+    >>> call_value_function(lambda s: len(s), frozenset({0, 2}))
+    2.0
+    >>> call_value_function(lambda s: None, frozenset({1}))
+    Traceback (most recent call last):
+    ...
+    TypeError: value function <lambda> returned None (NoneType) for coalition [1]; ...
+    """
+    coalition_text = sorted(coalition)
+    try:
+        value = fn(coalition)
+    except Exception as exc:
+        raise RuntimeError(
+            f"value function {_describe(fn)} raised {type(exc).__name__} on coalition "
+            f"{coalition_text}: {exc}"
+        ) from exc
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+        raise TypeError(
+            f"value function {_describe(fn)} returned {value!r} ({type(value).__name__}) for "
+            f"coalition {coalition_text}; it must return a real number (int or float)"
+        )
+    if isinstance(value, complex | np.complexfloating):
+        raise TypeError(
+            f"value function {_describe(fn)} returned the complex number {value!r} for "
+            f"coalition {coalition_text}; it must return a real number (int or float)"
+        )
+    result = float(value)
+    if not np.isfinite(result):
+        raise ValueError(
+            f"value function {_describe(fn)} returned {result} for coalition {coalition_text}; "
+            "coalition values must be finite"
+        )
+    return result
+
+
+def check_values(values: Any, masks: Sequence[int], n: int, source: Any) -> NDArray[np.float64]:
+    """A utility's values for ``masks`` as float64, refusing wrong shapes, kinds and NaN."""
+    arr = np.asarray(values)
+    where = f"{_describe(source)}.evaluate_masks"
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(
+            f"{where} must return real numbers (a float array); got dtype {arr.dtype} for "
+            f"coalitions starting with {sorted(members(masks[0], n)) if masks else []}"
+        )
+    if arr.shape != (len(masks),):
+        raise ValueError(
+            f"{where} must return shape ({len(masks)},) for {len(masks)} masks; got {arr.shape}"
+        )
+    out = arr.astype(np.float64)
+    if not np.all(np.isfinite(out)):
+        bad = int(np.flatnonzero(~np.isfinite(out))[0])
+        raise ValueError(
+            f"{where} returned {out[bad]} for coalition {sorted(members(masks[bad], n))}; "
+            "coalition values must be finite"
+        )
+    return out
+
+
+def evaluate_chunk(
+    source: Any, is_utility: bool, n: int, masks: list[int]
+) -> tuple[NDArray[np.float64], list[Any]]:
+    """Values of coalitions ``masks`` and the utility's substituted failures (in workers)."""
+    if not is_utility:
+        values = [call_value_function(source, members(mask, n)) for mask in masks]
+        return np.array(values, dtype=np.float64), []
+    dtype = np.int64 if n <= MAX_MASK_PLAYERS else object
+    arr = np.empty(len(masks), dtype=dtype)
+    arr[:] = masks
+    failures: list[Any] = []
+    if hasattr(source, "evaluate_block"):
+        raw, failures = source.evaluate_block(arr)
+    else:
+        raw = source.evaluate_masks(arr)
+    return check_values(raw, masks, n, source), list(failures)
+
+
+class Evaluator:
+    """Values of coalitions, each distinct one evaluated once, new ones on an executor.
+
+    ``failures`` collects the substituted fits reported by every worker, in order; they
+    are also appended to a utility's own ``failures`` list (as a serial run would).
+    """
+
+    def __init__(
+        self, source: Any, is_utility: bool, n_players: int, executor: Executor | None = None
+    ) -> None:
         self.source, self.is_utility, self.n = source, is_utility, n_players
+        self.executor = executor if executor is not None else get_executor("serial")
         self.cache: dict[int, float] = {}
-
-    def __call__(self, masks: NDArray[np.int64]) -> NDArray[np.float64]:
-        unique, inverse = np.unique(masks, return_inverse=True)
-        keys = unique.tolist()
-        new = [k for k in keys if k not in self.cache]
-        if new:
-            values = evaluate_chunk(self.source, self.is_utility, self.n, new)
-            self.cache.update(zip(new, values.tolist(), strict=True))
-        out = np.array([self.cache[k] for k in keys], dtype=np.float64)
-        return out[inverse.reshape(-1)].reshape(masks.shape)
+        self.failures: list[Any] = []
 
     @property
     def n_evaluations(self) -> int:
         return len(self.cache)
 
+    def __call__(self, masks: NDArray[Any]) -> NDArray[np.float64]:
+        flat = np.asarray(masks).reshape(-1).tolist()
+        new = [k for k in dict.fromkeys(flat) if k not in self.cache]
+        if new:
+            self._evaluate(new)
+        out = np.array([self.cache[k] for k in flat], dtype=np.float64)
+        return out.reshape(np.shape(masks))
 
-def evaluate_chunk(source: Any, is_utility: bool, n: int, masks: list[int]) -> NDArray[np.float64]:
-    """Values of coalitions ``masks`` (run in workers); validated shape and finiteness."""
-    if is_utility:
-        values = np.asarray(source.evaluate_masks(np.array(masks, dtype=np.int64)), dtype=float)
-        if values.shape != (len(masks),):
-            raise ValueError(
-                f"evaluate_masks must return shape ({len(masks)},) for {len(masks)} masks; "
-                f"got {values.shape}"
-            )
-    else:
-        values = np.array([float(source(members(mask, n))) for mask in masks], dtype=float)
-    if not np.all(np.isfinite(values)):
-        bad = int(np.flatnonzero(~np.isfinite(values))[0])
-        raise ValueError(
-            f"the value of coalition {sorted(members(masks[bad], n))} is {values[bad]}; "
-            "coalition values must be finite"
+    def _evaluate(self, new: list[int]) -> None:
+        workers = self.executor.n_workers
+        per = max(1, -(-len(new) // workers))
+        chunks = [new[j : j + per] for j in range(0, len(new), per)]
+        work = partial(evaluate_chunk, self.source, self.is_utility, self.n)
+        results = [work(chunks[0])] if len(chunks) == 1 else list(self.executor.map(work, chunks))
+        for chunk, (values, failures) in zip(chunks, results, strict=True):
+            self.cache.update(zip(chunk, values.tolist(), strict=True))
+            self.failures.extend(failures)
+            own = getattr(self.source, "failures", None)
+            if failures and isinstance(own, list):
+                own.extend(failures)
+
+    def affordable(self, rows: NDArray[Any], limit: int) -> int:
+        """How many leading ``rows`` (each a sample's masks) fit in ``limit`` new coalitions."""
+        flat = rows.reshape(rows.shape[0], -1)
+        if flat.size <= limit:
+            return rows.shape[0]
+        seen: set[int] = set()
+        for r, row in enumerate(flat.tolist()):
+            fresh = {k for k in row if k not in self.cache and k not in seen}
+            if len(seen) + len(fresh) > limit:
+                return r
+            seen |= fresh
+        return rows.shape[0]
+
+    def failure_info(self) -> dict[str, Any]:
+        """``n_failures`` and ``failures`` (as dictionaries) for a result's ``info``."""
+        return {
+            "n_failures": len(self.failures),
+            "failures": [getattr(f, "__dict__", f) for f in self.failures],
+        }
+
+
+def adjusted_stderr(
+    count: NDArray[np.float64],
+    mean: NDArray[np.float64],
+    m2: NDArray[np.float64],
+    low: float,
+    high: float,
+) -> NDArray[np.float64]:
+    """Agresti--Coull-adjusted standard errors of running means (see the module docstring).
+
+    ``count`` may hold ``inf`` (a mean known exactly: standard error 0) or 0 (no sample:
+    ``inf``); ``low`` and ``high`` are the observed range of the quantity.
+
+    Examples
+    --------
+    >>> se = adjusted_stderr(np.array([40.0]), np.array([0.0]), np.array([0.0]), 0.0, 1.0)
+    >>> round(float(1.96 * se[0]), 3)  # 0 of 40 successes: not a zero-width interval
+    0.064
+    >>> adjusted_stderr(np.array([np.inf, 0.0]), np.zeros(2), np.zeros(2), 0.0, 1.0).tolist()
+    [0.0, inf]
+    """
+    half = Z95**2 / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.where(np.isfinite(count), count, 0.0)
+        total = c + 2 * half
+        centre = (c * mean + half * (low + high)) / total
+        m2_adj = m2 + c * (mean - centre) ** 2 + half * ((low - centre) ** 2 + (high - centre) ** 2)
+        se = np.sqrt(m2_adj / (total - 1) / c)
+    se = np.where(count == 0, np.inf, se)
+    return np.where(np.isinf(count), 0.0, se)
+
+
+def merge_moments(
+    count: NDArray[np.float64],
+    mean: NDArray[np.float64],
+    m2: NDArray[np.float64],
+    flat: NDArray[np.intp],
+    x: NDArray[np.float64],
+) -> None:
+    """Add samples ``x`` of cells ``flat`` (flat indices) to running moments, in place.
+
+    ``count``, ``mean`` and ``m2`` (sum of squared deviations) are arrays of any shape;
+    the pairwise update of Chan, Golub & LeVeque (1979). Cells with ``count = inf`` are
+    exact and must not receive samples.
+    """
+    size = count.size
+    k = np.bincount(flat, minlength=size).astype(np.float64)
+    has = k > 0
+    s = np.bincount(flat, weights=x, minlength=size)
+    batch_mean = np.divide(s, k, out=np.zeros(size), where=has)
+    dev = np.bincount(flat, weights=(x - batch_mean[flat]) ** 2, minlength=size)
+    c, mu, q = count.reshape(-1), mean.reshape(-1), m2.reshape(-1)  # views
+    total = c[has] + k[has]
+    delta = batch_mean[has] - mu[has]
+    mu[has] += delta * k[has] / total
+    q[has] += dev[has] + delta**2 * c[has] * k[has] / total
+    c[has] = total
+
+
+@dataclass
+class Batch:
+    """Rows proposed by a sampler: ``masks[r]`` the coalitions of sample ``r``.
+
+    ``data`` holds per-row arrays the sampler needs to fold the values in; ``units``
+    is what one row counts towards ``MaxPermutations``.
+    """
+
+    masks: NDArray[Any]
+    data: dict[str, NDArray[Any]] = field(default_factory=dict)
+    units: float = 1.0
+
+    def __len__(self) -> int:
+        return int(self.masks.shape[0])
+
+    def head(self, k: int) -> Batch:
+        return Batch(self.masks[:k], {key: v[:k] for key, v in self.data.items()}, self.units)
+
+
+class Sampler(Protocol):
+    """What :func:`run_sampler` drives: propose rows, fold their values in, report."""
+
+    def propose(self) -> Batch: ...
+
+    def update(self, batch: Batch, values: NDArray[np.float64]) -> None: ...
+
+    def state(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+        """``(estimates, standard errors, n_samples)`` for the stopping rule."""
+        ...
+
+
+@dataclass
+class Run:
+    """What the loop did: the rule part that fired, rows and permutation units used."""
+
+    fired: StoppingRule | None
+    n_rows: int
+    n_units: float
+    seconds: float
+
+
+def run_sampler(
+    sampler: Sampler, evaluate: Evaluator, rule: StoppingRule, *, max_batches: int | None = None
+) -> Run:
+    """Propose, evaluate (within the budgets), update and check ``rule`` until it fires.
+
+    ``max_batches`` ends a sampler that has nothing left to sample (``fired`` None).
+    """
+    limits = budgets(rule)
+    start, n_rows, n_units, previous = time.perf_counter(), 0, 0.0, None
+    fired: StoppingRule | None = None
+    n_batches = 0
+    while max_batches is None or n_batches < max_batches:
+        n_batches += 1
+        batch = sampler.propose()
+        k = len(batch)
+        blocked: StoppingRule | None = None
+        if limits.permutations is not None:
+            room = limits.permutations.limit - n_units
+            k_units = min(k, max(0, int(np.floor(room / batch.units + 1e-9))))
+            k, blocked = k_units, (limits.permutations if k_units == 0 else None)
+        if limits.evaluations is not None and k:
+            room_e = limits.evaluations.limit - evaluate.n_evaluations
+            k = evaluate.affordable(batch.masks[:k], max(0, room_e))
+            blocked = limits.evaluations if k == 0 else blocked
+        if k == 0:  # not one more sample fits: the budget that blocked it is spent
+            fired = blocked
+            break
+        batch = batch.head(k)
+        sampler.update(batch, evaluate(batch.masks))
+        n_rows += k
+        n_units += k * batch.units
+        means, stderr, n_samples = sampler.state()
+        state = SamplerState(
+            n_samples=n_samples,
+            n_permutations=round(n_units),
+            n_evaluations=evaluate.n_evaluations,
+            elapsed=time.perf_counter() - start,
+            means=means.copy(),
+            stderr=stderr.copy(),
+            previous_means=previous,
         )
-    return values
+        previous = means.copy()
+        fired = rule.check(state)
+        if fired is not None:
+            break
+    return Run(fired, n_rows, n_units, time.perf_counter() - start)

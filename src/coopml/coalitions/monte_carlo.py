@@ -31,42 +31,41 @@ so the estimate is exactly efficient; this is checked on every result.
 **Cost.** Coalition values are memoised within a call, so each distinct coalition is
 evaluated once (``n_evaluations`` counts distinct evaluations), and the new coalitions
 of a batch of permutations are evaluated together: one ``evaluate_masks`` call per batch
-(per worker with ``n_jobs > 1``), so batched learners get batched work.
+(per worker with a parallel executor), so batched learners get batched work.
 
 **Reproducibility.** Batch :math:`b` draws its permutations from the :math:`b`-th
 generator spawned from ``random_state`` (:class:`numpy.random.SeedSequence`); workers
-only evaluate coalitions, so the result does not depend on ``n_jobs``.
+only evaluate coalitions, so the result does not depend on the executor.
+
+**Standard errors** are Agresti--Coull-adjusted (see :mod:`coopml.coalitions._sampling`):
+a player never pivotal in the sample still gets the uncertainty the sample leaves.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from typing import Any, Protocol
 
-import joblib
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from coopml._validation import RandomState, check_int, check_random_state
+from coopml.coalitions._bitmask import MAX_MASK_PLAYERS
 from coopml.coalitions._sampling import (
-    MAX_MASK_PLAYERS,
+    Batch,
+    Evaluator,
+    adjusted_stderr,
     evaluate_chunk,
+    resolve_executor,
     resolve_source,
     resolve_stopping,
+    run_sampler,
 )
+from coopml.coalitions.executors import Executor
 from coopml.coalitions.result import ValuationResult
-from coopml.coalitions.stopping import (
-    MaxPermutations,
-    SamplerState,
-    StandardErrorBelow,
-    StoppingRule,
-)
+from coopml.coalitions.stopping import MaxPermutations, StandardErrorBelow, StoppingRule
 
 __all__ = ["MaskUtility", "default_stopping", "monte_carlo_shapley", "permutation_marginals"]
-
-#: Largest number of players whose coalitions fit in an ``int64`` bitmask.
 
 ValueFunction = Callable[[frozenset[int]], float]
 
@@ -105,7 +104,8 @@ def monte_carlo_shapley(
     stopping: StoppingRule | None = None,
     antithetic: bool = True,
     batch_size: int | None = None,
-    n_jobs: int = 1,
+    executor: str | Executor = "serial",
+    n_jobs: int | None = None,
     random_state: RandomState = None,
     names: Sequence[str] | None = None,
 ) -> ValuationResult:
@@ -114,25 +114,30 @@ def monte_carlo_shapley(
     Parameters
     ----------
     value_fn_or_utility : callable or utility
-        Either ``value_fn(frozenset_of_player_indices) -> float`` (any number of
-        players), or an object with ``n_players``, ``names`` and
-        ``evaluate_masks(masks: ndarray[int64]) -> ndarray[float64]`` taking bitmasks
-        (at most 62 players), such as a :class:`~coopml.learning.CoalitionUtility`.
+        Either ``value_fn(frozenset_of_player_indices) -> float``, or an object with
+        ``n_players``, ``names`` and ``evaluate_masks(masks) -> ndarray[float64]``
+        taking bitmasks (``int64`` up to 62 players, Python integers beyond), such as a
+        :class:`~coopml.learning.CoalitionUtility`. Any number of players.
     n_players : int, optional
         Number of players; required with a callable, must match a utility's.
     stopping : StoppingRule, optional
         Checked after every batch; default :func:`default_stopping`. It must contain a
         budget (``MaxPermutations``, ``MaxTime``, or a ``MaxEvaluations`` of at most
-        ``2**n_players``) so that it surely fires. Your rule object is not modified.
+        ``2**n_players``) so that it surely fires. Budgets in evaluations and
+        permutations are never overrun: the last batch is cut to fit. Your rule object
+        is not modified.
     antithetic : bool
         Sample pairs of a permutation and its reverse; a pair is one sample.
     batch_size : int, optional
         Samples (permutations, or pairs) per batch; default about 256 coalitions per
-        batch, ``max(1, 256 // (n_players * (2 if antithetic else 1)))``. Budgets may be
-        overrun by less than one batch. Results depend on it, not on ``n_jobs``.
-    n_jobs : int
-        Processes evaluating each batch's new coalitions (joblib; ``-1``: all cores).
-        The callable or utility must be picklable; worth it only for slow evaluations.
+        batch, ``max(1, 256 // (n_players * (2 if antithetic else 1)))``. Results depend
+        on it, not on the executor.
+    executor : {"serial", "joblib", "ray"} or Executor
+        Where each batch's new coalitions are evaluated (the callable or utility must be
+        picklable for parallel executors); worth it only for slow evaluations.
+    n_jobs : int, optional
+        Workers of a parallel executor (default all cores); ``n_jobs > 1`` or ``-1`` with
+        ``executor="serial"`` means local joblib workers.
     random_state : int, numpy.random.Generator or None
         Seed of the permutations.
     names : sequence of str, optional
@@ -142,10 +147,12 @@ def monte_carlo_shapley(
     -------
     ValuationResult
         ``method="monte_carlo_shapley"``, ``values`` and ``stderr`` of shape
-        ``(n_players,)`` (``stderr`` is NaN after a single sample), ``converged`` (a
-        convergence rule fired), ``n_evaluations`` (distinct coalitions evaluated) and
-        ``info`` with ``n_permutations``, ``n_samples``, ``stopped_by`` (the part of the
-        rule that fired) and ``antithetic``.
+        ``(n_players,)`` (Agresti--Coull-adjusted, never 0 for an estimated value: see
+        :mod:`coopml.coalitions._sampling`), ``converged`` (a convergence rule fired),
+        ``n_evaluations`` (distinct coalitions evaluated) and ``info`` with
+        ``n_permutations``, ``n_samples``, ``stopped_by`` (the part of the rule that
+        fired), ``antithetic``, ``n_failures`` and ``failures`` (substituted fits of a
+        utility, from every worker).
 
     Examples
     --------
@@ -156,10 +163,10 @@ def monte_carlo_shapley(
     >>> r.values.round(2).tolist(), float(r.values.sum()), r.converged
     ([0.65, 0.17, 0.18], 1.0, False)
     >>> r.info["stopped_by"], r.info["n_permutations"], r.n_evaluations
-    ('MaxPermutations(400)', 420, 8)
+    ('MaxPermutations(400)', 400, 8)
     """
     source = value_fn_or_utility
-    is_utility, n, names = resolve_source(source, n_players, names, max_callable_players=None)
+    is_utility, n, names = resolve_source(source, n_players, names)
     rule = resolve_stopping(default_stopping() if stopping is None else stopping, n)
     if not isinstance(antithetic, bool | np.bool_):
         raise TypeError(f"parameter 'antithetic' must be a bool; got {antithetic!r}")
@@ -167,73 +174,69 @@ def monte_carlo_shapley(
     if batch_size is None:
         batch_size = max(1, 256 // (n * pairs))
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    if n_jobs != -1:
-        check_int("n_jobs", n_jobs, minimum=1)
-    n_workers = joblib.cpu_count() if n_jobs == -1 else n_jobs
-    root = check_random_state(random_state)
-
-    cache: dict[int, float] = {}
-    count, mean, m2 = 0, np.zeros(n), np.zeros(n)
-    start = time.perf_counter()
-    parallel = joblib.Parallel(n_jobs=n_workers) if n_workers > 1 else None
-    with parallel if parallel is not None else nullcontext():
-
-        def evaluate(masks: list[int]) -> NDArray[np.float64]:
-            chunks = [c.tolist() for c in np.array_split(np.array(masks, dtype=object), n_workers)]
-            chunks = [c for c in chunks if c]
-            if parallel is None or len(chunks) == 1:
-                results = [evaluate_chunk(source, is_utility, n, masks)]
-            else:
-                results = parallel(
-                    joblib.delayed(evaluate_chunk)(source, is_utility, n, c) for c in chunks
-                )
-            return np.concatenate(results)
-
-        while True:
-            generator = root.spawn(1)[0]  # batch b uses the b-th child stream
-            perms = generator.permuted(np.tile(np.arange(n), (batch_size, 1)), axis=1)
-            if antithetic:
-                perms = np.concatenate([perms, perms[:, ::-1]])
-            marginals = _marginals(perms, _prefix_values(_prefix_masks(perms), cache, evaluate))
-            samples = marginals[:batch_size]
-            if antithetic:
-                samples = (samples + marginals[batch_size:]) / 2
-            previous = mean.copy() if count else None
-            count, mean, m2 = _merge(count, mean, m2, samples)
-            stderr = np.sqrt(m2 / (count - 1) / count) if count > 1 else np.full(n, np.nan)
-            state = SamplerState(
-                n_samples=count,
-                n_permutations=count * pairs,
-                n_evaluations=len(cache),
-                elapsed=time.perf_counter() - start,
-                means=mean.copy(),
-                stderr=stderr,
-                previous_means=previous,
-            )
-            fired = rule.check(state)
-            if fired is not None:
-                break
-
-    total = cache[(1 << n) - 1] - cache[0]
-    scale = max(1.0, max(abs(v) for v in cache.values()))
-    if abs(float(mean.sum()) - total) > 1e-9 * scale:  # pragma: no cover - internal invariant
+    evaluate = Evaluator(source, is_utility, n, resolve_executor(executor, n_jobs))
+    sampler = _PermutationSampler(n, check_random_state(random_state), batch_size, bool(antithetic))
+    run = run_sampler(sampler, evaluate, rule)
+    values, stderr, count = sampler.state()
+    full = (1 << n) - 1
+    total = evaluate.cache[full] - evaluate.cache[0] if count else 0.0
+    scale = max(1.0, max((abs(v) for v in evaluate.cache.values()), default=0.0))
+    if count and abs(float(values.sum()) - total) > 1e-9 * scale:  # pragma: no cover
         raise RuntimeError(
-            f"efficiency check failed: estimates sum to {mean.sum()!r}, v(N) - v(∅) = {total!r}"
+            f"efficiency check failed: estimates sum to {values.sum()!r}, v(N) - v(∅) = {total!r}"
         )
+    fired = run.fired
     return ValuationResult(
-        values=mean,
+        values=values,
         names=names,
         method="monte_carlo_shapley",
         stderr=stderr,
-        converged=fired.converges,
-        n_evaluations=len(cache),
+        converged=fired is not None and fired.converges,
+        n_evaluations=evaluate.n_evaluations,
         info={
             "n_permutations": count * pairs,
             "n_samples": count,
             "stopped_by": str(fired),
             "antithetic": bool(antithetic),
+            **evaluate.failure_info(),
         },
     )
+
+
+class _PermutationSampler:
+    """Rows of (antithetic pairs of) permutations; a row's masks are its prefixes."""
+
+    def __init__(
+        self, n: int, root: np.random.Generator, batch_size: int, antithetic: bool
+    ) -> None:
+        self.n, self.root, self.batch_size, self.antithetic = n, root, batch_size, antithetic
+        self.count, self.mean, self.m2 = 0, np.zeros(n), np.zeros(n)
+        self.low, self.high = np.inf, -np.inf
+
+    def propose(self) -> Batch:
+        generator = self.root.spawn(1)[0]  # batch b uses the b-th child stream
+        perms = generator.permuted(np.tile(np.arange(self.n), (self.batch_size, 1)), axis=1)
+        masks = _prefix_masks(perms)
+        if self.antithetic:
+            masks = np.concatenate([masks, _prefix_masks(perms[:, ::-1].copy())], axis=1)
+        return Batch(masks, {"perms": perms}, units=2.0 if self.antithetic else 1.0)
+
+    def update(self, batch: Batch, values: NDArray[np.float64]) -> None:
+        perms, width = batch.data["perms"], self.n + 1
+        samples = _marginals(perms, values[:, :width])
+        if self.antithetic:
+            samples = (samples + _marginals(perms[:, ::-1], values[:, width:])) / 2
+        self.low = min(self.low, float(samples.min()))
+        self.high = max(self.high, float(samples.max()))
+        self.count, self.mean, self.m2 = _merge(self.count, self.mean, self.m2, samples)
+
+    def state(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+        count = np.full(self.n, float(self.count))
+        return (
+            self.mean,
+            adjusted_stderr(count, self.mean, self.m2, self.low, self.high),
+            self.count,
+        )
 
 
 def permutation_marginals(
@@ -280,7 +283,7 @@ def permutation_marginals(
     perms = perms.astype(np.int64)
 
     def evaluate(masks: list[int]) -> NDArray[np.float64]:
-        return evaluate_chunk(value_fn, False, n, masks)
+        return evaluate_chunk(value_fn, False, n, masks)[0]
 
     return _marginals(perms, _prefix_values(_prefix_masks(perms), {}, evaluate))
 

@@ -17,7 +17,10 @@ updates every player, on the side of the difference it belongs to,
 
 so :math:`m` utility evaluations give every player about :math:`m/2` samples on each
 side, instead of the :math:`2` evaluations per marginal of the plain estimator. The
-standard error is :math:`(\hat\sigma^2_{\ni}/m_{\ni} + \hat\sigma^2_{\not\ni}/m_{\not\ni})^{1/2}`.
+standard error is :math:`(\tilde\sigma^2_{\ni}/m_{\ni} +
+\tilde\sigma^2_{\not\ni}/m_{\not\ni})^{1/2}`, with the Agresti--Coull-adjusted variances
+of :mod:`coopml.coalitions._sampling` (the range is that of the observed coalition
+values).
 
 References
 ----------
@@ -27,21 +30,27 @@ learning", AISTATS 2023, PMLR 206, pp. 6388-6421.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from coopml._validation import RandomState, check_int, check_random_state
-from coopml.coalitions._sampling import MemoEvaluator, resolve_source, resolve_stopping
+from coopml.coalitions._bitmask import encode_members
+from coopml.coalitions._sampling import (
+    Batch,
+    Evaluator,
+    adjusted_stderr,
+    merge_moments,
+    resolve_executor,
+    resolve_source,
+    resolve_stopping,
+    run_sampler,
+)
+from coopml.coalitions.executors import Executor
 from coopml.coalitions.monte_carlo import MaskUtility, ValueFunction
 from coopml.coalitions.result import ValuationResult
-from coopml.coalitions.stopping import (
-    MaxPermutations,
-    SamplerState,
-    StandardErrorBelow,
-    StoppingRule,
-)
+from coopml.coalitions.stopping import MaxPermutations, StandardErrorBelow, StoppingRule
 
 __all__ = ["default_msr_stopping", "msr_banzhaf"]
 
@@ -65,6 +74,8 @@ def msr_banzhaf(
     *,
     stopping: StoppingRule | None = None,
     batch_size: int = 256,
+    executor: str | Executor = "serial",
+    n_jobs: int | None = None,
     random_state: RandomState = None,
     names: Sequence[str] | None = None,
 ) -> ValuationResult:
@@ -74,23 +85,29 @@ def msr_banzhaf(
     ----------
     value_fn_or_utility : callable or utility
         ``value_fn(frozenset) -> float`` with ``n_players``, or an object with
-        ``n_players``, ``names`` and ``evaluate_masks`` (at most 62 players).
+        ``n_players``, ``names`` and ``evaluate_masks`` (any number of players; see
+        :mod:`coopml.coalitions._sampling` for the masks).
     n_players : int, optional
         Required with a callable.
     stopping : StoppingRule, optional
         Checked after each batch; default :func:`default_msr_stopping`. Budgets in
         permutations count sampled coalitions; ``n_samples`` seen by the rule is the
-        smallest per-player, per-side sample count.
+        smallest per-player, per-side sample count. Budgets are never overrun.
     batch_size : int
         Coalitions sampled per batch (evaluated together).
+    executor : {"serial", "joblib", "ray"} or Executor
+        Where each batch's new coalitions are evaluated; results do not depend on it.
+    n_jobs : int, optional
+        Workers of a parallel executor (``n_jobs > 1`` with ``"serial"``: joblib).
     random_state : int, Generator or None
     names : sequence of str, optional
 
     Returns
     -------
     ValuationResult
-        ``method="msr_banzhaf"`` with ``stderr``, ``converged``, ``n_evaluations``
-        (distinct coalitions) and ``info`` (``n_samples`` coalitions, ``stopped_by``).
+        ``method="msr_banzhaf"`` with ``stderr`` (Agresti--Coull-adjusted per side),
+        ``converged``, ``n_evaluations`` (distinct coalitions) and ``info``
+        (``n_samples`` coalitions, ``stopped_by``, ``n_failures``, ``failures``).
 
     Examples
     --------
@@ -104,49 +121,42 @@ def msr_banzhaf(
     rule = resolve_stopping(default_msr_stopping() if stopping is None else stopping, n)
     batch = check_int("batch_size", batch_size, minimum=1)
     rng = check_random_state(random_state)
-    evaluate = MemoEvaluator(value_fn_or_utility, is_utility, n)
-    bits = np.int64(1) << np.arange(n, dtype=np.int64)
-    # Per player and side (0: without, 1: with): count, mean, sum of squared deviations.
-    count, mean, m2 = np.zeros((2, n)), np.zeros((2, n)), np.zeros((2, n))
-    start, n_samples, previous = time.perf_counter(), 0, None
-    while True:
-        member = rng.random((batch, n)) < 0.5
-        values = evaluate(member.astype(np.int64) @ bits)
-        for side, rows in ((1, member), (0, ~member)):
-            k = rows.sum(axis=0)
-            s = values @ rows
-            batch_mean = np.divide(s, k, out=np.zeros(n), where=k > 0)
-            dev = ((values[:, None] - batch_mean) ** 2 * rows).sum(axis=0)
-            total = count[side] + k
-            delta = batch_mean - mean[side]
-            has = k > 0
-            mean[side, has] += delta[has] * k[has] / total[has]
-            m2[side, has] += dev[has] + delta[has] ** 2 * count[side, has] * k[has] / total[has]
-            count[side] = total
-        n_samples += batch
-        estimate = mean[1] - mean[0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            var = np.where(count > 1, m2 / (count - 1) / count, np.nan)
-        stderr = np.sqrt(var.sum(axis=0))
-        state = SamplerState(
-            n_samples=int(count.min()),
-            n_permutations=n_samples,
-            n_evaluations=evaluate.n_evaluations,
-            elapsed=time.perf_counter() - start,
-            means=estimate.copy(),
-            stderr=stderr,
-            previous_means=previous,
-        )
-        previous = estimate.copy()
-        fired = rule.check(state)
-        if fired is not None:
-            break
+    evaluate = Evaluator(value_fn_or_utility, is_utility, n, resolve_executor(executor, n_jobs))
+    sampler = _MSRSampler(n, rng, batch)
+    run = run_sampler(sampler, evaluate, rule)
+    estimate, stderr, _ = sampler.state()
+    fired = run.fired
     return ValuationResult(
         values=estimate,
         names=names,
         method="msr_banzhaf",
         stderr=stderr,
-        converged=fired.converges,
+        converged=fired is not None and fired.converges,
         n_evaluations=evaluate.n_evaluations,
-        info={"n_samples": n_samples, "stopped_by": str(fired)},
+        info={"n_samples": run.n_rows, "stopped_by": str(fired), **evaluate.failure_info()},
     )
+
+
+class _MSRSampler:
+    """Uniform random coalitions; each updates every player on its side of the mean."""
+
+    def __init__(self, n: int, rng: np.random.Generator, batch: int) -> None:
+        self.n, self.rng, self.batch = n, rng, batch
+        # Per side (0: without, 1: with) and player: count, mean, squared deviations.
+        self.count, self.mean, self.m2 = np.zeros((2, n)), np.zeros((2, n)), np.zeros((2, n))
+        self.low, self.high = np.inf, -np.inf
+
+    def propose(self) -> Batch:
+        member = self.rng.random((self.batch, self.n)) < 0.5
+        return Batch(encode_members(member)[:, None], {"member": member})
+
+    def update(self, batch: Batch, values: NDArray[np.float64]) -> None:
+        member, values = batch.data["member"], values[:, 0]
+        self.low, self.high = min(self.low, values.min()), max(self.high, values.max())
+        side = np.where(member, 1, 0)
+        flat = (side * self.n + np.arange(self.n)).ravel()
+        merge_moments(self.count, self.mean, self.m2, flat, np.repeat(values, self.n))
+
+    def state(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+        se = adjusted_stderr(self.count, self.mean, self.m2, self.low, self.high)
+        return self.mean[1] - self.mean[0], np.sqrt((se**2).sum(axis=0)), int(self.count.min())

@@ -27,8 +27,10 @@ The estimator, as implemented here (a reconstruction from the paper):
    blocks of :math:`k = \min(s, n-s)` players (the last block filled up from the end);
    the blocks (:math:`k = s`) or their complements (:math:`k = n - s`) are coalitions of
    size :math:`s` that give every player a ``+`` and a ``-`` sample of size :math:`s`.
-   Two rounds give every sampled stratum at least two samples, so standard errors are
-   defined from the end of the warm-up on (they are NaN before).
+   One round gives every sampled stratum a sample, so standard errors are finite from
+   the end of the warm-up on (infinite before). The warm-up costs about
+   :math:`2n \ln(n/2)` evaluations (about 12,000 at 1,000 players); an evaluation
+   budget below it and the exact strata is refused with the number needed.
 3. **Sampling.** Sizes :math:`s \in [2, n-2]` are drawn with probability proportional
    to :math:`1/s + 1/(n-s)` (a smooth form of the paper's distribution, which puts
    more mass on small and large coalitions, whose strata are shared by fewer
@@ -41,20 +43,25 @@ variances,
 .. math::
 
     \widehat{\operatorname{se}}(\hat\varphi_i) = \frac1n \Bigl(\sum_\ell
-        \hat\sigma^{2}_{+,i,\ell} / m^+_{i,\ell}
-        + \hat\sigma^{2}_{-,i,\ell} / m^-_{i,\ell}\Bigr)^{1/2}
+        \tilde\sigma^{2}_{+,i,\ell} / m^+_{i,\ell}
+        + \tilde\sigma^{2}_{-,i,\ell} / m^-_{i,\ell}\Bigr)^{1/2}
 
-(exact strata contribute nothing). A coalition is a sample of exactly one stratum of
-each player, so the strata of one player are estimated from disjoint sets of samples;
-the formula ignores the weak dependence between the blocks of one warm-up permutation.
+(exact strata contribute nothing; :math:`\tilde\sigma^2` are the Agresti--Coull-adjusted
+variances of :mod:`coopml.coalitions._sampling`, over the observed range of values, so a
+stratum whose few samples agree still carries uncertainty). A coalition is a sample of
+exactly one stratum of each player, so the strata of one player are estimated from
+disjoint sets of samples; the formula ignores the weak dependence between the blocks of
+one warm-up permutation.
 The estimate is not exactly efficient; ``info["efficiency_gap"]`` reports
-:math:`\sum_i \hat\varphi_i - (v(N) - v(\varnothing))`.
+:math:`\sum_i \hat\varphi_i - (v(N) - v(\varnothing))` and
+``info["efficiency_gap_stderr"]`` the bound :math:`\sum_i \widehat{\operatorname{se}}_i`
+on its standard error (the players' estimates share coalitions, so their errors are
+correlated and the bound makes no assumption about how).
 
 Coalitions are memoised (``n_evaluations`` counts distinct coalitions); each batch's
-new coalitions are evaluated together (one ``evaluate_masks`` call for a utility).
-Utilities take ``int64`` bitmasks (at most 62 players); a callable
-``value_fn(frozenset) -> float`` may have any number of players (Python-integer
-bitmasks beyond 62).
+new coalitions are evaluated together (one ``evaluate_masks`` call for a utility), on
+the executor. Any number of players: ``int64`` bitmasks up to 62, Python integers
+beyond.
 
 References
 ----------
@@ -64,38 +71,36 @@ value without marginal contributions", AAAI 2024, pp. 13246-13255.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
-from functools import partial
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from coopml._validation import RandomState, check_int, check_random_state
+from coopml.coalitions._bitmask import encode_members
 from coopml.coalitions._sampling import (
-    MAX_MASK_PLAYERS,
-    MemoEvaluator,
-    evaluate_chunk,
+    Batch,
+    Evaluator,
+    adjusted_stderr,
+    budgets,
+    merge_moments,
+    resolve_executor,
     resolve_source,
     resolve_stopping,
+    run_sampler,
 )
-from coopml.coalitions.executors import Executor, get_executor
+from coopml.coalitions.executors import Executor
 from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.monte_carlo import MaskUtility, ValueFunction
 from coopml.coalitions.result import ValuationResult
-from coopml.coalitions.stopping import (
-    MaxPermutations,
-    SamplerState,
-    StandardErrorBelow,
-    StoppingRule,
-)
-from coopml.coalitions.stratified import _merge_strata
+from coopml.coalitions.stopping import MaxPermutations, StandardErrorBelow, StoppingRule
 
 __all__ = ["default_svarm_stopping", "svarm_shapley"]
 
-#: Warm-up rounds: every sampled stratum gets at least this many samples first.
-WARM_UP_ROUNDS = 2
+#: Warm-up rounds: every sampled stratum gets at least this many samples first (one
+#: suffices for the Agresti--Coull-adjusted standard errors).
+WARM_UP_ROUNDS = 1
 
 
 def default_svarm_stopping() -> StoppingRule:
@@ -148,7 +153,7 @@ def svarm_shapley(
     value_fn_or_utility : callable, utility or CoalitionGame
         ``value_fn(frozenset_of_player_indices) -> float`` with ``n_players`` (any
         number of players), an object with ``n_players``, ``names`` and
-        ``evaluate_masks(int64 masks) -> float64`` (at most 62 players), such as a
+        ``evaluate_masks(masks) -> float64`` (any number of players), such as a
         :class:`~coopml.learning.CoalitionUtility`, or a
         :class:`~coopml.coalitions.CoalitionGame` (its table is read).
     n_players : int, optional
@@ -156,18 +161,21 @@ def svarm_shapley(
     stopping : StoppingRule, optional
         Checked after every batch (the warm-up included); default
         :func:`default_svarm_stopping`. It must contain a budget. ``MaxPermutations(k)``
-        counts drawn coalitions; ``n_samples`` seen by the rule is the smallest sample
-        count of a sampled stratum (so ``StandardErrorBelow``'s ``min_samples`` asks
-        every stratum for that many samples). Your rule object is not modified.
+        counts drawn coalitions after the ``2n + 2`` exact ones; ``n_samples`` seen by
+        the rule is the smallest sample count of a sampled stratum (so
+        ``StandardErrorBelow``'s ``min_samples`` asks every stratum for that many
+        samples). Your rule object is not modified.
     batch_size : int
-        Coalitions drawn per batch (evaluated together). Budgets may be overrun by less
-        than one batch; results depend on it.
+        Coalitions drawn per batch (evaluated together); results depend on it. Budgets
+        are never overrun: the last batch is cut to fit; an evaluation budget below the
+        exact strata and the warm-up is refused.
     executor : {"serial", "joblib", "ray"} or Executor
         Where each batch's new coalitions are evaluated (split into one chunk per
         worker; the callable or utility must be picklable for parallel executors).
         All sampling happens in this process, so results do not depend on it.
     n_jobs : int, optional
-        Worker count for parallel executors (default: all cores).
+        Worker count for parallel executors (default: all cores); ``n_jobs > 1`` with
+        ``"serial"`` means local joblib workers.
     random_state : int, numpy.random.Generator or None
         Seed of the permutations, sizes and coalitions.
     names : sequence of str, optional
@@ -176,11 +184,12 @@ def svarm_shapley(
     Returns
     -------
     ValuationResult
-        ``method="svarm_shapley"``, ``values`` and ``stderr`` (NaN until the warm-up
+        ``method="svarm_shapley"``, ``values`` and ``stderr`` (infinite until the warm-up
         ends; zero for ``n <= 3``, where every stratum is exact), ``converged`` (a
         convergence rule fired, or ``n <= 3``), ``n_evaluations`` (distinct coalitions)
         and ``info`` with ``n_coalitions`` (drawn, repeats included), ``warm_up_done``,
-        ``stopped_by`` and ``efficiency_gap``.
+        ``stopped_by``, ``efficiency_gap``, ``efficiency_gap_stderr``, ``n_failures``
+        and ``failures``.
 
     Examples
     --------
@@ -189,7 +198,7 @@ def svarm_shapley(
     >>> game = airport_game(np.arange(1.0, 9.0))  # 8 players, exact values known
     >>> r = svarm_shapley(game, stopping=MaxPermutations(2000), random_state=0)
     >>> r.n_evaluations, r.converged, r.info["stopped_by"]
-    (255, False, 'MaxPermutations(2000)')
+    (252, False, 'MaxPermutations(2000)')
     >>> bool(np.all(np.abs(r.values - game.shapley().values) < 4 * r.stderr + 1e-12))
     True
     >>> glove = lambda s: float(min(len(s & {0}), len(s & {1, 2})))  # 3 players: exact
@@ -200,125 +209,111 @@ def svarm_shapley(
         source: Any = _GameUtility(value_fn_or_utility)
     else:
         source = value_fn_or_utility
-    is_utility, n, names = resolve_source(source, n_players, names, max_callable_players=None)
+    is_utility, n, names = resolve_source(source, n_players, names)
     rule = resolve_stopping(default_svarm_stopping() if stopping is None else stopping, n)
     batch = check_int("batch_size", batch_size, minimum=1)
     rng = check_random_state(random_state)
-    evaluate = _ExecutorMemo(source, is_utility, n, get_executor(executor, n_jobs))
-    to_masks = _mask_encoder(n)
-
-    # Strata [side, player, ell]; side 0: phi^+ (size ell + 1, with i), 1: phi^- (size
-    # ell, without i). Running count, mean and sum of squared deviations.
-    count, mean, m2 = np.zeros((2, n, n)), np.zeros((2, n, n)), np.zeros((2, n, n))
-    n_coalitions = _exact_strata(evaluate, to_masks, n, count, mean)
     sizes = np.arange(2, n - 1)
-    sampled = np.isfinite(count) & (count == 0)  # the strata left to sampling
-    start, previous, fired, warm_up_done = time.perf_counter(), None, None, True
-    estimate, stderr = _estimate(count, mean, m2, sampled)
-    if sizes.size:
-        p = 1.0 / sizes + 1.0 / (n - sizes)
-        p /= p.sum()
-        for member, warm in _batches(rng, n, sizes, p, batch):
-            drawn = member.sum(axis=1)
-            values = evaluate(to_masks(member))
-            player = np.broadcast_to(np.arange(n), member.shape)
-            ell = np.where(member, drawn[:, None] - 1, drawn[:, None])
-            flat = (np.where(member, 0, 1) * n + player) * n + ell
-            _merge_strata(count, mean, m2, flat.ravel(), np.repeat(values, n))
-            n_coalitions += member.shape[0]
-            estimate, stderr = _estimate(count, mean, m2, sampled)
-            state = SamplerState(
-                n_samples=int(count[sampled].min()),
-                n_permutations=n_coalitions,
-                n_evaluations=evaluate.n_evaluations,
-                elapsed=time.perf_counter() - start,
-                means=estimate.copy(),
-                stderr=stderr.copy(),
-                previous_means=previous,
-            )
-            previous = estimate.copy()
-            fired = rule.check(state)
-            if fired is not None:
-                warm_up_done = not warm
-                break
-    full = _full_mask(n)
+    limits = budgets(rule)
+    need = 2 * n + 2 + _warm_up_size(n, sizes)
+    if limits.evaluations is not None and sizes.size and limits.evaluations.limit < need:
+        raise ValueError(
+            f"parameter 'stopping' allows {limits.evaluations.limit} evaluations; "
+            f"svarm_shapley needs at least {need} for {n} players (the exact strata and the "
+            "warm-up that samples every stratum once); raise the budget or use "
+            "monte_carlo_shapley"
+        )
+    evaluate = Evaluator(source, is_utility, n, resolve_executor(executor, n_jobs))
+    sampler = _SvarmSampler(n, rng, sizes, batch)
+    sampler.exact(evaluate)
+    run = run_sampler(sampler, evaluate, rule, max_batches=None if sizes.size else 0)
+    estimate, stderr, _ = sampler.state()
+    full = (1 << n) - 1
     gap = float(estimate.sum() - (evaluate.cache[full] - evaluate.cache[0]))
+    fired = run.fired
     return ValuationResult(
         values=estimate,
         names=names,
         method="svarm_shapley",
         stderr=stderr,
-        converged=True if fired is None else fired.converges,
+        converged=True if not sizes.size else fired is not None and fired.converges,
         n_evaluations=evaluate.n_evaluations,
         info={
-            "n_coalitions": n_coalitions,
-            "warm_up_done": warm_up_done,
-            "stopped_by": "exact (n <= 3)" if fired is None else str(fired),
+            "n_coalitions": 2 * n + 2 + run.n_rows,
+            "warm_up_done": run.n_rows >= sampler.n_warm,
+            "stopped_by": "exact (n <= 3)" if not sizes.size else str(fired),
             "efficiency_gap": gap,
+            "efficiency_gap_stderr": float(stderr.sum()),
+            **evaluate.failure_info(),
         },
     )
 
 
-class _ExecutorMemo(MemoEvaluator):
-    """A :class:`MemoEvaluator` whose new coalitions are evaluated by an executor."""
+class _SvarmSampler:
+    """Coalitions (warm-up, then sampled sizes), each a sample of a stratum of every player.
 
-    def __init__(self, source: Any, is_utility: bool, n_players: int, executor: Executor) -> None:
-        super().__init__(source, is_utility, n_players)
-        self.executor = executor
+    Strata ``[side, player, ell]``; side 0: :math:`\\varphi^+` (size ``ell + 1``, with
+    ``i``), side 1: :math:`\\varphi^-` (size ``ell``, without ``i``).
+    """
 
-    def __call__(self, masks: NDArray[Any]) -> NDArray[np.float64]:
-        if self.executor.n_workers > 1:  # fill the cache in parallel, in a fixed order
-            new = [k for k in dict.fromkeys(masks.tolist()) if k not in self.cache]
-            chunks = [
-                c.tolist()
-                for c in np.array_split(np.array(new, dtype=object), self.executor.n_workers)
-            ]
-            chunks = [c for c in chunks if c]
-            work = partial(evaluate_chunk, self.source, self.is_utility, self.n)
-            for chunk, values in zip(chunks, self.executor.map(work, chunks), strict=True):
-                self.cache.update(zip(chunk, values.tolist(), strict=True))
-        return super().__call__(masks)
+    def __init__(
+        self, n: int, rng: np.random.Generator, sizes: NDArray[np.int64], batch: int
+    ) -> None:
+        self.n = n
+        self.count, self.mean, self.m2 = (
+            np.zeros((2, n, n)),
+            np.zeros((2, n, n)),
+            np.zeros((2, n, n)),
+        )
+        self.n_warm = _warm_up_size(n, sizes)
+        p = 1.0 / np.maximum(sizes, 1) + 1.0 / np.maximum(n - sizes, 1)
+        self.batches = _batches(rng, n, sizes, p / max(p.sum(), 1.0), batch)
+        self.low, self.high = np.inf, -np.inf
+
+    def exact(self, evaluate: Evaluator) -> None:
+        values = _exact_strata(evaluate, self.n, self.count, self.mean)
+        self.low, self.high = float(values.min()), float(values.max())
+        self.sampled = np.isfinite(self.count) & (self.count == 0)
+
+    def propose(self) -> Batch:
+        member = next(self.batches)
+        return Batch(encode_members(member)[:, None], {"member": member})
+
+    def update(self, batch: Batch, values: NDArray[np.float64]) -> None:
+        n, member, values = self.n, batch.data["member"], values[:, 0]
+        self.low, self.high = min(self.low, values.min()), max(self.high, values.max())
+        drawn = member.sum(axis=1)
+        player = np.broadcast_to(np.arange(n), member.shape)
+        ell = np.where(member, drawn[:, None] - 1, drawn[:, None])
+        flat = (np.where(member, 0, 1) * n + player) * n + ell
+        merge_moments(self.count, self.mean, self.m2, flat.ravel(), np.repeat(values, n))
+
+    def state(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+        n = self.n
+        estimate = (self.mean[0] - self.mean[1]).sum(axis=1) / n
+        se = adjusted_stderr(self.count, self.mean, self.m2, self.low, self.high)
+        se = np.where(self.sampled | np.isinf(self.count), se, 0.0)
+        n_samples = int(self.count[self.sampled].min()) if self.sampled.any() else 0
+        return estimate, np.sqrt((se**2).sum(axis=(0, 2))) / n, n_samples
 
 
-def _full_mask(n: int) -> int:
-    return (1 << n) - 1
-
-
-def _mask_encoder(n: int) -> Any:
-    """``member (rows, n) bool -> bitmasks``: int64 up to 62 players, Python ints beyond."""
-    if n <= MAX_MASK_PLAYERS:
-        bits = np.int64(1) << np.arange(n, dtype=np.int64)
-
-        def encode(member: NDArray[np.bool_]) -> NDArray[Any]:
-            return np.asarray(member.astype(np.int64) @ bits, dtype=np.int64)
-
-    else:
-
-        def encode(member: NDArray[np.bool_]) -> NDArray[Any]:
-            packed = np.packbits(member, axis=1, bitorder="little")
-            out = np.empty(member.shape[0], dtype=object)
-            out[:] = [int.from_bytes(row.tobytes(), "little") for row in packed]
-            return out
-
-    return encode
+def _warm_up_size(n: int, sizes: NDArray[np.int64]) -> int:
+    """Coalitions of the warm-up: the blocks of one permutation per size."""
+    return int(sum(-(-n // min(s, n - s)) for s in sizes.tolist())) * WARM_UP_ROUNDS
 
 
 def _exact_strata(
-    evaluate: MemoEvaluator,
-    to_masks: Any,
-    n: int,
-    count: NDArray[np.float64],
-    mean: NDArray[np.float64],
-) -> int:
+    evaluate: Evaluator, n: int, count: NDArray[np.float64], mean: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Fill the strata that the coalitions of sizes 0, 1, n-1, n determine (count = inf).
 
-    Returns the number of coalitions evaluated.
+    Returns the values of those coalitions.
     """
     eye = np.eye(n, dtype=bool)
-    empty = evaluate(to_masks(np.zeros((1, n), dtype=bool)))
-    grand = evaluate(to_masks(np.ones((1, n), dtype=bool)))
-    singles = evaluate(to_masks(eye))
-    others = evaluate(to_masks(~eye))  # N minus i
+    empty = evaluate(encode_members(np.zeros((1, n), dtype=bool)))
+    grand = evaluate(encode_members(np.ones((1, n), dtype=bool)))
+    singles = evaluate(encode_members(eye))
+    others = evaluate(encode_members(~eye))  # N minus i
     exact = [
         (0, 0, singles),  # phi^+_{i,0} = v({i})
         (1, 0, np.full(n, empty[0])),  # phi^-_{i,0} = v(empty)
@@ -332,30 +327,15 @@ def _exact_strata(
         ]
     for side, ell, values in exact:
         mean[side, :, ell], count[side, :, ell] = values, np.inf
-    return 2 * n + 2
-
-
-def _estimate(
-    count: NDArray[np.float64],
-    mean: NDArray[np.float64],
-    m2: NDArray[np.float64],
-    sampled: NDArray[np.bool_],
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Estimates (unsampled strata count as 0) and standard errors (NaN if any k < 2)."""
-    n = mean.shape[1]
-    estimate = (mean[0] - mean[1]).sum(axis=1) / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        var = np.where(sampled, m2 / (count - 1) / count, 0.0)
-        var = np.where(sampled & (count < 2), np.nan, var)
-    return estimate, np.sqrt(var.sum(axis=(0, 2))) / n
+    return np.concatenate([empty, grand, singles, others])
 
 
 def _batches(
     rng: np.random.Generator, n: int, sizes: NDArray[np.int64], p: NDArray[np.float64], batch: int
-) -> Iterator[tuple[NDArray[np.bool_], bool]]:
+) -> Iterator[NDArray[np.bool_]]:
     """Member matrices of ``batch`` coalitions: the warm-up, then sampled sizes.
 
-    Yields ``(member, in_warm_up)``; the last warm-up batch may be shorter.
+    The last warm-up batch may be shorter.
     """
     warm: list[NDArray[np.bool_]] = []
     for _ in range(WARM_UP_ROUNDS):
@@ -370,8 +350,8 @@ def _batches(
                 block[row, perm[j : j + k]] = True
             warm.extend(block if k == s else ~block)
     for j in range(0, len(warm), batch):
-        yield np.array(warm[j : j + batch]), True
+        yield np.array(warm[j : j + batch])
     while True:
         drawn = rng.choice(sizes, size=batch, p=p)
         keys = rng.random((batch, n)).argsort(axis=1)  # a uniform permutation per row
-        yield keys < drawn[:, None], False
+        yield keys < drawn[:, None]
