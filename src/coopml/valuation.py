@@ -95,7 +95,7 @@ def value_utility(
         if stderr_target is not None:
             stopping = stopping | StandardErrorBelow(stderr_target)
         results["monte_carlo"] = monte_carlo_shapley(
-            utility, stopping=stopping, n_jobs=n_jobs or 1, random_state=random_state
+            utility, stopping=stopping, executor=executor, n_jobs=n_jobs, random_state=random_state
         )
     n_samples = tuple(p.n_samples for p in utility.parties)
     info = {"learner": repr(utility.learner), "scorer": utility.scorer_name}

@@ -136,3 +136,41 @@ def test_bad_inputs_get_clear_errors(breast_cancer_split, kwargs, error, match):
 def test_fit_rejects_unknown_players(utility):
     with pytest.raises(ValueError, match=r"indices in 0\.\.3"):
         utility.fit([5])
+
+
+@pytest.mark.parametrize("estimator", ["monte_carlo", "stratified", "svarm", "msr"])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_fit_failures_are_reported_by_every_estimator_and_executor(
+    breast_cancer_split, estimator, n_jobs
+):
+    from coopml.coalitions import (
+        MaxPermutations,
+        monte_carlo_shapley,
+        msr_banzhaf,
+        stratified_shapley,
+        svarm_shapley,
+    )
+
+    X, y, X_val, y_val = breast_cancer_split
+    # Party 'benign' alone is single-class: its fit fails and 0.0 is substituted.
+    parties = [Party("benign", X[y == 1], y[y == 1]), *_parties(X[y == 0], y[y == 0], 3)]
+    u = CoalitionUtility(
+        LogisticRegression(max_iter=200), parties, (X_val, y_val), single_class="fit", on_error=0.0
+    )
+    run = {
+        "monte_carlo": lambda: monte_carlo_shapley(
+            u, stopping=MaxPermutations(16), n_jobs=n_jobs, random_state=0
+        ),
+        "stratified": lambda: stratified_shapley(
+            u, stopping=MaxPermutations(16), n_jobs=n_jobs, random_state=0
+        ),
+        "svarm": lambda: svarm_shapley(
+            u, stopping=MaxPermutations(16), n_jobs=n_jobs, random_state=0
+        ),
+        "msr": lambda: msr_banzhaf(u, stopping=MaxPermutations(64), n_jobs=n_jobs, random_state=0),
+    }[estimator]
+    result = run()
+    assert result.info["n_failures"] >= 1
+    masks = {f["mask"] for f in result.info["failures"]}
+    assert 0b0001 in masks  # the single-class party's own coalition
+    assert len(u.failures) == result.info["n_failures"]  # collected from the workers too

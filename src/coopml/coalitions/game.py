@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from coopml._validation import check_int, check_names
 from coopml.coalitions._bitmask import mask_of, members
+from coopml.coalitions._sampling import call_value_function
 
 if TYPE_CHECKING:
     from coopml.coalitions.executors import Executor, ProgressCallback
@@ -95,6 +96,9 @@ class CoalitionGame:
     ) -> CoalitionGame:
         """Build the table by calling ``value_fn(frozenset_of_players)`` on every coalition.
 
+        A value that is not a finite real number, or an exception inside ``value_fn``,
+        is an error naming the coalition and the function.
+
         Examples
         --------
         >>> game = CoalitionGame.from_function(3, lambda s: float(len(s) >= 2))
@@ -109,7 +113,7 @@ class CoalitionGame:
             )
         table = np.empty(1 << n, dtype=np.float64)
         for mask in range(1 << n):
-            table[mask] = float(value_fn(members(mask, n)))
+            table[mask] = call_value_function(value_fn, members(mask, n))
         return cls(table, tuple(names) if names is not None else ())
 
     @classmethod

@@ -3,7 +3,7 @@
 Implements the :class:`~coopml.coalitions.executors.Executor` protocol: ``map`` yields
 results in the order of the items, and everything random is seeded per item, so a
 table computed with Ray equals the serial and joblib tables bit for bit. The mapped
-function (for a value table: the utility's bound ``_evaluate_block`` method, which
+function (for a value table: the utility's bound ``evaluate_block`` method, which
 holds the parties' data and the fast learner's statistics) is stored once in Ray's
 object store with ``ray.put`` and every task receives a reference to it, so large data
 is shared by the workers rather than serialised per task (NumPy arrays are read

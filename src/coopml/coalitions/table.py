@@ -64,7 +64,7 @@ def compute_table(
     failures: list[FitFailure] = []
     start, done = time.perf_counter(), 0
     for masks, (values, block_failures) in zip(
-        blocks, runner.map(utility._evaluate_block, blocks), strict=True
+        blocks, runner.map(utility.evaluate_block, blocks), strict=True
     ):
         table[masks] = values
         failures.extend(block_failures)

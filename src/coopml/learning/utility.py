@@ -277,7 +277,7 @@ class CoalitionUtility:
 
         Substituted failures are appended to ``self.failures``.
         """
-        values, failures = self._evaluate_block(np.asarray(masks, dtype=np.int64))
+        values, failures = self.evaluate_block(np.asarray(masks, dtype=np.int64))
         self.failures.extend(failures)
         return values
 
@@ -286,9 +286,15 @@ class CoalitionUtility:
         """Coalitions per work item that suit this utility (large for a fast learner)."""
         return 256 if self.fast_learner is None else 4096
 
-    def _evaluate_block(
+    def evaluate_block(
         self, masks: NDArray[np.int64]
     ) -> tuple[NDArray[np.float64], list[FitFailure]]:
+        """Values of the coalitions ``masks`` and the fit failures substituted for them.
+
+        The protocol method that executors call in their workers: nothing is recorded
+        on ``self`` (a worker's copy would lose it), so the caller collects the
+        failures. :meth:`evaluate_masks` is this plus ``self.failures.extend``.
+        """
         if self.fast_learner is None or masks.size == 0:
             return self._evaluate_refit(masks)
         values = np.full(masks.shape[0], np.nan)
