@@ -140,7 +140,7 @@ def svarm_shapley(
     n_players: int | None = None,
     *,
     stopping: StoppingRule | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     executor: str | Executor = "serial",
     n_jobs: int | None = None,
     random_state: RandomState = None,
@@ -165,8 +165,9 @@ def svarm_shapley(
         the rule is the smallest sample count of a sampled stratum (so
         ``StandardErrorBelow``'s ``min_samples`` asks every stratum for that many
         samples). Your rule object is not modified.
-    batch_size : int
-        Coalitions drawn per batch (evaluated together); results depend on it. Budgets
+    batch_size : int, optional
+        Coalitions drawn per batch (evaluated together); default ``max(256, 2n)`` (each
+        batch updates all :math:`2n^2` strata). Results depend on it. Budgets
         are never overrun: the last batch is cut to fit; an evaluation budget below the
         exact strata and the warm-up is refused.
     executor : {"serial", "joblib", "ray"} or Executor
@@ -211,7 +212,9 @@ def svarm_shapley(
         source = value_fn_or_utility
     is_utility, n, names = resolve_source(source, n_players, names)
     rule = resolve_stopping(default_svarm_stopping() if stopping is None else stopping, n)
-    batch = check_int("batch_size", batch_size, minimum=1)
+    batch = check_int(
+        "batch_size", max(256, 2 * n) if batch_size is None else batch_size, minimum=1
+    )
     rng = check_random_state(random_state)
     sizes = np.arange(2, n - 1)
     limits = budgets(rule)
