@@ -46,3 +46,17 @@ def test_convergence_rule_and_bad_inputs():
         msr_banzhaf(fn, 3, batch_size=0)
     with pytest.raises(TypeError, match="parameter 'value_fn_or_utility' must be a callable"):
         msr_banzhaf(3.0)  # type: ignore[arg-type]
+
+
+def test_a_rare_coalition_never_sampled_does_not_look_certain():
+    # 100-player airport game, 14 players need the longest runway: a coalition without
+    # any of them has probability 2**-14, so 2,000 samples all cost 10. The textbook
+    # standard error is then 0 around estimates of 0; the true values are not.
+    from coopml.coalitions import MaxEvaluations
+    from coopml.coalitions.reference_games import airport_reference
+
+    costs = np.random.default_rng(0).integers(1, 11, size=100).astype(float)
+    game = airport_reference(costs)
+    r = msr_banzhaf(game, stopping=MaxEvaluations(2_000), random_state=0)
+    assert np.all(r.stderr > 0)
+    assert np.mean(np.abs(r.values - game.banzhaf) <= 1.96 * r.stderr) >= 0.9

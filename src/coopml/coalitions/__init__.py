@@ -15,6 +15,7 @@ from coopml.coalitions.loo import leave_one_out
 from coopml.coalitions.monte_carlo import monte_carlo_shapley
 from coopml.coalitions.msr_banzhaf import msr_banzhaf
 from coopml.coalitions.nucleolus import nucleolus
+from coopml.coalitions.reference_games import CoverageResult, ReferenceGame, reference_suite
 from coopml.coalitions.result import LeastCoreResult, ValuationResult
 from coopml.coalitions.shapley import shapley
 from coopml.coalitions.stopping import (
@@ -31,6 +32,7 @@ from coopml.coalitions.svarm import svarm_shapley
 __all__ = [
     "MAX_EXACT_PLAYERS",
     "CoalitionGame",
+    "CoverageResult",
     "Executor",
     "JoblibExecutor",
     "LeastCoreResult",
@@ -38,6 +40,7 @@ __all__ = [
     "MaxPermutations",
     "MaxTime",
     "RankStable",
+    "ReferenceGame",
     "SerialExecutor",
     "StandardErrorBelow",
     "StoppingRule",
@@ -52,6 +55,7 @@ __all__ = [
     "monte_carlo_shapley",
     "msr_banzhaf",
     "nucleolus",
+    "reference_suite",
     "shapley",
     "stratified_shapley",
     "svarm_shapley",

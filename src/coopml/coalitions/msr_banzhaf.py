@@ -20,7 +20,8 @@ side, instead of the :math:`2` evaluations per marginal of the plain estimator. 
 standard error is :math:`(\tilde\sigma^2_{\ni}/m_{\ni} +
 \tilde\sigma^2_{\not\ni}/m_{\not\ni})^{1/2}`, with the Agresti--Coull-adjusted variances
 of :mod:`coopml.coalitions._sampling` (the range is that of the observed coalition
-values).
+values, :math:`v(\varnothing)` and :math:`v(N)` included: both are evaluated first, so
+that a sample in which a rare coalition never appears does not look certain).
 
 References
 ----------
@@ -123,6 +124,10 @@ def msr_banzhaf(
     rng = check_random_state(random_state)
     evaluate = Evaluator(value_fn_or_utility, is_utility, n, resolve_executor(executor, n_jobs))
     sampler = _MSRSampler(n, rng, batch)
+    # v(empty) and v(N) anchor the range of the standard errors' adjustment: a sample whose
+    # values all agree (a rare event unseen) must not look certain.
+    anchors = evaluate(encode_members(np.array([[False] * n, [True] * n])))
+    sampler.low, sampler.high = float(anchors.min()), float(anchors.max())
     run = run_sampler(sampler, evaluate, rule)
     estimate, stderr, _ = sampler.state()
     fired = run.fired
