@@ -153,3 +153,181 @@ def test_lp_failure_raises_with_solver_message(monkeypatch):
 def test_rejects_non_game():
     with pytest.raises(TypeError, match="'game' must be a CoalitionGame"):
         least_core([0.0, 1.0])  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- constraint generation
+# The kernel solves the LP and the projection over working sets of coalitions. These
+# tests check it against a dense reference with every coalition (written here, apart
+# from the package), with tiny working sets so that many generation rounds run.
+
+
+def _reference_least_core(v: np.ndarray) -> tuple[float, np.ndarray]:
+    """Dense reference: epsilon by one LP over all coalitions, then the least-core point
+    closest to the Shapley value as a least-distance problem over all of them (NNLS)."""
+    from scipy.optimize import nnls
+
+    from coopml.coalitions.shapley import shapley_from_table
+
+    n = v.size.bit_length() - 1
+    eps = _dense_epsilon(v)
+    A = np.array([[S >> i & 1 for i in range(n)] for S in range(1, v.size - 1)], float)
+    phi = shapley_from_table(v)
+    Q = np.linalg.svd(np.ones((1, n)))[2][1:].T  # orthonormal basis of {sum = 0}
+    h = v[1:-1] - eps - A @ phi - 1e-12 * max(1.0, np.abs(v).max())
+    if h.max() <= 0:
+        return eps, phi
+    E = np.vstack([(A @ Q).T, h])
+    f = np.eye(n)[-1]
+    r = E @ nnls(E, f, maxiter=100 * len(h))[0] - f
+    return eps, phi + Q @ (-r[:-1] / r[-1])
+
+
+def _seeded_game(seed: int) -> CoalitionGame:
+    """Games of 3-12 players: integer ties, floats, symmetric, sparse, non-monotone,
+    convex (non-empty core) and learning-curve-like (usually an empty core)."""
+    from coopml.coalitions._bitmask import coalition_sums, popcounts
+
+    rng = np.random.default_rng(seed)
+    n = 3 + seed % 10
+    kind = seed % 7
+    if kind == 0:
+        table = rng.integers(-5, 6, 1 << n).astype(float)
+    elif kind == 1:
+        table = rng.uniform(-100, 100, 1 << n)
+    elif kind == 2:  # symmetric: value depends on size only, many equal excesses
+        table = rng.integers(-3, 6, n + 1).astype(float)[popcounts(n)]
+    elif kind == 3:  # sparse
+        table = np.where(rng.uniform(size=1 << n) < 0.1, rng.integers(1, 10, 1 << n), 0.0)
+    elif kind == 4:  # convex: the core is large, the least core a face of it
+        table = coalition_sums(rng.uniform(0.5, 2.0, n)) ** 1.5
+    elif kind == 5:  # learning curve of pooled data plus noise
+        size = coalition_sums(rng.integers(20, 200, n).astype(float))
+        table = 0.5 + 0.4 * (1 - np.exp(-size / 300)) + rng.normal(0, 0.005, size.size)
+    else:  # non-monotone: a positive game minus a large random penalty on some coalitions
+        table = coalition_sums(rng.uniform(0, 1, n)) - 5.0 * (rng.uniform(size=1 << n) < 0.3)
+    return CoalitionGame(table)
+
+
+def _check_verifies_itself(game: CoalitionGame, x: np.ndarray, eps: float) -> None:
+    v = game.zero_normalized()
+    n = game.n_players
+    tol = 1e-9 * max(1.0, np.abs(v).max())
+    sums = np.array([sum(x[i] for i in range(n) if S >> i & 1) for S in range(v.size)])
+    assert abs(sums[-1] - v[-1]) <= tol  # efficient
+    excess = v[1:-1] - sums[1:-1]
+    assert excess.max() <= eps + tol  # no coalition complains more than epsilon
+    assert excess.max() >= eps - tol  # and epsilon is attained
+
+
+@pytest.mark.parametrize("seed", range(42))
+def test_constraint_generation_matches_dense_reference(seed):
+    game = _seeded_game(seed)
+    v = game.zero_normalized()
+    scale = max(1.0, np.abs(v).max())
+    eps_ref, x_ref = _reference_least_core(v)
+    full = least_core_module._least_core(game, full=True)
+    for result in (
+        least_core(game),
+        least_core_module._least_core(game, start=0, batch=1),
+        least_core_module._least_core(game, start=3, batch=4),
+        full,
+    ):
+        assert result.converged
+        assert result.epsilon == pytest.approx(eps_ref, abs=1e-9 * scale)
+        np.testing.assert_allclose(result.values, x_ref, atol=1e-8 * scale)
+        np.testing.assert_allclose(result.values, full.values, atol=1e-9 * scale)
+        _check_verifies_itself(game, result.values, result.epsilon)
+    assert full.info["working_set"] == v.size - 2  # the reference path has every row
+
+
+def test_small_batches_take_many_rounds_and_agree():
+    game = _seeded_game(29)  # 12 players, floats in [-100, 100]
+    one = least_core_module._least_core(game, start=0, batch=1)
+    default = least_core(game)
+    assert one.info["generation_rounds"] > 10
+    assert one.info["working_set"] < 2**12 - 2
+    assert one.epsilon == pytest.approx(default.epsilon, abs=1e-9 * 100)
+    np.testing.assert_allclose(one.values, default.values, atol=1e-9 * 100)
+
+
+def test_fourteen_players_against_the_full_lp():
+    from coopml.coalitions._bitmask import coalition_sums
+
+    rng = np.random.default_rng(14)
+    size = coalition_sums(rng.integers(20, 200, 14).astype(float))
+    game = CoalitionGame(0.4 * (1 - np.exp(-size / 300)) + rng.normal(0, 0.005, size.size))
+    new, full = least_core(game), least_core_module._least_core(game, full=True)
+    assert new.converged and full.converged
+    assert new.epsilon == pytest.approx(full.epsilon, abs=1e-9)
+    np.testing.assert_allclose(new.values, full.values, atol=1e-9)
+    assert new.info["working_set"] < 2**14 // 4
+
+
+def test_projection_failure_falls_back_to_a_certified_vertex(monkeypatch):
+    # should the least-distance step fail, generation continues at the LP's vertex: epsilon
+    # stays exact, and the result says the tie-break failed
+    monkeypatch.setattr(least_core_module, "_closest_point", lambda *a, **k: None)
+    for seed in (1, 8, 15):
+        game = _seeded_game(seed)
+        result = least_core_module._least_core(game, start=0, batch=2)
+        eps_ref = _reference_least_core(game.zero_normalized())[0]
+        scale = max(1.0, np.abs(game.zero_normalized()).max())
+        assert not result.converged and "tie_break_failed" in result.info
+        assert result.epsilon == pytest.approx(eps_ref, abs=1e-9 * scale)
+        _check_verifies_itself(game, result.values, result.epsilon)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_table_pass_finds_the_most_violated_coalitions(data, random_games):
+    game = data.draw(random_games(min_players=2, max_players=9))
+    v, n = game.zero_normalized(), game.n_players
+    x = np.asarray(data.draw(st.lists(st.integers(-5, 5), min_size=n, max_size=n)), float)
+    k = data.draw(st.integers(1, 8))
+    threshold = float(data.draw(st.integers(-6, 3)))
+    table = least_core_module._Table(v.copy())
+    state = table.new_state()
+    working = np.flatnonzero(np.arange(v.size) % 3 == 1)  # pretend these are in the set
+    working = working[working < v.size - 1]
+    state[working] = least_core_module._WORKING
+    e_max, added = table.add_most_violated(x, state, threshold, k)
+    excess = {S: v[S] - sum(x[i] for i in range(n) if S >> i & 1) for S in range(1, v.size - 1)}
+    assert e_max == pytest.approx(max(excess.values()), abs=1e-12)
+    free = sorted(
+        (S for S in excess if S not in set(working) and excess[S] > threshold),
+        key=lambda S: -excess[S],
+    )
+    assert len(added) == min(k, len(free))
+    if free:  # the k largest excesses (ties may be broken either way)
+        assert min(excess[S] for S in added) == pytest.approx(excess[free[len(added) - 1]])
+    assert set(added) <= set(free) and np.all(state[added] == least_core_module._WORKING)
+
+
+def test_a_wrong_scipy_nnls_is_caught_and_redone(monkeypatch):
+    # SciPy's NNLS can return a suboptimal point without an error (scipy issues 21140,
+    # 25389); the KKT check catches it and SciPy's BVLS redoes the step
+    def wrong_nnls(E, f, maxiter=None):
+        return np.full(E.shape[1], 1.0 / E.shape[1]), 0.0
+
+    monkeypatch.setattr(least_core_module, "nnls", wrong_nnls)
+    for seed in (1, 8, 15, 22):
+        game = _seeded_game(seed)
+        eps_ref, x_ref = _reference_least_core(game.zero_normalized())
+        scale = max(1.0, np.abs(game.zero_normalized()).max())
+        result = least_core_module._least_core(game, start=0, batch=2)
+        assert result.converged
+        np.testing.assert_allclose(result.values, x_ref, atol=1e-8 * scale)
+        assert result.epsilon == pytest.approx(eps_ref, abs=1e-9 * scale)
+
+
+def test_degenerate_symmetric_game_keeps_the_tie_break():
+    # a symmetric 7-player game whose least core is one point with many tight
+    # coalitions; SciPy 1.17's NNLS returned a point violating a constraint by 0.19 here
+    sizes = np.array([bin(S).count("1") for S in range(1 << 7)])
+    table = np.array([5.0, -2.0, 1.0, -3.0, 2.0, 3.0, 0.0, 5.0])[sizes]
+    game = CoalitionGame(table)
+    for kwargs in ({}, {"start": 2, "batch": 3}, {"start": 0, "batch": 1}):
+        result = least_core_module._least_core(game, **kwargs)
+        assert result.converged and "tie_break_failed" not in result.info
+        assert result.epsilon == pytest.approx(-2.0)
+        np.testing.assert_allclose(result.values, 0.0, atol=1e-12)

@@ -1,12 +1,18 @@
-"""Nucleolus: textbook values and the lexicographic property on random games."""
+"""Nucleolus: textbook values, the lexicographic property on random games, and the
+constraint-generation kernel against a dense reference."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
+import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.optimize import linprog
 
+from coopml.coalitions._bitmask import coalition_sums, popcounts
 from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.games import bankruptcy_game, glove_game, weighted_majority_game
 from coopml.coalitions.least_core import least_core
@@ -98,3 +104,125 @@ def test_nucleolus_is_symmetric_and_covariant(data, random_games):
         2.0 * nucleolus(game).values + b,
         atol=1e-6 * max(1, np.abs(v).max()),
     )
+
+
+# ---------------------------------------------------------------- constraint generation
+# Every stage LP runs over a working set of coalitions. These tests check the kernel
+# against a dense sequential-LP reference with every coalition in every stage (written
+# here, apart from the package), with tiny working sets so that many rounds run.
+
+least_core_module = importlib.import_module("coopml.coalitions.least_core")
+nucleolus_module = importlib.import_module("coopml.coalitions.nucleolus")
+
+
+def _reference_nucleolus(v: np.ndarray) -> np.ndarray:
+    """Dense Maschler-Peleg-Shapley sequence: each stage minimises the largest free excess
+    over all coalitions, fixes those with a positive dual and drops the free coalitions
+    in the span of the fixed ones (distance to the row space, by a pseudo-inverse)."""
+    n = v.size.bit_length() - 1
+    A = np.array([[S >> i & 1 for i in range(n)] for S in range(v.size)], float)
+    fixed, values = [v.size - 1], [v[-1]]
+    free = np.arange(1, v.size - 1)
+    while np.linalg.matrix_rank(A[fixed]) < n:
+        res = linprog(
+            np.r_[np.zeros(n), 1.0],
+            A_ub=np.c_[-A[free], -np.ones(free.size)],
+            b_ub=-v[free],
+            A_eq=np.c_[A[fixed], np.zeros(len(fixed))],
+            b_eq=values,
+            bounds=(None, None),
+            method="highs",
+        )
+        assert res.status == 0, res.message
+        lam = -res.ineqlin.marginals
+        tight = free[lam > min(1e-7, lam.max() / 2)]
+        fixed += tight.tolist()
+        values += (v[tight] - res.x[n]).tolist()
+        F = A[fixed]
+        residual = A[free] - A[free] @ np.linalg.pinv(F) @ F
+        free = free[np.linalg.norm(residual, axis=1) > 1e-9]
+    return np.linalg.lstsq(A[fixed], np.array(values), rcond=None)[0]
+
+
+def _seeded_game(seed: int) -> CoalitionGame:
+    """Games of 3-12 players: integer ties, floats, symmetric, sparse, non-monotone,
+    convex (non-empty core), learning-curve-like (usually an empty core)."""
+    rng = np.random.default_rng(seed)
+    n = 3 + seed % 10
+    kind = seed % 7
+    if kind == 0:
+        table = rng.integers(-5, 6, 1 << n).astype(float)
+    elif kind == 1:
+        table = rng.uniform(-100, 100, 1 << n)
+    elif kind == 2:  # symmetric: value depends on size only, many equal excesses
+        table = rng.integers(-3, 6, n + 1).astype(float)[popcounts(n)]
+    elif kind == 3:  # sparse
+        table = np.where(rng.uniform(size=1 << n) < 0.1, rng.integers(1, 10, 1 << n), 0.0)
+    elif kind == 4:  # convex: many stages
+        table = coalition_sums(rng.uniform(0.5, 2.0, n)) ** 1.5
+    elif kind == 5:  # learning curve of pooled data plus noise
+        size = coalition_sums(rng.integers(20, 200, n).astype(float))
+        table = 0.5 + 0.4 * (1 - np.exp(-size / 300)) + rng.normal(0, 0.005, size.size)
+    else:  # non-monotone
+        table = coalition_sums(rng.uniform(0, 1, n)) - 5.0 * (rng.uniform(size=1 << n) < 0.3)
+    return CoalitionGame(table)
+
+
+@pytest.mark.parametrize("seed", range(42))
+def test_constraint_generation_matches_dense_reference(seed):
+    game = _seeded_game(seed)
+    v = game.zero_normalized()
+    scale = max(1.0, np.abs(v).max())
+    expected = _reference_nucleolus(v)
+    eps = least_core(game).epsilon
+    for result in (
+        nucleolus(game),
+        nucleolus_module._nucleolus(game, start=0, batch=1),
+        nucleolus_module._nucleolus(game, start=3, batch=4),
+        nucleolus_module._nucleolus(game, full=True),
+    ):
+        assert result.converged and result.info["n_stages"] <= game.n_players - 1
+        np.testing.assert_allclose(result.values, expected, atol=1e-8 * scale)
+        assert result.epsilon == pytest.approx(eps, abs=1e-9 * scale)
+        # verifies itself: efficient, and its largest excess is the least-core value
+        sums = coalition_sums(result.values)
+        assert sums[-1] == pytest.approx(v[-1], abs=1e-9 * scale)
+        assert np.max(v[1:-1] - sums[1:-1]) == pytest.approx(eps, abs=1e-8 * scale)
+
+
+def test_fourteen_players_against_the_full_lps():
+    rng = np.random.default_rng(14)
+    game = CoalitionGame(coalition_sums(rng.uniform(0.5, 2.0, 14)) ** 1.5)  # convex: 3 stages
+    new = nucleolus(game)
+    full = nucleolus_module._nucleolus(game, full=True)
+    assert new.converged and full.converged and new.info["n_stages"] > 1
+    np.testing.assert_allclose(new.values, full.values, atol=1e-9 * 100)
+    np.testing.assert_allclose(new.info["stage_epsilons"], full.info["stage_epsilons"], atol=1e-9)
+    assert new.info["working_set"] < 2**14 // 4
+
+
+def test_projection_failure_falls_back_to_certified_vertices(monkeypatch):
+    monkeypatch.setattr(least_core_module, "_closest_point", lambda *a, **k: None)
+    for seed in (4, 11, 18, 19):
+        game = _seeded_game(seed)
+        scale = max(1.0, np.abs(game.zero_normalized()).max())
+        result = nucleolus_module._nucleolus(game, start=0, batch=2)
+        assert result.converged
+        expected = _reference_nucleolus(game.zero_normalized())
+        np.testing.assert_allclose(result.values, expected, atol=1e-8 * scale)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 9), data=st.data())
+def test_span_test_matches_rank(n, data):
+    k = data.draw(st.integers(1, n))
+    masks = data.draw(st.lists(st.integers(1, (1 << n) - 1), min_size=k, max_size=k))
+    rows = np.array([[S >> i & 1 for i in range(n)] for S in masks], float)
+    null = scipy.linalg.null_space(rows).T
+    if null.shape[0] == 0:
+        return  # full rank: everything is spanned, the kernel never asks
+    spanned = nucleolus_module._span_test(null)(np.arange(1, 1 << n))
+    rank = np.linalg.matrix_rank(rows)
+    for S, got in zip(range(1, 1 << n), spanned, strict=True):
+        a = np.array([S >> i & 1 for i in range(n)], float)
+        assert got == (np.linalg.matrix_rank(np.vstack([rows, a])) == rank)
