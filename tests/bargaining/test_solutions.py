@@ -10,6 +10,7 @@ from coopml.bargaining import (
     SOLUTIONS,
     ConvexUtilitySet,
     FiniteUtilitySet,
+    ParetoSet,
     UtilityCurve,
     egalitarian,
     ideal_point,
@@ -167,6 +168,50 @@ def test_curve_pareto_frontier_disconnected_and_interval_refinement():
     quasi = UtilityCurve(lambda t: np.column_stack([t * (1 - t), 1 - (t - 0.2) ** 2]))
     # quasi-concave: the interval between the two maximisers, refined beyond the grid
     np.testing.assert_allclose(pareto_frontier(quasi).intervals, [(0.2, 0.5)], atol=1e-9)
+
+
+def test_curve_pareto_set_holds_isolated_points():
+    # on [0.5, 1] player 1 stays at 0 while player 0 peaks at 0.70031 (between grid
+    # points): that peak beats every share where player 1 gains, its neighbours do not
+    def flat(t):
+        return np.column_stack(
+            [np.where(t < 0.5, t, 0.6 - (t - 0.70031) ** 2), np.where(t < 0.5, 1 - t, 0.0)]
+        )
+
+    frontier = pareto_frontier(UtilityCurve(flat))
+    assert len(frontier.intervals) == 1 and len(frontier.isolated) == 1
+    np.testing.assert_allclose(frontier.intervals[0], [0.0, 0.5], atol=1e-9)
+    assert frontier.isolated[0] == pytest.approx(0.70031, abs=1e-7)
+    assert frontier.contains(frontier.isolated[0]) and not frontier.contains(0.7)
+    assert not frontier.connected
+    assert frontier.points[-1] == frontier.isolated[0]
+    assert str(frontier.pareto_set) == "[0.0000, 0.5000] ∪ {0.7003}"
+
+    # an outcome attained only at a jump (t = 1/3, off the grid) dominates the whole curve:
+    # found once the jump is declared a breakpoint, sampled exactly and on both sides
+    def spike(t):
+        return np.where((t == 1 / 3)[:, None], 1.0, np.column_stack([t, 1 - t]) / 2)
+
+    assert pareto_frontier(UtilityCurve(spike, n_grid=1001)).intervals == ((0.0, 1.0),)
+    exact = pareto_frontier(UtilityCurve(spike, n_grid=1001, breakpoints=[1 / 3]))
+    assert exact.intervals == () and exact.isolated == (1 / 3,)
+
+
+def test_pareto_set_object():
+    s = ParetoSet([(0.6, 0.8), (0.1, 0.1), (0.0, 0.2)], points=[0.9])
+    assert s.intervals == ((0.0, 0.2), (0.6, 0.8)) and s.points == (0.1, 0.9)
+    assert list(s) == [(0.0, 0.2), (0.1, 0.1), (0.6, 0.8), (0.9, 0.9)] and len(s) == 4
+    assert s[0] == (0.0, 0.2) and s.to_list()[-1] == [0.9, 0.9]
+    assert s.to_dict() == {"intervals": [[0.0, 0.2], [0.6, 0.8]], "points": [0.1, 0.9]}
+    assert s.contains(0.7) and s.contains(0.9) and not s.contains(0.85)
+    assert s.format(1) == "[0.0, 0.2] ∪ {0.1} ∪ [0.6, 0.8] ∪ {0.9}"
+    assert str(ParetoSet()) == "∅" and ParetoSet().connected
+    with pytest.raises(ValueError, match=r"low <= high; got \(0.5, 0.2\)"):
+        ParetoSet([(0.5, 0.2)])
+    with pytest.raises(TypeError, match="must hold \\(low, high\\) pairs"):
+        ParetoSet([0.5])
+    with pytest.raises(ValueError, match=r"parameter 'breakpoints' must lie in \[0.0, 1.0\]"):
+        UtilityCurve(lambda t: np.column_stack([t, 1 - t]), breakpoints=[1.5])
 
 
 def test_convex_frontier_points_are_pareto_and_on_the_boundary():

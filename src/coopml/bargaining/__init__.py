@@ -3,7 +3,8 @@
 A bargaining problem is a utility-possibility set ``S`` (a parametrised curve, a finite
 set of outcomes, or a convex set described to cvxpy) and a disagreement point ``d``.
 This package computes the Nash, Kalai-Smorodinsky, egalitarian and utilitarian
-solutions and the Pareto frontier for any number of players (and their closed forms
+solutions and the Pareto frontier (on a curve: a :class:`ParetoSet`, a union of
+intervals and isolated points) for any number of players (and their closed forms
 under transferable utility, :func:`transferable_utility_split`); each solution reports the
 chosen point, its utilities and whether it is Pareto optimal. It is shared by the
 fine-tuning games (:mod:`coopml.finetuning`) and the competition models.
@@ -27,7 +28,7 @@ from coopml.bargaining.egalitarian import egalitarian
 from coopml.bargaining.kalai_smorodinsky import ideal_point, kalai_smorodinsky
 from coopml.bargaining.nash_bargaining import nash_bargaining
 from coopml.bargaining.pareto import pareto_frontier, pareto_mask
-from coopml.bargaining.result import BargainingSolution, ParetoFrontier
+from coopml.bargaining.result import BargainingSolution, ParetoFrontier, ParetoSet
 from coopml.bargaining.transferable import TU_RULES, transferable_utility_split
 from coopml.bargaining.utilitarian import utilitarian
 from coopml.bargaining.utility_sets import (
@@ -52,6 +53,7 @@ __all__ = [
     "ConvexUtilitySet",
     "FiniteUtilitySet",
     "ParetoFrontier",
+    "ParetoSet",
     "UtilityCurve",
     "UtilitySet",
     "egalitarian",

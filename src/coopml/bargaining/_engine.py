@@ -159,9 +159,71 @@ def curve_anchors(curve: UtilityCurve) -> tuple[Array, Array]:
     return anchors
 
 
+def curve_local_maxima(curve: UtilityCurve, *, per_player: int = 16) -> tuple[Array, Array]:
+    """Refined strict local maxima of each coordinate other than its global one (cached).
+
+    A grid point is a strict local maximum of ``u_i`` when it is at least both
+    neighbours and above one of them by more than the tolerance (so flat stretches do
+    not count); up to ``per_player`` of the highest per coordinate are refined between
+    their neighbours with :func:`scipy.optimize.minimize_scalar` (bounded Brent) and
+    kept where the refinement improves on the grid. On a curve that jumps or has flat
+    pieces, such a maximum can be a Pareto-optimal outcome that no grid point attains
+    (e.g. one player's utility peaks where the other's stays at zero). The global
+    maximum of each coordinate is :func:`curve_anchors`.
+    """
+    cached: tuple[Array, Array] | None = curve.cache.get("local_maxima")
+    if cached is not None:
+        return cached
+    from scipy.optimize import minimize_scalar
+
+    grid, values = curve.grid, curve.values
+    tol = tolerance(values)
+    xatol = 1e-12 * (curve.interval[1] - curve.interval[0])
+    # a peak's refinement stays within its neighbours, so it cannot gain more than the
+    # local variation: peaks dominated even after adding it are not worth refining
+    padded = np.pad(values, ((1, 1), (0, 0)), mode="edge")
+    variation = np.maximum(np.abs(padded[:-2] - values), np.abs(padded[2:] - values)).max(axis=1)
+    reference = np.vstack([values, curve_anchors(curve)[1]])
+    hopeless = dominated_rows(values + variation[:, None], reference, tol)
+    ts: list[float] = []
+    for i in range(curve.n_players):
+        v = values[:, i]
+        left, right = padded[:-2, i], padded[2:, i]  # the ends repeat themselves
+        peaks = np.flatnonzero(
+            (v >= left) & (v >= right) & ((v > left + tol) | (v > right + tol)) & ~hopeless
+        )
+        peaks = peaks[peaks != int(np.argmax(v))]
+        for k in peaks[np.argsort(-v[peaks], kind="stable")][:per_player]:
+            lo, hi = neighbours(grid, int(k))
+
+            def negative(x: float, i: int = i) -> float:
+                return -float(curve.evaluate([x])[0, i])
+
+            res = minimize_scalar(
+                negative, bounds=(lo, hi), method="bounded", options={"xatol": xatol}
+            )
+            ts.append(float(res.x) if -float(res.fun) > v[k] else float(grid[k]))
+    t_arr = np.array(ts, dtype=np.float64)
+    maxima = (
+        (t_arr, curve.evaluate(t_arr))
+        if t_arr.size
+        else (t_arr, np.empty((0, curve.n_players), dtype=np.float64))
+    )
+    curve.cache["local_maxima"] = maxima
+    return maxima
+
+
+def curve_candidates(curve: UtilityCurve) -> tuple[Array, Array]:
+    """Refined global and local maxima of every coordinate: ``(parameters, utilities)``."""
+    anchor_t, anchor_u = curve_anchors(curve)
+    local_t, local_u = curve_local_maxima(curve)
+    return np.concatenate([anchor_t, local_t]), np.vstack([anchor_u, local_u])
+
+
 def curve_reference(curve: UtilityCurve) -> Array:
-    """Grid values plus coordinate maximisers: the points a curve solution is compared to."""
-    return np.vstack([curve.values, curve_anchors(curve)[1]])
+    """Grid values (breakpoint samples included) plus every refined coordinate maximum:
+    the points a curve solution or Pareto set is compared to."""
+    return np.vstack([curve.values, curve_candidates(curve)[1]])
 
 
 def solve_curve(

@@ -4,20 +4,22 @@ A :class:`BargainingSolution` is one chosen outcome of a bargaining problem
 ``(S, d)``: its utilities ``u`` in ``S``, the gains ``u - d`` over the disagreement
 point, where the outcome lies in the set's own coordinates (``parameter`` on a curve,
 ``index`` in a finite set, ``point`` in every case) and whether it is Pareto optimal in
-``S``. A :class:`ParetoFrontier` lists the non-dominated outcomes of ``S``.
+``S``. A :class:`ParetoFrontier` lists the non-dominated outcomes of ``S``; on a curve,
+its Pareto-optimal parameters form a :class:`ParetoSet`, a union of closed intervals
+and isolated points.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-__all__ = ["BargainingSolution", "ParetoFrontier"]
+__all__ = ["BargainingSolution", "ParetoFrontier", "ParetoSet"]
 
 
 def _frozen(values: Any) -> NDArray[np.float64]:
@@ -121,6 +123,118 @@ class BargainingSolution:
         }
 
 
+@dataclass(frozen=True)
+class ParetoSet(Sequence[tuple[float, float]]):
+    """The Pareto-optimal parameters of a utility curve: a union of closed intervals and
+    isolated points.
+
+    A curve ``t -> u(t)`` that jumps or has flat pieces (e.g. the subgame-perfect
+    utilities of a fine-tuning game, where one player's utility stays at 0 while the
+    other's rises and falls) can have Pareto-optimal parameters that no interval of
+    positive length contains: such a parameter is an isolated point of the set.
+
+    As a sequence, a ``ParetoSet`` holds its connected components in increasing order as
+    ``(low, high)`` pairs, an isolated point ``p`` as the degenerate pair ``(p, p)``; the
+    same pairs are its JSON form (:meth:`to_list`).
+
+    Parameters
+    ----------
+    intervals : sequence of (float, float)
+        Closed intervals ``[low, high]`` with ``low < high`` (a pair with ``low == high``
+        is read as a point).
+    points : sequence of float
+        Isolated Pareto-optimal parameters.
+
+    Examples
+    --------
+    >>> s = ParetoSet(intervals=[(1 / 3, 0.8911)], points=[0.8975])
+    >>> print(s)
+    [0.3333, 0.8911] ∪ {0.8975}
+    >>> s.contains(0.5), s.contains(0.8975), s.contains(0.895), len(s), s.connected
+    (True, True, False, 2, False)
+    >>> s.to_list()
+    [[0.3333333333333333, 0.8911], [0.8975, 0.8975]]
+    """
+
+    intervals: tuple[tuple[float, float], ...] = ()
+    points: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        intervals: list[tuple[float, float]] = []
+        points = [float(p) for p in self.points]
+        for pair in self.intervals:
+            try:
+                low, high = (float(v) for v in pair)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"parameter 'intervals' must hold (low, high) pairs; got {pair!r}"
+                ) from None
+            if not low <= high:
+                raise ValueError(
+                    f"parameter 'intervals' must hold pairs with low <= high; got ({low}, {high})"
+                )
+            if low == high:
+                points.append(low)
+            else:
+                intervals.append((low, high))
+        if not all(np.isfinite(v) for pair in intervals for v in pair) or not all(
+            np.isfinite(p) for p in points
+        ):
+            raise ValueError("parameters 'intervals' and 'points' must be finite")
+        object.__setattr__(self, "intervals", tuple(sorted(intervals)))
+        object.__setattr__(self, "points", tuple(sorted(set(points))))
+
+    @property
+    def components(self) -> tuple[tuple[float, float], ...]:
+        """Intervals and points (as ``(p, p)``) in increasing order."""
+        return tuple(sorted([*self.intervals, *((p, p) for p in self.points)]))
+
+    def __len__(self) -> int:
+        return len(self.intervals) + len(self.points)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[float, float]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[tuple[float, float], ...]: ...
+
+    def __getitem__(
+        self, index: int | slice
+    ) -> tuple[float, float] | tuple[tuple[float, float], ...]:
+        return self.components[index]
+
+    def __iter__(self) -> Iterator[tuple[float, float]]:
+        return iter(self.components)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the set is empty, one interval or one point."""
+        return len(self) <= 1
+
+    def contains(self, t: float, *, tol: float = 1e-9) -> bool:
+        """Whether parameter ``t`` lies in an interval or within ``tol`` of a point."""
+        return any(a - tol <= t <= b + tol for a, b in self.components)
+
+    def to_list(self) -> list[list[float]]:
+        """The components as ``[low, high]`` lists, an isolated point as ``[p, p]``."""
+        return [[a, b] for a, b in self.components]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"intervals": [[low, high], ...], "points": [p, ...]}``."""
+        return {"intervals": [list(i) for i in self.intervals], "points": list(self.points)}
+
+    def format(self, digits: int = 4) -> str:
+        """``[a, b] ∪ {p} ∪ ...`` with ``digits`` decimals (``∅`` when empty)."""
+        parts = [
+            f"{{{a:.{digits}f}}}" if a == b else f"[{a:.{digits}f}, {b:.{digits}f}]"
+            for a, b in self.components
+        ]
+        return " ∪ ".join(parts) if parts else "∅"
+
+    def __str__(self) -> str:
+        return self.format()
+
+
 @dataclass(frozen=True, kw_only=True)
 class ParetoFrontier:
     """The Pareto-optimal (non-dominated) part of a utility-possibility set.
@@ -134,21 +248,29 @@ class ParetoFrontier:
         The outcome of each row in the set's own coordinates (curve parameters, finite
         labels, convex decision variables).
     intervals : tuple of (float, float)
-        Curves only: the Pareto-optimal parameters as a union of closed intervals,
-        endpoints refined by bisection. Empty for other sets.
+        Curves only: the intervals (of positive length) of Pareto-optimal parameters,
+        endpoints refined to the last Pareto-optimal parameter. Empty for other sets.
+    isolated : tuple of float
+        Curves only: Pareto-optimal parameters that no interval contains (a point where
+        the curve jumps, or a local maximum of one player's utility where the others'
+        are flat).
     indices : ndarray of shape (n_points,) or None
         Finite sets only: row indices of the Pareto-optimal outcomes.
 
     Examples
     --------
-    >>> f = ParetoFrontier(utilities=[[1.0, 0.0]], points=(0.5,), intervals=((0.5, 1.0),))
-    >>> f.contains(0.7), f.contains(0.2), f.n_points
-    (True, False, 1)
+    >>> f = ParetoFrontier(utilities=[[1.0, 0.0]], points=(0.5,), intervals=((0.5, 1.0),),
+    ...                    isolated=(0.2,))
+    >>> f.contains(0.7), f.contains(0.2), f.contains(0.3), f.n_points
+    (True, True, False, 1)
+    >>> print(f.pareto_set)
+    {0.2000} ∪ [0.5000, 1.0000]
     """
 
     utilities: NDArray[np.float64]
     points: tuple[Any, ...]
     intervals: tuple[tuple[float, float], ...] = ()
+    isolated: tuple[float, ...] = ()
     indices: NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
@@ -157,6 +279,7 @@ class ParetoFrontier:
         object.__setattr__(
             self, "intervals", tuple((float(a), float(b)) for a, b in self.intervals)
         )
+        object.__setattr__(self, "isolated", tuple(float(t) for t in self.isolated))
         if self.indices is not None:
             indices = np.array(self.indices, dtype=np.int64)
             indices.setflags(write=False)
@@ -168,13 +291,19 @@ class ParetoFrontier:
         return int(self.utilities.shape[0])
 
     @property
+    def pareto_set(self) -> ParetoSet:
+        """Curves: the Pareto-optimal parameters, intervals and isolated points."""
+        return ParetoSet(self.intervals, self.isolated)
+
+    @property
     def connected(self) -> bool:
-        """Curves: whether the Pareto-optimal parameters form one interval."""
-        return len(self.intervals) <= 1
+        """Curves: whether the Pareto-optimal parameters form one interval (or one point)."""
+        return self.pareto_set.connected
 
     def contains(self, t: float, *, tol: float = 1e-9) -> bool:
-        """Curves: whether parameter ``t`` lies in one of the Pareto intervals."""
-        return any(a - tol <= t <= b + tol for a, b in self.intervals)
+        """Curves: whether parameter ``t`` lies in a Pareto interval or is (within ``tol``)
+        an isolated Pareto point."""
+        return self.pareto_set.contains(t, tol=tol)
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per Pareto-optimal outcome: ``point`` and ``u0 .. u{n-1}``."""
@@ -190,5 +319,6 @@ class ParetoFrontier:
             "utilities": self.utilities.tolist(),
             "points": jsonable(list(self.points)),
             "intervals": [list(i) for i in self.intervals],
+            "isolated": list(self.isolated),
             "indices": None if self.indices is None else self.indices.tolist(),
         }

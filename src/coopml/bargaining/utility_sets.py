@@ -6,7 +6,8 @@ otherwise. coopml describes :math:`S` in three ways:
 
 * :class:`UtilityCurve` -- a parametrised curve :math:`t \mapsto (u_1(t), \dots, u_n(t))`
   on an interval :math:`[a, b]` (e.g. the revenue share :math:`\delta` of a fine-tuning
-  game, Laufer, Kleinberg & Heidari 2023). Searched on a grid and refined locally.
+  game, Laufer, Kleinberg & Heidari 2023). Searched on a grid and refined locally; known
+  breakpoints (where the curve may jump or kink) are sampled exactly and on both sides.
 * :class:`FiniteUtilitySet` -- finitely many outcomes (rows of utilities). Exact.
 * :class:`ConvexUtilitySet` -- a convex set described to cvxpy: a decision variable
   :math:`x`, concave utilities :math:`u(x)` and convex constraints. Solved exactly by
@@ -28,7 +29,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from coopml._validation import check_int
 
-__all__ = ["ConvexUtilitySet", "FiniteUtilitySet", "UtilityCurve", "UtilitySet"]
+__all__ = ["ONE_SIDED", "ConvexUtilitySet", "FiniteUtilitySet", "UtilityCurve", "UtilitySet"]
+
+ONE_SIDED = 1e-9
+"""Offset, relative to the parameter range, of the one-sided samples next to a breakpoint."""
 
 
 @dataclass(frozen=True)
@@ -46,18 +50,37 @@ class UtilityCurve:
         Grid points used for the global search (each solution is then refined locally).
     vectorized : bool
         Whether ``utilities`` accepts an array of parameters.
+    breakpoints : sequence of float
+        Parameters where the curve may jump or kink (it is continuous between them). Each
+        breakpoint ``b`` joins the grid together with ``b - h`` and ``b + h``
+        (``h`` is :data:`ONE_SIDED` times the length of ``interval``): the value at ``b``
+        and the curve's one-sided values next to it are all searched, so an outcome
+        attained only at a jump or at the end of a piece is not lost between grid points.
+
+    Attributes
+    ----------
+    grid : ndarray of shape (m,)
+        The sorted search grid: ``n_grid`` equally spaced parameters plus the breakpoint
+        samples.
+    values : ndarray of shape (m, n_players)
+        Utilities on ``grid``.
 
     Examples
     --------
     >>> curve = UtilityCurve(lambda t: np.column_stack([t, 1 - t**2]))
     >>> curve.n_players, curve(0.5).tolist()
     (2, [0.5, 0.75])
+    >>> jump = UtilityCurve(lambda t: np.column_stack([t, (t < 0.2) * 1.0]), n_grid=3,
+    ...                     breakpoints=[0.2])
+    >>> jump.breakpoints, jump.grid.size, jump.values[:, 1].tolist()
+    ((0.2,), 6, [1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
     """
 
     utilities: Callable[..., ArrayLike]
     interval: tuple[float, float] = (0.0, 1.0)
     n_grid: int = 2001
     vectorized: bool = True
+    breakpoints: tuple[float, ...] = ()
     grid: NDArray[np.float64] = field(init=False, repr=False, compare=False)
     values: NDArray[np.float64] = field(init=False, repr=False, compare=False)
     cache: dict[str, Any] = field(init=False, repr=False, compare=False, default_factory=dict)
@@ -79,7 +102,20 @@ class UtilityCurve:
             )
         check_int("n_grid", self.n_grid, minimum=3)
         object.__setattr__(self, "interval", (lo, hi))
-        grid = np.linspace(lo, hi, self.n_grid)
+        try:
+            breaks = np.array(self.breakpoints, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"parameter 'breakpoints' must be a sequence of numbers; got {self.breakpoints!r}"
+            ) from None
+        if not np.all(np.isfinite(breaks) & (breaks >= lo) & (breaks <= hi)):
+            bad = breaks[~(np.isfinite(breaks) & (breaks >= lo) & (breaks <= hi))][0]
+            raise ValueError(f"parameter 'breakpoints' must lie in [{lo}, {hi}]; got {bad}")
+        breaks = np.unique(breaks)
+        object.__setattr__(self, "breakpoints", tuple(float(b) for b in breaks))
+        h = ONE_SIDED * (hi - lo)
+        samples = np.concatenate([breaks - h, breaks, breaks + h])
+        grid = np.unique(np.concatenate([np.linspace(lo, hi, self.n_grid), samples]).clip(lo, hi))
         values = self.evaluate(grid)
         if values.shape[1] < 2:
             raise ValueError(

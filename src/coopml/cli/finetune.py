@@ -84,8 +84,7 @@ def solve_command(
         )
     console.print(table)
     if result.shares == "common":
-        intervals = " ∪ ".join(f"[{a:.4f}, {b:.4f}]" for a, b in result.pareto_set)
-        console.print(f"Pareto-optimal shares: {intervals}")
+        console.print(f"Pareto-optimal shares: {result.pareto_set.format(4)}")
     vi = result.integrated
     console.print(
         f"vertically integrated benchmark: welfare {vi.welfare:.4f}, α0 {vi.alpha0:.4f}; "

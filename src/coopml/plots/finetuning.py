@@ -16,10 +16,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from coopml.finetuning import (
     REGIMES,
@@ -34,6 +34,7 @@ from coopml.finetuning import (
     disconnected_pareto_game,
     quadratic_solution_shares,
     regime_map,
+    solve_shares,
 )
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def plot_utility_possibility(
     result: FineTuningBargain, ax: Axes | None = None, title: str | None = None
 ) -> Figure:
     """The utility-possibility curve ``delta -> (U_G, sum_i U_i)``, its Pareto-optimal
-    part (thick) and every solution (markers).
+    part (thick; isolated Pareto points as black dots) and every solution (markers).
 
     Examples
     --------
@@ -92,6 +93,17 @@ def plot_utility_possibility(
     ax.plot(u_g, u_s, color="0.6", linewidth=1.2, label="all shares")
     pareto = np.where(result.pareto_mask, u_s, np.nan)
     ax.plot(u_g, pareto, color="black", linewidth=3, label="Pareto optimal")
+    points = np.array(result.pareto_set.points)
+    if points.size:
+        u = _utilities(result, points)
+        ax.plot(
+            u[:, 0],
+            u[:, 1:].sum(axis=1),
+            "o",
+            color="black",
+            markersize=5,
+            label="Pareto optimal (isolated)",
+        )
     for name in SOLUTION_NAMES:
         eq = result.solutions[name].equilibrium
         ax.plot(
@@ -111,11 +123,23 @@ def plot_utility_possibility(
     return fig
 
 
+def _utilities(result: FineTuningBargain, deltas: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``(U_G, U_1, ..., U_n)`` at common shares ``deltas``, shape (m, n + 1)."""
+    method: Literal["closed_form", "numerical"] = (
+        "closed_form" if result.method == "closed_form" else "numerical"
+    )
+    out = solve_shares(
+        result.game, deltas[:, None] * np.ones(result.game.n_specialists), method=method
+    )
+    return np.column_stack([out["u_generalist"], out["u_specialists"]])
+
+
 def plot_pareto_shares(
     result: FineTuningBargain, ax: Axes | None = None, title: str | None = None
 ) -> Figure:
     """Every player's utility against the common share, the Pareto-optimal shares shaded
-    and each solution's share as a dotted line.
+    (an isolated Pareto-optimal share as a grey line, its utilities as dots) and each
+    solution's share as a dotted line.
 
     Examples
     --------
@@ -131,11 +155,17 @@ def plot_pareto_shares(
     if result.shares != "common":
         raise ValueError("parameter 'result' must come from bargain(..., shares='common')")
     fig, ax = _figure(ax, (5.6, 3.8))
-    for low, high in result.pareto_set:
+    for low, high in result.pareto_set.intervals:
         ax.axvspan(low, high, color="0.88", zorder=0)
+    points = np.array(result.pareto_set.points)
+    for t in points:
+        ax.axvline(t, color="0.75", linewidth=2.5, zorder=0)
     labels = ["generalist", *result.game.names]
+    u_points = _utilities(result, points) if points.size else None
     for j, label in enumerate(labels):
-        ax.plot(result.deltas, result.utilities[:, j], label=f"$U$ {label}")
+        (line,) = ax.plot(result.deltas, result.utilities[:, j], label=f"$U$ {label}")
+        if u_points is not None:
+            ax.plot(points, u_points[:, j], "o", color=line.get_color(), markersize=4)
     for name in SOLUTION_NAMES:
         delta = float(result.solutions[name].equilibrium.delta[0])
         ax.axvline(delta, linestyle=":", color="0.3", linewidth=0.8)
@@ -150,8 +180,9 @@ def plot_pareto_shares(
         )
     ax.set_xlabel("share to the generalist δ")
     ax.set_ylabel("utility")
-    intervals = ", ".join(f"[{a:.3f}, {b:.3f}]" for a, b in result.pareto_set)
-    ax.set_title(title or f"Pareto-optimal shares (shaded): {intervals}", fontsize=9)
+    ax.set_title(
+        title or f"Pareto-optimal shares (shaded): {result.pareto_set.format(3)}", fontsize=9
+    )
     ax.legend(frameon=False, fontsize=7, loc="center left")
     return fig
 
