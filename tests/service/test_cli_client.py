@@ -93,7 +93,7 @@ def test_three_party_workflow(run, tmp_path):
 
     rnd = run(
         "open-round", market, "--learner", "gaussian_nb", "--param", "var_smoothing=1e-9",
-        "--rule", "shapley", "--price", "1.5", "--wait", "-q",
+        "--rule", "shapley", "--price", "1.5", "--empty-value", "zero", "--wait", "-q",
     ).stdout.strip()  # fmt: skip
     status = run("status", rnd, token=tokens["carol"]).stdout
     assert "completed" in status and "100%" in status
@@ -101,6 +101,7 @@ def test_three_party_workflow(run, tmp_path):
     assert rnd in run("rounds", market, "--json").stdout
 
     full = json.loads(run("settlement", rnd, "--json").stdout)
+    assert full["empty_value"] == "zero"
     assert sorted(line["name"] for line in full["lines"]) == ["alice", "bob", "carol"]
     own = json.loads(run("settlement", rnd, "--json", token=tokens["alice"]).stdout)
     assert [line["name"] for line in own["lines"]] == ["alice"]
@@ -152,6 +153,8 @@ def test_errors_are_one_line_messages_with_exit_codes(run, tmp_path):
     assert result.exit_code == 1 and "HTTP 404" in result.output and "request id" in result.output
     result = run("open-round", "m", "--learner", "ridge", "--param", "alpha", ok=False)
     assert result.exit_code == 2 and "key=value" in result.output
+    result = run("open-round", "m", "--learner", "ridge", "--empty-value", "none", ok=False)
+    assert result.exit_code == 2 and "--empty-value" in result.output
     market = run("create-market", "errs", "-q").stdout.strip()
     result = run("open-round", market, "--learner", "no_such_learner", ok=False)
     assert result.exit_code == 1 and "no_such_learner" in result.output

@@ -276,6 +276,19 @@ def parties_command(
     )
 
 
+def _empty_value(text: str | None) -> str | float | None:
+    """``--empty-value``: a convention's name, or a number sent as one."""
+    if text is None or text in {"majority", "zero"}:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"must be 'majority', 'zero' or a number in [0, 1]; got {text!r}",
+            param_hint="--empty-value",
+        ) from None
+
+
 @app.command("open-round")
 def open_round_command(
     market_id: MarketArg,
@@ -308,6 +321,14 @@ def open_round_command(
         typer.Option(help="Duplicate-data handling: ignore, report, drop or merge."),
     ] = None,
     random_state: Annotated[int | None, typer.Option(help="Seed of the round.")] = None,
+    empty_value: Annotated[
+        str | None,
+        typer.Option(
+            "--empty-value",
+            help="Value of the empty coalition: majority, zero or a number in [0, 1]. "
+            "[default: majority]",
+        ),
+    ] = None,
     replication_party: Annotated[
         str | None,
         typer.Option(help="Also audit what this party would gain by replicating its data."),
@@ -334,6 +355,7 @@ def open_round_command(
             duplicates=duplicates,
             random_state=random_state,
             replication_party=replication_party,
+            empty_value=_empty_value(empty_value),
         )
         if wait:
             rnd = _wait(client, rnd["id"], wait_timeout, show=not (quiet or as_json))

@@ -30,9 +30,9 @@ def plot_settlement(settlement: Settlement) -> Figure:
     names = settlement.names
     series = {
         "fee A": [p.fee for p in settlement.parties],
-        "pays for improvement c·a": [settlement.price * p.improvement for p in settlement.parties],
+        "pays for improvement (c·a, 0 if refunded)": [p.charge for p in settlement.parties],
         "payout b": [p.payout for p in settlement.parties],
-        "net gain b − c·a": [p.net_gain for p in settlement.parties],
+        "net gain b − charge": [p.net_gain for p in settlement.parties],
     }
     fig = Figure(figsize=(max(6.0, 1.1 * len(names) + 2), 4.0), layout="constrained")
     ax = fig.add_subplot()
