@@ -97,3 +97,31 @@ def test_file_errors(tmp_path):
     (tmp_path / "bad.toml").write_text("[data\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(tmp_path / "bad.toml")
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        (None, "majority"),
+        ("majority", "majority"),
+        ("zero", "zero"),
+        (0, 0.0),
+        (0.5, 0.5),
+        (1, 1.0),
+    ],
+)
+def test_market_empty_value(value, parsed):
+    from coopml.config import MarketConfig
+
+    market = {} if value is None else {"empty_value": value}
+    cfg = parse_config({**BASE, "market": market}, schema=MarketConfig)
+    assert cfg.market.empty_value == parsed and type(cfg.market.empty_value) is type(parsed)
+
+
+@pytest.mark.parametrize("value", ["none", "Zero", 1.5, -0.1, True, [0.5]])
+def test_market_empty_value_errors_name_the_key(value):
+    from coopml.config import MarketConfig
+
+    match = r"market\.empty_value: .*must be 'majority', 'zero' or a number in \[0, 1\] \(got "
+    with pytest.raises(ConfigError, match=match):
+        parse_config({**BASE, "market": {"empty_value": value}}, schema=MarketConfig)

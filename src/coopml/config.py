@@ -24,7 +24,14 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from coopml.data import (
     Party,
@@ -182,9 +189,29 @@ class MarketSettings(_Strict):
     duplicates: Literal["ignore", "report", "drop", "merge"] = "report"
     tolerance: float = Field(0.05, gt=0)
     discount: float = Field(1.0, ge=0)
+    empty_value: Literal["majority", "zero"] | float = Field(
+        "majority",
+        description="value of the empty coalition in the payment rule: 'majority' (the "
+        "score of a constant predictor: majority class, or training mean for regression), "
+        "'zero', or a number in [0, 1]; recorded in the settlement",
+    )
     executor: Literal["serial", "joblib", "ray"] = "serial"
     n_jobs: int | None = Field(None, ge=1)
     random_state: int | None = Field(0, ge=0)
+
+    @field_validator("empty_value", mode="before")
+    @classmethod
+    def _empty_value(cls, value: Any) -> Any:
+        ok_text = isinstance(value, str) and value in ("majority", "zero")
+        ok_number = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and bool(np.isfinite(value))
+            and 0 <= value <= 1
+        )
+        if not (ok_text or ok_number):
+            raise ValueError("must be 'majority', 'zero' or a number in [0, 1]")
+        return float(value) if ok_number else value
 
 
 class AuditSettings(_Strict):

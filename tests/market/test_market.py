@@ -199,11 +199,13 @@ def test_replication_audit_reports_gains_per_rule(cancer):
     )
     row = table[(table.rule == "ohrimenko") & (table.replicas == 2)].iloc[0]
     assert row["gain"] == pytest.approx(by_hand, abs=1e-12)
-    # Leave-one-out pays replicators here: every copy's LOO value is zero, so the
-    # shares degenerate to an equal split.
+    # Leave-one-out: k-NN is worse with a second copy of party_3's rows, so every copy's
+    # LOO value is negative. Clipped to zero (rather than summing with the others to an
+    # equal split, as before coopml clipped negative shares), replication does not pay.
     loo = table[(table.rule == "loo") & (table.replicas == 2)].iloc[0]
-    assert loo["gain"] > 0
-    assert audit.profitable["rule"].tolist().count("loo") >= 1
+    assert loo["gain"] < 0
+    codes = [f.code for f in market._resettle("loo").flags]
+    assert codes == ["negative_shares_clipped"]
 
 
 @pytest.mark.parametrize(

@@ -57,13 +57,18 @@ def test_single_task_is_the_papers_rule(g, price):
     lines = s.parties
     np.testing.assert_allclose([p.fee for p in lines], price * (1 - own), atol=1e-12)
     np.testing.assert_allclose([p.improvement for p in lines], a, atol=1e-12)
-    if abs(phi.sum()) > 1e-9:
+    pot = price * a.sum()
+    scale = max(1.0, np.abs(phi).max())
+    if pot > 1e-9 and phi.sum() > 1e-9 and np.all(phi >= -1e-12 * scale):
+        # the paper's rule exactly, whenever it pays no negative amount
         psi = phi / phi.sum()
-        np.testing.assert_allclose([p.payout for p in lines], price * a.sum() * psi, atol=1e-9)
+        np.testing.assert_allclose([p.payout for p in lines], pot * psi, atol=1e-9)
         np.testing.assert_allclose(
             [p.net_gain for p in lines], price * (psi * a.sum() - a), atol=1e-9
         )
-    assert s.checks["balanced"]
+        assert s.flags == ()
+    assert all(p.payout >= -1e-12 for p in lines)
+    assert s.checks["balanced"] and s.checks["nonnegative_payouts"]
     assert abs(s.checks["balance_error"]) <= 1e-9 * max(1.0, price * np.abs(a).sum())
 
 
@@ -92,7 +97,7 @@ def test_worked_example_and_individual_rationality_report():
     assert "pays 0.3 for an improvement of 0.3" in report[0]["reason"]
 
 
-def test_zero_element_buyer_gets_its_fee_back_or_is_flagged():
+def test_zero_element_buyer_gets_its_fee_back():
     # p0's own data already gives the full model's gain: no improvement.
     g = np.array([0.2, 0.9, 0.3, 0.9])
     s = _single(g)
@@ -100,12 +105,15 @@ def test_zero_element_buyer_gets_its_fee_back_or_is_flagged():
     assert p0.improvement == 0.0 and p0.payoff >= p0.fee
     assert s.checks["zero_element"]
     # p1's own model beats the pooled one (a negative improvement), so the pot is
-    # negative and p0, which gains nothing, is charged part of it: a violation.
+    # negative. The paper's formulas would charge p0, which gains nothing, part of it;
+    # coopml refunds a non-positive pot instead and flags the round.
     g = np.array([0.0, 0.9, 0.95, 0.9])
     s = _single(g, "shapley")
-    assert s.parties[0].improvement == 0.0 and s.parties[0].payoff < s.parties[0].fee
-    assert not s.checks["zero_element"] and s.checks["zero_element_violations"] == ["p0"]
-    assert s.verify().ok  # consistent record of a mechanism that fails the property
+    assert s.parties[0].improvement == 0.0
+    assert [p.payoff for p in s.parties] == pytest.approx([p.fee for p in s.parties])
+    assert s.checks["zero_element"] and s.checks["zero_element_violations"] == []
+    assert [f.code for f in s.flags] == ["no_positive_improvement"]
+    assert s.verify().ok
 
 
 def test_symmetry_check_uses_identical_groups():
@@ -126,7 +134,7 @@ def test_degenerate_shares_are_equal_and_reported():
 
 def test_round_trip_and_tamper_detection(tmp_path):
     rng = np.random.default_rng(1)
-    s = _single(rng.uniform(size=8))
+    s = _single(np.sort(rng.uniform(size=8)))  # a pooled model better than any own one
     s.save(tmp_path / "s.json")
     loaded = Settlement.load(tmp_path / "s.json")
     assert loaded.verify().ok and loaded.to_dict() == s.to_dict()
@@ -136,7 +144,18 @@ def test_round_trip_and_tamper_detection(tmp_path):
     assert not verdict.ok and any("p1: stored payout" in p for p in verdict.problems)
     record = s.to_dict()
     record["value_table"][3] = 0.0
+    for task in record["tasks"]:
+        task["value_table"][3] = 0.0
     assert not Settlement.from_dict(record).verify().ok
+    record = s.to_dict()
+    record["value_table"][3] = 0.0  # the shared copy no longer matches the tasks
+    with pytest.raises(ValueError, match="value_table differs from the tasks' value tables"):
+        Settlement.from_dict(record)
+    record = s.to_dict()
+    record["value_table"] = None
+    record["tasks"][2]["value_table"][3] = 0.0  # one task's table no longer shared
+    verdict = Settlement.from_dict(record).verify()
+    assert not verdict.ok and "one task table shared by all" in verdict.problems[0]
 
 
 def test_multi_task_settlement_divides_each_requesters_payment():

@@ -113,7 +113,10 @@ def _print_settlement(job: object) -> None:
     assert isinstance(job, MarketJob)
     s = job.result.settlement
     table = Table(
-        title=f"Settlement ({s.rule} rule, {s.mode} task, price {s.price:g})",
+        title=(
+            f"Settlement ({s.rule} rule, {s.mode} task, price {s.price:g}, "
+            f"empty coalition {s.empty_value})"
+        ),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -142,6 +145,8 @@ def _print_settlement(job: object) -> None:
     )
     for r in c["ir_report"]:
         console.print(f"  [red]loses money[/] {r['name']}: {r['reason']}")
+    for flag in s.flags:
+        console.print(f"  [yellow]flag[/] {flag.code}: {flag.message}", highlight=False)
     dup = job.result.duplicates
     if dup is not None and dup.flagged:
         for pair in dup.pairs():

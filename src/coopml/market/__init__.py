@@ -5,20 +5,25 @@ market's model brings them, and are paid for the use of their data in others' mo
 :func:`run_market` runs a round end to end; :func:`settle` is its pure settlement core;
 :func:`replication_audit` measures what replicating one's data earns under each payment
 rule; :func:`find_duplicates` and :func:`resolve_duplicates` are the replication
-defences a real market runs before settling.
+defences a real market runs before settling. The conventions the paper leaves open
+(the value of the empty coalition, normalised shares, what happens to negative shares
+and non-positive payments) are documented in :mod:`coopml.market.payment` and
+:mod:`coopml.market.settlement`, and recorded in every settlement.
 """
 
 from coopml.market.characteristic import market_characteristic
 from coopml.market.duplicates import DuplicateReport, find_duplicates, resolve_duplicates
 from coopml.market.market import CustomModel, MarketResult, run_market, select_training_set
-from coopml.market.payment import PAYMENT_RULES, Shares, payment_shares
+from coopml.market.payment import EMPTY_VALUES, PAYMENT_RULES, Shares, payment_shares
 from coopml.market.replication import ReplicationAudit, replication_audit
-from coopml.market.settlement import PartyLine, Settlement, Task, Verification, settle
+from coopml.market.settlement import Flag, PartyLine, Settlement, Task, Verification, settle
 
 __all__ = [
+    "EMPTY_VALUES",
     "PAYMENT_RULES",
     "CustomModel",
     "DuplicateReport",
+    "Flag",
     "MarketResult",
     "PartyLine",
     "ReplicationAudit",

@@ -42,6 +42,7 @@ def run_market_job(
         "duplicates": m.duplicates,
         "tolerance": m.tolerance,
         "discount": m.discount,
+        "empty_value": m.empty_value,
         "executor": m.executor,
         "n_jobs": m.n_jobs,
     }

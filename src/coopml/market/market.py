@@ -35,7 +35,7 @@ from coopml.coalitions.game import CoalitionGame
 from coopml.data import Party, check_parties
 from coopml.learning import CoalitionUtility
 from coopml.market.duplicates import DuplicateReport, find_duplicates, resolve_duplicates
-from coopml.market.payment import PAYMENT_RULES
+from coopml.market.payment import PAYMENT_RULES, EmptyValue, check_empty_value
 from coopml.market.settlement import Settlement, Task, settle
 
 __all__ = ["CustomModel", "MarketResult", "run_market", "select_training_set"]
@@ -103,6 +103,7 @@ class MarketResult:
             mode=s.mode,
             similarity=similarity,
             discount=discount,
+            empty_value=s.empty_value,
             identical=s.identical,
             provenance=s.provenance,
         )
@@ -119,6 +120,7 @@ def run_market(
     duplicates: Literal["ignore", "report", "drop", "merge"] = "report",
     tolerance: float = 0.05,
     discount: float = 1.0,
+    empty_value: EmptyValue = "majority",
     executor: str | Executor = "serial",
     n_jobs: int | None = None,
     random_state: RandomState = 0,
@@ -148,12 +150,22 @@ def run_market(
         ``"merge"`` also act on them (:func:`~coopml.market.duplicates.resolve_duplicates`).
     tolerance, discount : float
         Near-duplicate radius, and :math:`\\lambda` of ``similarity_shapley``.
+    empty_value : "majority", "zero" or float in [0, 1], default "majority"
+        Value of the empty coalition in the payment rule. ``"majority"``: the score of
+        a constant predictor fitted on all parties' training labels (the majority
+        class for classification, the training mean for regression), as measured in
+        the gain table; ``"zero"``: 0; a number: that number. It shifts every Shapley
+        value by the same amount and so changes the normalised shares
+        (:mod:`coopml.market.payment`); the settlement records it and
+        :meth:`~coopml.market.Settlement.verify` uses it. The gain tables always hold
+        the measured value, so a settlement can be re-settled under another convention
+        (:meth:`~coopml.market.Settlement.with_empty_value`).
     executor, n_jobs, progress : see :meth:`CoalitionGame.from_utility`.
     random_state : int, Generator or None, default 0
         Seed of the learner's randomness (the same for every coalition).
     **utility_options
-        Passed to :class:`~coopml.learning.CoalitionUtility` (``empty_value``,
-        ``single_class``, ``on_error``).
+        Passed to :class:`~coopml.learning.CoalitionUtility` (``single_class``,
+        ``on_error``).
 
     Examples
     --------
@@ -165,8 +177,11 @@ def run_market(
     >>> result = run_market(parties, GaussianNB(), (X_val, y_val))
     >>> result.settlement.checks["balanced"], result.settlement.verify().ok
     (True, True)
+    >>> result.settlement.empty_value
+    'majority'
     """
     rule = check_choice("rule", rule, PAYMENT_RULES)
+    empty_value = check_empty_value(empty_value)
     price = check_positive("price", price)
     check_choice("duplicates", duplicates, {"ignore", "report", "drop", "merge"})
     parties = check_parties(list(parties), task="regression")
@@ -187,6 +202,8 @@ def run_market(
         raise ValueError("rule 'similarity_shapley' needs duplicates='report', 'drop' or 'merge'")
 
     def utility(members: Sequence[Party], task: tuple[Any, Any]) -> CoalitionUtility:
+        # The table holds the measured empty coalition (the utility's "dummy" rule: the
+        # majority class or the training mean); the settlement applies empty_value.
         return CoalitionUtility(
             learner, list(members), task, scorer, random_state=seed, **utility_options
         )
@@ -225,6 +242,7 @@ def run_market(
         mode=mode,
         similarity=None if report is None else report.similarity,
         discount=discount,
+        empty_value=empty_value,
         identical=_identical_groups(parties, mode),
         provenance=provenance,
     )

@@ -2,7 +2,8 @@ r"""Payment-division rules: how a requester's payment for improvement is shared 
 the parties whose data trained its model.
 
 Every rule maps the gain table :math:`G(V; M_S)` of one validation task (over the
-parties that trained its model) to shares :math:`\psi` that sum to one:
+parties that trained its model) to shares :math:`\psi` that are non-negative and sum to
+one:
 
 ``"ohrimenko"`` [paper]
     Shapley value of the market's characteristic function
@@ -20,14 +21,38 @@ parties that trained its model) to shares :math:`\psi` that sum to one:
     (:func:`~coopml.market.duplicates.similarity_matrix`). Honest parties with distinct
     data are not discounted.
 
-Normalisation divides by the sum of the raw values. When that sum is zero (no value
-signal at all, e.g. leave-one-out when every party has a replica) the shares are equal
-and the result says so (``degenerate=True``) rather than dividing by zero.
+Conventions that are coopml's, not the paper's (each is a parameter or a documented
+rule, and every settlement records it):
+
+* **Normalisation** [coopml's reading]. The workshop paper writes
+  :math:`b_i = \mathbf{a} \times \psi(v, i)` with :math:`\psi` the Shapley value and
+  claims balance :math:`\sum_i b_i = \sum_i a_i`; the Shapley value sums to
+  :math:`v(N) - v(\emptyset)`, not to one, so balance needs :math:`\psi` to be a share.
+  coopml divides the raw values by their sum; the paper does not state this step.
+* **Empty coalition** (``empty_value``). The value of the empty coalition
+  :math:`G(V; M_\emptyset)` enters every Shapley (and Banzhaf) value: changing it by
+  :math:`\delta` shifts each of the :math:`n` Shapley values by :math:`-\delta/n`,
+  which changes the normalised shares. ``"majority"`` (the default) takes the table's
+  entry as measured: :func:`~coopml.market.run_market` stores there the score of a
+  constant predictor fitted on all training labels (the majority class for
+  classification, the training mean for regression); ``"zero"`` sets it to 0; a
+  number in [0, 1] sets it to that number.
+* **Negative values** [coopml's rule]. The paper assumes monotone gains (more data
+  never hurts) and so payouts :math:`b_i \ge 0`; real learners break that, and a rule
+  can give a party a negative value. Negative raw values are clipped to zero and the
+  others renormalised (the result lists the clipped players in ``clipped``). When no
+  raw value is positive but some is negative, nothing can be shared: ``payable`` is
+  False and the shares are all zero; the settlement then refunds the payment
+  (:func:`~coopml.market.settle`). When every raw value is zero (no value signal at
+  all, e.g. leave-one-out when every party has a replica) the shares are equal and the
+  result says so (``degenerate=True``) rather than dividing by zero.
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -37,9 +62,71 @@ from coopml.coalitions.banzhaf import banzhaf_from_table
 from coopml.coalitions.shapley import shapley_from_table
 from coopml.market.characteristic import market_characteristic
 
-__all__ = ["PAYMENT_RULES", "Shares", "payment_shares"]
+__all__ = [
+    "EMPTY_VALUES",
+    "PAYMENT_RULES",
+    "EmptyValue",
+    "Shares",
+    "check_empty_value",
+    "empty_coalition_gain",
+    "payment_shares",
+]
 
 PAYMENT_RULES = ("ohrimenko", "shapley", "banzhaf", "loo", "similarity_shapley")
+
+#: The named conventions for the value of the empty coalition (a number in [0, 1] is
+#: the third option).
+EMPTY_VALUES = ("majority", "zero")
+
+EmptyValue: TypeAlias = Literal["majority", "zero"] | float
+
+#: Raw values within this fraction of the largest one are treated as zero.
+_RELATIVE_ZERO = 1e-12
+
+
+def check_empty_value(value: Any, name: str = "empty_value") -> EmptyValue:
+    """Validate the empty-coalition convention: ``"majority"``, ``"zero"`` or a number
+    in [0, 1] (returned as a float).
+
+    Examples
+    --------
+    >>> check_empty_value("zero"), check_empty_value(0.25)
+    ('zero', 0.25)
+    >>> check_empty_value("none")
+    Traceback (most recent call last):
+    ...
+    ValueError: parameter 'empty_value' must be 'majority', 'zero' or a number in [0, 1]; got 'none'
+    """
+    if isinstance(value, str) and value in EMPTY_VALUES:
+        return value  # type: ignore[return-value]
+    if (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and np.isfinite(float(value))
+        and 0.0 <= float(value) <= 1.0
+    ):
+        return float(value)
+    raise ValueError(
+        f"parameter '{name}' must be 'majority', 'zero' or a number in [0, 1]; got {value!r}"
+    )
+
+
+def empty_coalition_gain(gain_table: ArrayLike, empty_value: EmptyValue = "majority") -> float:
+    """The value of the empty coalition that the payment rules use.
+
+    ``"majority"`` keeps ``gain_table[0]`` as measured, ``"zero"`` gives 0 and a number
+    gives itself.
+
+    Examples
+    --------
+    >>> g = [0.5, 0.6, 0.7, 0.9]
+    >>> empty_coalition_gain(g), empty_coalition_gain(g, "zero"), empty_coalition_gain(g, 0.3)
+    (0.5, 0.0, 0.3)
+    """
+    empty_value = check_empty_value(empty_value)
+    if empty_value == "majority":
+        return float(np.asarray(gain_table, dtype=np.float64)[0])
+    return 0.0 if empty_value == "zero" else float(empty_value)
 
 
 @dataclass(frozen=True)
@@ -49,9 +136,14 @@ class Shares:
     raw: NDArray[np.float64]
     """Un-normalised values of the rule."""
     shares: NDArray[np.float64]
-    """``raw / raw.sum()``; sums to one."""
+    """Non-negative; ``max(raw, 0)`` normalised to sum to one when ``payable``, else
+    all zero."""
     degenerate: bool
-    """True when ``raw`` summed to zero and equal shares were used."""
+    """True when every raw value was zero and equal shares were used."""
+    clipped: tuple[int, ...] = ()
+    """Players whose negative raw value was clipped to zero."""
+    payable: bool = True
+    """False when no raw value is positive and some is negative: nothing can be paid."""
 
 
 def payment_shares(
@@ -60,6 +152,7 @@ def payment_shares(
     *,
     similarity: ArrayLike | None = None,
     discount: float = 1.0,
+    empty_value: EmptyValue = "majority",
 ) -> Shares:
     """Shares of a payment under ``rule`` for the players of ``gain_table``.
 
@@ -72,17 +165,39 @@ def payment_shares(
         Pairwise data similarity in [0, 1]; required by ``"similarity_shapley"``.
     discount : float, default 1.0
         :math:`\\lambda` of ``"similarity_shapley"``.
+    empty_value : "majority", "zero" or float in [0, 1], default "majority"
+        Value of the empty coalition: ``gain_table[0]`` as measured, 0, or this number
+        (see the module docstring).
+
+    Returns
+    -------
+    Shares
+        Raw values, shares (non-negative, summing to one when ``payable``), and what
+        the normalisation did (``degenerate``, ``clipped``, ``payable``).
 
     Examples
     --------
     >>> g = [0.5, 0.6, 0.7, 0.9]
     >>> payment_shares("shapley", g).shares.round(4).tolist()
-    [0.4, 0.6]
+    [0.375, 0.625]
     >>> payment_shares("ohrimenko", g).shares.round(4).tolist()
     [0.4444, 0.5556]
+
+    The empty coalition's value shifts every Shapley value by the same amount:
+
+    >>> payment_shares("shapley", g, empty_value="zero").raw.round(4).tolist()
+    [0.4, 0.5]
+
+    A player whose data lowers every model gets a negative raw value, clipped to zero:
+
+    >>> s = payment_shares("shapley", [0.5, 0.8, 0.4, 0.7])
+    >>> s.raw.round(4).tolist(), s.shares.tolist(), s.clipped
+    ([0.3, -0.1], [1.0, 0.0], (1,))
     """
     rule = check_choice("rule", rule, PAYMENT_RULES)
-    g = np.asarray(gain_table, dtype=np.float64)
+    empty_value = check_empty_value(empty_value)
+    g = np.array(gain_table, dtype=np.float64)
+    g[0] = empty_coalition_gain(g, empty_value)
     n = g.size.bit_length() - 1
     if rule == "ohrimenko":
         raw = shapley_from_table(market_characteristic(g))
@@ -104,8 +219,19 @@ def payment_shares(
         lam = check_positive("discount", discount, strict=False)
         off_diagonal = sim.sum(axis=1) - np.diag(sim)
         raw = shapley_from_table(g) * np.exp(-lam * off_diagonal)
-    total = float(raw.sum())
+    return _normalise(raw)
+
+
+def _normalise(raw: NDArray[np.float64]) -> Shares:
+    """Clip negative values to zero and normalise (the module docstring's rules)."""
+    n = raw.size
     scale = max(1.0, float(np.abs(raw).max()))
-    if abs(total) <= 1e-12 * scale:
+    clean = np.where(np.abs(raw) <= _RELATIVE_ZERO * scale, 0.0, raw)
+    clipped = tuple(int(i) for i in np.flatnonzero(clean < 0))
+    positive = np.maximum(clean, 0.0)
+    total = float(positive.sum())
+    if total > 0:
+        return Shares(raw, positive / total, False, clipped)
+    if not clipped:  # every value is zero: no signal, equal shares
         return Shares(raw, np.full(n, 1.0 / n), True)
-    return Shares(raw, raw / total, False)
+    return Shares(raw, np.zeros(n), False, clipped, payable=False)

@@ -7,22 +7,43 @@ model :math:`M^i` (always including :math:`i`) and the gain table
 
 * own gain :math:`G(V_i, M(X_i))`, model gain :math:`G(V_i, M^i)`;
 * fee :math:`A_i = c\,(1 - G(V_i, M(X_i)))`;
-* improvement :math:`a_i = G(V_i, M^i) - G(V_i, M(X_i))`, paid for at :math:`c\,a_i`;
+* improvement :math:`a_i = G(V_i, M^i) - G(V_i, M(X_i))`, charged at :math:`c\,a_i`
+  (the party's *charge*, refunded by the rule below);
 * payout :math:`b_j = \sum_i c\,a_i\,\psi_j^{(i)}` with :math:`\psi^{(i)}` the shares of
   the payment rule on task :math:`i`'s gain table (:mod:`coopml.market.payment`);
 * payoff :math:`t_i = (A_i - c\,a_i) + b_i` and net gain :math:`t_i - A_i = b_i - c\,a_i`.
 
 With one shared validation task (``mode="single"``) every :math:`S_i = N` and all tasks
-share one table, so :math:`b_j = c\,a\,\psi_j` with :math:`a = \sum_i a_i` — the paper's
-rule exactly (the paper states it for :math:`c = 1`). ``mode="multi"`` is the
-multi-task market of the full version (arXiv 1911.09052), **reconstructed** here:
-each requester's payment is divided among its own contributors.
+share one table (enforced), so :math:`b_j = c\,a\,\psi_j` with :math:`a = \sum_i a_i` —
+the paper's rule (the paper states it for :math:`c = 1`; normalising the Shapley value
+into shares :math:`\psi` is coopml's reading, see :mod:`coopml.market.payment`).
+``mode="multi"`` is the multi-task market of the full version (arXiv 1911.09052),
+**reconstructed** here: each requester's payment is divided among its own contributors.
 
-Every settlement checks itself: balance (:math:`\sum_j b_j = c \sum_i a_i`), symmetry
-(parties with identical data receive identical payoffs), the zero-element buyer (a
-party without improvement gets at least its fee back), and an individual-rationality
-report naming who loses money and why. :meth:`Settlement.verify` recomputes everything
-from the stored value tables.
+**Non-positive payments** [coopml's rule]. The paper assumes more data never lowers the
+gain, so that payouts are non-negative (:math:`b_i \ge 0`, §4). Real learners break the
+assumption, and the formulas above would then pay negative amounts. A *payment* is what
+one share vector divides: :math:`c\sum_i a_i` in the single-task market,
+:math:`c\,a_i` for requester :math:`i` in the multi-task one. coopml settles it as
+follows, and flags the settlement (:class:`Flag`) whenever a rule applied:
+
+* negative shares are clipped to zero and the others renormalised
+  (``negative_shares_clipped``);
+* a payment that is zero or negative while some improvement in it is not zero is
+  refunded: its payers' charges become 0 (their fees come back in full) and nothing is
+  paid out of it (``no_positive_improvement``);
+* a positive payment for which no party's data has a positive value is refunded the
+  same way (``no_positive_share``).
+
+So payouts are never negative, and balance holds exactly as
+:math:`\sum_j b_j = \sum_i \text{charge}_i`.
+
+Every settlement checks itself: balance (:math:`\sum_j b_j = \sum_i \text{charge}_i`,
+which is :math:`c \sum_i a_i` when nothing was refunded), non-negative payouts,
+symmetry (parties with identical data receive identical payoffs), the zero-element
+buyer (a party without improvement gets at least its fee back), and an
+individual-rationality report naming who loses money and why.
+:meth:`Settlement.verify` recomputes everything from the stored value tables.
 """
 
 from __future__ import annotations
@@ -37,12 +58,44 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from coopml.market.payment import PAYMENT_RULES, payment_shares
+from coopml._validation import check_choice
+from coopml.market.payment import PAYMENT_RULES, EmptyValue, check_empty_value, payment_shares
 
-__all__ = ["PartyLine", "Settlement", "Task", "Verification", "settle"]
+__all__ = [
+    "FLAG_SUMMARIES",
+    "FORMAT_VERSION",
+    "Flag",
+    "PartyLine",
+    "Settlement",
+    "Task",
+    "Verification",
+    "settle",
+]
 
 #: Absolute tolerance of the money checks (balance, symmetry, zero element).
 TOLERANCE = 1e-9
+
+#: Version of the record :meth:`Settlement.to_dict` writes. Version 1 (no
+#: ``format_version`` key) stored one value table for a single-task market and no
+#: charges, flags or empty-coalition convention; it is still read.
+FORMAT_VERSION = 2
+
+#: One sentence per flag code that names no party (what a party may be shown about a
+#: round whose other lines it must not see).
+FLAG_SUMMARIES = {
+    "negative_shares_clipped": (
+        "Some data lowered the gain of a model: negative shares were clipped to 0 and the "
+        "other shares renormalised, so no payout is negative."
+    ),
+    "no_positive_improvement": (
+        "Improvements paid for summed to zero or less: those charges were refunded in "
+        "full and nothing was paid out of them."
+    ),
+    "no_positive_share": (
+        "No party's data had a positive value for a model: its charge was refunded in "
+        "full and nothing was paid out of it."
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -71,6 +124,7 @@ class Task:
                 f"values in [{table.min():.4g}, {table.max():.4g}]. Use a scorer such as "
                 "'accuracy' or 'balanced_accuracy', or map yours into [0, 1]."
             )
+        object.__setattr__(self, "members", tuple(int(j) for j in self.members))
         object.__setattr__(self, "gain_table", table)
 
     @property
@@ -86,18 +140,37 @@ class Task:
 
 @dataclass(frozen=True)
 class PartyLine:
-    """One party's line of the settlement (money in units of the price ``c``)."""
+    """One party's line of the settlement (money in units of the price ``c``).
+
+    ``charge`` is what the party pays for its improvement: :math:`c\\,a_i`, or 0 when
+    its payment was refunded (see the module docstring). ``net_gain`` is
+    ``payout - charge`` and ``payoff`` is ``fee + net_gain``.
+    """
 
     name: str
     fee: float
     own_gain: float
     model_gain: float
     improvement: float
+    charge: float
     share: float
     payout: float
     net_gain: float
     payoff: float
     members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A rule coopml applied to a settlement beyond the paper's formulas.
+
+    ``code`` is machine-readable (a key of :data:`FLAG_SUMMARIES`), ``message`` a
+    sentence that names the parties and amounts, ``parties`` the parties concerned.
+    """
+
+    code: str
+    message: str
+    parties: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,11 +191,20 @@ class Settlement:
     parties : tuple of PartyLine, in player order.
     tasks : tuple of Task (one per requester) with their gain tables.
     checks : dict
-        ``balance_error``, ``balanced``, ``symmetric``, ``zero_element``,
-        ``individually_rational`` and ``ir_report`` (who loses money and why).
+        ``balance_error``, ``balanced``, ``nonnegative_payouts``, ``symmetric``,
+        ``zero_element``, ``individually_rational`` and ``ir_report`` (who loses money
+        and why).
     identical : list of lists of player indices whose data is identical.
     rule_params : dict (``discount`` and ``similarity`` for ``similarity_shapley``).
     provenance : dict (learner, parameters, data fingerprints, seeds, version, ...).
+    empty_value : "majority", "zero" or float
+        The value of the empty coalition the payment rule used
+        (:func:`~coopml.market.payment.empty_coalition_gain`).
+    flags : tuple of Flag
+        Rules applied beyond the paper's formulas (clipped shares, refunds).
+    format_version : int
+        Version of the record this settlement was read from (:data:`FORMAT_VERSION`
+        when computed here).
     """
 
     rule: str
@@ -134,6 +216,9 @@ class Settlement:
     identical: tuple[tuple[int, ...], ...] = ()
     rule_params: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    empty_value: EmptyValue = "majority"
+    flags: tuple[Flag, ...] = ()
+    format_version: int = FORMAT_VERSION
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -146,13 +231,40 @@ class Settlement:
         return self.tasks[0].gain_table if self.mode == "single" else None
 
     def with_rule(self, rule: str) -> Settlement:
-        """The same market settled under another payment rule (same value tables)."""
+        """The same market settled under another payment rule (same value tables and
+        empty-coalition convention)."""
         return settle(
             self.names,
             self.tasks,
             rule,
             self.price,
             mode=self.mode,
+            empty_value=self.empty_value,
+            identical=self.identical,
+            provenance=self.provenance,
+            **self.rule_params,
+        )
+
+    def with_empty_value(self, empty_value: EmptyValue) -> Settlement:
+        """The same market settled with another value of the empty coalition.
+
+        Examples
+        --------
+        >>> g = np.array([0.5, 0.6, 0.7, 0.9])
+        >>> s = settle(["a", "b"], [Task(0, (0, 1), g), Task(1, (0, 1), g)], "shapley",
+        ...            mode="single")
+        >>> [round(p.share, 4) for p in s.parties], s.empty_value
+        ([0.375, 0.625], 'majority')
+        >>> [round(p.share, 4) for p in s.with_empty_value("zero").parties]
+        [0.4444, 0.5556]
+        """
+        return settle(
+            self.names,
+            self.tasks,
+            self.rule,
+            self.price,
+            mode=self.mode,
+            empty_value=empty_value,
             identical=self.identical,
             provenance=self.provenance,
             **self.rule_params,
@@ -166,23 +278,39 @@ class Settlement:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable record; ``Settlement.from_dict`` reads it back."""
-        table = self.value_table
+        """JSON-serialisable record (format :data:`FORMAT_VERSION`, one value table per
+        task, and the shared one again as ``value_table`` in the single-task market);
+        :meth:`Settlement.from_dict` reads it back.
+
+        Examples
+        --------
+        >>> g = np.array([0.5, 0.6, 0.7, 0.9])
+        >>> s = settle(["a", "b"], [Task(0, (0, 1), g), Task(1, (0, 1), g)], mode="single")
+        >>> record = json.loads(json.dumps(s.to_dict()))
+        >>> record["format_version"], record["empty_value"], record["tasks"][1]["value_table"]
+        (2, 'majority', [0.5, 0.6, 0.7, 0.9])
+        >>> Settlement.from_dict(record).verify().ok
+        True
+        """
         return {
+            "format_version": FORMAT_VERSION,
             "rule": self.rule,
             "mode": self.mode,
             "price": self.price,
+            "empty_value": self.empty_value,
             "parties": [{**asdict(p), "members": list(p.members)} for p in self.parties],
-            "value_table": None if table is None else table.tolist(),
+            # the shared table again, for readers of format 1 (from_dict checks it)
+            "value_table": None if self.value_table is None else self.value_table.tolist(),
             "tasks": [
                 {
                     "requester": self.names[t.requester],
                     "members": [self.names[j] for j in t.members],
-                    "value_table": None if self.mode == "single" else t.gain_table.tolist(),
+                    "value_table": t.gain_table.tolist(),
                 }
                 for t in self.tasks
             ],
             "checks": self.checks,
+            "flags": [{**asdict(f), "parties": list(f.parties)} for f in self.flags],
             "identical": [[self.names[i] for i in group] for group in self.identical],
             "rule_params": self.rule_params,
             "provenance": self.provenance,
@@ -194,34 +322,72 @@ class Settlement:
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Settlement:
-        """Rebuild a settlement from :meth:`to_dict` output (values as stored)."""
+        """Rebuild a settlement from :meth:`to_dict` output (values as stored).
+
+        Reads format 2 and the format 1 records of earlier coopml versions (no
+        ``format_version`` key: one value table for a single-task market, charges equal
+        to ``price * improvement``, empty coalition as measured, no flags).
+        """
+        if not isinstance(record, dict):
+            raise ValueError(
+                f"not a coopml settlement record: expected a mapping; got {type(record).__name__}"
+            )
+        version = record.get("format_version", 1)
+        if version not in (1, FORMAT_VERSION):
+            raise ValueError(
+                f"settlement record format_version {version!r} is not supported: this coopml "
+                f"reads versions 1 to {FORMAT_VERSION}; upgrade coopml to read it"
+            )
         try:
             names = [p["name"] for p in record["parties"]]
             index = {name: i for i, name in enumerate(names)}
+            price = float(record["price"])
             tasks = tuple(
                 Task(
                     index[t["requester"]],
                     tuple(index[m] for m in t["members"]),
                     np.asarray(
-                        record["value_table"] if t["value_table"] is None else t["value_table"]
+                        record["value_table"]
+                        if version == 1 and t["value_table"] is None
+                        else t["value_table"],
+                        dtype=np.float64,
                     ),
                 )
                 for t in record["tasks"]
             )
             lines = tuple(
-                PartyLine(**{**p, "members": tuple(p["members"])}) for p in record["parties"]
+                PartyLine(
+                    **{
+                        **p,
+                        **({"charge": price * float(p["improvement"])} if version == 1 else {}),
+                        "members": tuple(p["members"]),
+                    }
+                )
+                for p in record["parties"]
             )
+            shared = record.get("value_table")
+            if version > 1 and shared is not None:
+                if any(not np.array_equal(t.gain_table, shared) for t in tasks):
+                    raise ValueError("its value_table differs from the tasks' value tables")
             identical = tuple(tuple(index[n] for n in g) for g in record.get("identical", []))
+            flags = tuple(
+                Flag(str(f["code"]), str(f["message"]), tuple(f.get("parties", ())))
+                for f in record.get("flags", [])
+            )
+            empty_value = check_empty_value(record.get("empty_value", "majority"))
             return cls(
                 record["rule"],
                 record["mode"],
-                float(record["price"]),
+                price,
                 lines,
                 tasks,
                 dict(record["checks"]),
                 identical,
                 dict(record.get("rule_params", {})),
                 dict(record.get("provenance", {})),
+                empty_value=empty_value,
+                flags=flags,
+                format_version=int(version),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a coopml settlement record: {exc!r}") from None
@@ -237,13 +403,13 @@ class Settlement:
 
     # ------------------------------------------------------------------ audit
     def verify(self) -> Verification:
-        """Recompute every line and check from the stored value tables.
+        """Recompute every line, check and flag from the stored value tables.
 
         The record is consistent when every stored figure equals its recomputation (to
-        1e-9), payouts balance, the market keeps no money, and the stored checks agree
-        with the recomputed ones. A property the mechanism itself fails (say, the
-        zero-element property when pooled data make a model worse) is reported in
-        ``checks``, not treated as an inconsistency.
+        1e-9), payouts balance and are non-negative, the market keeps no money, and the
+        stored checks and flags agree with the recomputed ones. A property the mechanism
+        itself fails (say, individual rationality) is reported in ``checks``, not
+        treated as an inconsistency.
 
         Examples
         --------
@@ -252,16 +418,20 @@ class Settlement:
         >>> s.verify().ok
         True
         """
-        problems: list[str] = []
         if self.rule not in PAYMENT_RULES:
             return Verification(False, (f"unknown rule {self.rule!r}",))
-        redone = self.with_rule(self.rule)
+        try:
+            redone = self.with_rule(self.rule)
+        except ValueError as exc:
+            return Verification(False, (f"cannot recompute the settlement: {exc}",))
+        problems: list[str] = []
         for stored, fresh in zip(self.parties, redone.parties, strict=True):
             for key in (
                 "fee",
                 "own_gain",
                 "model_gain",
                 "improvement",
+                "charge",
                 "share",
                 "payout",
                 "net_gain",
@@ -272,16 +442,38 @@ class Settlement:
                     problems.append(f"{stored.name}: stored {key} {a!r} != recomputed {b!r}")
         if not redone.checks["balanced"]:
             problems.append(f"payouts do not balance: error {redone.checks['balance_error']!r}")
-        for key in ("balanced", "symmetric", "zero_element", "individually_rational"):
+        if not redone.checks["nonnegative_payouts"]:
+            problems.append("a recomputed payout is negative")
+        for key in (
+            "balanced",
+            "nonnegative_payouts",
+            "symmetric",
+            "zero_element",
+            "individually_rational",
+        ):
+            if key == "nonnegative_payouts" and key not in self.checks and self.format_version == 1:
+                continue  # format 1 did not record it
             if self.checks.get(key) != redone.checks[key]:
                 problems.append(
                     f"stored check {key}={self.checks.get(key)} disagrees with the "
                     f"recomputed {redone.checks[key]}"
                 )
+        stored_flags = [(f.code, f.parties) for f in self.flags]
+        fresh_flags = [(f.code, f.parties) for f in redone.flags]
+        if stored_flags != fresh_flags:
+            problems.append(
+                f"stored flags {stored_flags} disagree with the recomputed {fresh_flags}"
+            )
         # The market keeps nothing: fees collected equal payoffs returned.
         kept = sum(p.fee for p in self.parties) - sum(p.payoff for p in self.parties)
         if abs(kept) > TOLERANCE * max(1.0, len(self.parties)):
             problems.append(f"ledger does not balance: the market keeps {kept!r}")
+        if problems and self.format_version == 1 and redone.flags:
+            problems.append(
+                "note: this record was written in settlement format 1, before coopml clipped "
+                "negative shares and refunded non-positive payments; its figures follow the "
+                "earlier rule"
+            )
         return Verification(not problems, tuple(problems))
 
 
@@ -294,6 +486,7 @@ def settle(
     mode: Literal["single", "multi"] = "multi",
     similarity: Any = None,
     discount: float = 1.0,
+    empty_value: EmptyValue = "majority",
     identical: Sequence[Sequence[int]] = (),
     provenance: dict[str, Any] | None = None,
 ) -> Settlement:
@@ -309,9 +502,26 @@ def settle(
         A payment rule from :data:`coopml.market.payment.PAYMENT_RULES`.
     price : float
         Price ``c`` of one unit of performance.
+    mode : {"single", "multi"}, default "multi"
+        ``"single"``: one shared validation task, so every task must have all parties
+        as members and the same gain table (a ValueError says which task differs);
+        the parties' improvements form one payment. ``"multi"``: each requester's
+        payment is divided among its own task's members.
     similarity : array-like (n, n), optional
         Pairwise data similarity, for ``"similarity_shapley"``.
+    discount : float, default 1.0
+        :math:`\\lambda` of ``"similarity_shapley"``.
+    empty_value : "majority", "zero" or float in [0, 1], default "majority"
+        Value of the empty coalition in every task: the table's entry as measured, 0,
+        or this number (:func:`~coopml.market.payment.payment_shares`).
     identical : groups of player indices with identical data (for the symmetry check).
+    provenance : dict, optional
+        Stored with the settlement as given.
+
+    Returns
+    -------
+    Settlement
+        Lines, checks and flags (see the module docstring for the rules behind them).
 
     Examples
     --------
@@ -319,38 +529,103 @@ def settle(
     >>> s = settle(["a", "b"], [Task(0, (0, 1), g), Task(1, (0, 1), g)], "ohrimenko", mode="single")
     >>> [(p.name, round(p.fee, 2), round(p.improvement, 2), round(p.payout, 4)) for p in s.parties]
     [('a', 0.4, 0.3, 0.2222), ('b', 0.3, 0.2, 0.2778)]
-    >>> s.checks["balanced"], s.checks["individually_rational"]
-    (True, False)
+    >>> s.checks["balanced"], s.checks["individually_rational"], s.flags
+    (True, False, ())
+
+    When the pooled model is worse than the parties' own, the payment is refunded and
+    the settlement says so:
+
+    >>> worse = np.array([0.5, 0.8, 0.7, 0.6])
+    >>> s = settle(["a", "b"], [Task(0, (0, 1), worse), Task(1, (0, 1), worse)], mode="single")
+    >>> [(p.charge, p.payout, p.net_gain) for p in s.parties]
+    [(0.0, 0.0, 0.0), (0.0, 0.0, 0.0)]
+    >>> [f.code for f in s.flags]
+    ['no_positive_improvement']
     """
     names = tuple(names)
     n = len(names)
+    if n == 0:
+        raise ValueError("parameter 'names' must name at least one party; got none")
+    rule = check_choice("rule", rule, PAYMENT_RULES)
+    mode = check_choice("mode", mode, ("single", "multi"))  # type: ignore[assignment]
+    empty_value = check_empty_value(empty_value)
     if sorted(t.requester for t in tasks) != list(range(n)):
-        raise ValueError("parameter 'tasks' must hold exactly one task per party")
+        raise ValueError(
+            f"parameter 'tasks' must hold exactly one task per party (requesters 0..{n - 1}); "
+            f"got requesters {sorted(t.requester for t in tasks)}"
+        )
+    for t in tasks:
+        if len(set(t.members)) != len(t.members) or not all(0 <= j < n for j in t.members):
+            raise ValueError(
+                f"parameter 'tasks': members must be distinct player indices in 0..{n - 1}; "
+                f"the task of {names[t.requester]!r} has members {list(t.members)}"
+            )
     if not (np.isfinite(price) and price > 0):
         raise ValueError(f"parameter 'price' must be finite and > 0; got {price}")
-    sim = None if similarity is None else np.asarray(similarity, dtype=np.float64)
     by_requester = sorted(tasks, key=lambda t: t.requester)
+    if mode == "single":
+        _check_single(names, by_requester)
+    sim = None if similarity is None else np.asarray(similarity, dtype=np.float64)
+    own = np.array([t.own_gain for t in by_requester])
+    model = np.array([t.model_gain for t in by_requester])
+    improvement = model - own
+    charge = price * improvement
     payout = np.zeros(n)
-    degenerate = []
-    for task in by_requester:
+    degenerate: list[str] = []
+    flags: list[Flag] = []
+    # A payment: the payers whose charges it collects and the task whose shares divide it.
+    payments = (
+        [(list(range(n)), by_requester[0])]
+        if mode == "single"
+        else [([t.requester], t) for t in by_requester]
+    )
+    for payers, task in payments:
         members = list(task.members)
         shares = payment_shares(
             rule,
             task.gain_table,
             similarity=None if sim is None else sim[np.ix_(members, members)],
             discount=discount,
+            empty_value=empty_value,
         )
-        payout[members] += price * (task.model_gain - task.own_gain) * shares.shares
         if shares.degenerate:
-            degenerate.append(names[task.requester])
-    own = np.array([t.own_gain for t in by_requester])
-    model = np.array([t.model_gain for t in by_requester])
+            degenerate.extend(names[i] for i in payers)
+        amount = float(charge[payers].sum())
+        where = "the shared task" if mode == "single" else f"the task of {names[task.requester]!r}"
+        if amount <= TOLERANCE:
+            charge[payers] = 0.0
+            if np.any(np.abs(improvement[payers]) > 1e-12):
+                flags.append(_refund_flag(names, payers, improvement, mode))
+            continue
+        if not shares.payable:
+            charge[payers] = 0.0
+            flags.append(
+                Flag(
+                    "no_positive_share",
+                    f"{where}: no party's data has a positive {rule} value "
+                    f"({_values(names, members, shares.raw)}), so the charge of "
+                    f"{amount:.6g} is refunded and nothing is paid out of it",
+                    tuple(names[i] for i in payers),
+                )
+            )
+            continue
+        payout[members] += amount * shares.shares
+        if shares.clipped:
+            who = [members[k] for k in shares.clipped]
+            flags.append(
+                Flag(
+                    "negative_shares_clipped",
+                    f"{where}: the {rule} values of {[names[j] for j in who]} are negative "
+                    f"({_values(names, who, shares.raw[list(shares.clipped)])}): their data "
+                    "lowered the gain; their shares are clipped to 0 and the others renormalised",
+                    tuple(names[j] for j in who),
+                )
+            )
     fee = price * (1.0 - own)
-    improvement = model - own
-    net = payout - price * improvement
+    net = payout - charge
     payoff = fee + net
-    pot = price * improvement.sum()
-    share = payout / pot if abs(pot) > TOLERANCE else np.zeros(n)
+    collected = float(charge.sum())
+    share = payout / collected if collected > TOLERANCE else np.zeros(n)
     lines = tuple(
         PartyLine(
             names[i],
@@ -358,6 +633,7 @@ def settle(
             float(own[i]),
             float(model[i]),
             float(improvement[i]),
+            float(charge[i]),
             float(share[i]),
             float(payout[i]),
             float(net[i]),
@@ -366,7 +642,7 @@ def settle(
         )
         for i in range(n)
     )
-    checks = _checks(lines, price, identical, degenerate)
+    checks = _checks(lines, identical, degenerate)
     params: dict[str, Any] = {}
     if rule == "similarity_shapley":
         params = {"discount": discount, "similarity": None if sim is None else sim.tolist()}
@@ -380,18 +656,61 @@ def settle(
         tuple(tuple(g) for g in identical),
         params,
         dict(provenance or {}),
+        empty_value=empty_value,
+        flags=tuple(flags),
     )
+
+
+def _check_single(names: tuple[str, ...], tasks: Sequence[Task]) -> None:
+    """A single-task market has one table, shared by every requester."""
+    everyone = tuple(range(len(names)))
+    first = tasks[0]
+    for t in tasks:
+        if t.members != everyone:
+            raise ValueError(
+                "mode='single' needs one task table shared by all parties, so every task's "
+                f"members must be all {len(names)} parties in order; the task of "
+                f"{names[t.requester]!r} has members {[names[j] for j in t.members]} "
+                "(settle tasks that differ with mode='multi')"
+            )
+        if not np.array_equal(t.gain_table, first.gain_table):
+            raise ValueError(
+                "mode='single' needs one task table shared by all parties; the gain table of "
+                f"{names[t.requester]!r}'s task differs from {names[first.requester]!r}'s "
+                "(settle tasks that differ with mode='multi')"
+            )
+
+
+def _values(names: tuple[str, ...], players: Sequence[int], values: Any) -> str:
+    return ", ".join(f"{names[j]}: {v:.6g}" for j, v in zip(players, values, strict=True))
+
+
+def _refund_flag(
+    names: tuple[str, ...], payers: list[int], improvement: NDArray[np.float64], mode: str
+) -> Flag:
+    if mode == "single":
+        message = (
+            f"the improvements sum to {improvement.sum():.6g}, not above zero (the pooled model "
+            "is no better, overall, than the parties' own): every charge is refunded and "
+            "nothing is paid out"
+        )
+    else:
+        (i,) = payers
+        message = (
+            f"the model trained for {names[i]!r} improves on its own by {improvement[i]:.6g}, "
+            "not above zero: its charge is refunded and nothing is paid out for its task"
+        )
+    return Flag("no_positive_improvement", message, tuple(names[i] for i in payers))
 
 
 def _checks(
     lines: Sequence[PartyLine],
-    price: float,
     identical: Sequence[Sequence[int]],
     degenerate: list[str],
 ) -> dict[str, Any]:
     payout = np.array([p.payout for p in lines])
-    improvement = np.array([p.improvement for p in lines])
-    balance_error = float(payout.sum() - price * improvement.sum())
+    charge = np.array([p.charge for p in lines])
+    balance_error = float(payout.sum() - charge.sum())
     asymmetric = [
         [lines[i].name for i in group]
         for group in identical
@@ -405,7 +724,7 @@ def _checks(
             "name": p.name,
             "net_gain": p.net_gain,
             "reason": (
-                f"pays {price * p.improvement:.6g} for an improvement of {p.improvement:.6g} "
+                f"pays {p.charge:.6g} for an improvement of {p.improvement:.6g} "
                 f"but its data earns {p.payout:.6g}"
             ),
         }
@@ -414,7 +733,8 @@ def _checks(
     ]
     return {
         "balance_error": balance_error,
-        "balanced": abs(balance_error) <= TOLERANCE * max(1.0, price * np.abs(improvement).sum()),
+        "balanced": bool(abs(balance_error) <= TOLERANCE * max(1.0, float(np.abs(charge).sum()))),
+        "nonnegative_payouts": bool(np.all(payout >= -TOLERANCE)),
         "symmetric": not asymmetric,
         "asymmetric_groups": asymmetric,
         "zero_element": not zero_violations,

@@ -40,13 +40,30 @@ def market_report(job: MarketJob, charts: dict[str, bytes]) -> str:
     parts = [
         f"<h1>Market settlement: rule '{html.escape(s.rule)}', {s.mode} task, "
         f"price c = {s.price:g}</h1>",
+        f"<p>Value of the empty coalition: {html.escape(str(s.empty_value))} "
+        "(<code>empty_value</code>; shares are the rule's values normalised to sum to one, "
+        "coopml's reading of the paper).</p>",
         "<h2>Parties</h2>",
         lines.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0),
+    ]
+    if s.flags:
+        parts.append("<h2>Flags</h2><ul>")
+        parts.extend(
+            f"<li class='bad'><code>{html.escape(f.code)}</code> {html.escape(f.message)}</li>"
+            for f in s.flags
+        )
+        parts.append("</ul>")
+    parts += [
         "<h2>Checks</h2><ul>",
         _check(
-            "balance: Σ payouts = c · Σ improvements",
+            "balance: Σ payouts = Σ charges (c · Σ improvements unless refunded)",
             checks["balanced"],
             f"error {checks['balance_error']:.2e}",
+        ),
+        _check(
+            "no payout is negative",
+            bool(checks.get("nonnegative_payouts", True)),
+            "",
         ),
         _check(
             "symmetry: identical data, identical payoffs",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "AuditLogEntryOut",
@@ -26,6 +27,7 @@ __all__ = [
     "PredictOut",
     "RoundIn",
     "RoundOut",
+    "SettlementFlagOut",
     "SettlementLineOut",
     "SettlementOut",
 ]
@@ -136,6 +138,26 @@ class RoundIn(_In):
     replication_party: Annotated[str, Field(pattern=PARTY_NAME)] | None = Field(
         None, description="Also audit what this party would gain by replicating its data."
     )
+    empty_value: Literal["majority", "zero"] | float = Field(
+        "majority",
+        description="Value of the empty coalition in the payment rule: 'majority' (the "
+        "score of a constant predictor: the majority class, or the training mean for "
+        "regression), 'zero', or a number in [0, 1]. Recorded in the settlement.",
+    )
+
+    @field_validator("empty_value", mode="before")
+    @classmethod
+    def _empty_value(cls, value: Any) -> Any:
+        if isinstance(value, str) and value in ("majority", "zero"):
+            return value
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and 0 <= value <= 1
+        ):
+            return float(value)
+        raise ValueError("must be 'majority', 'zero' or a number in [0, 1]")
 
 
 class RoundOut(BaseModel):
@@ -154,6 +176,9 @@ class SettlementLineOut(BaseModel):
     party_id: str
     name: str
     fee: float
+    charge: float = Field(
+        description="Paid for the improvement: price × improvement, or 0 when refunded"
+    )
     payout: float
     net: float
     payoff: float
@@ -167,11 +192,27 @@ class SettlementLineOut(BaseModel):
     n_members: int
 
 
+class SettlementFlagOut(BaseModel):
+    code: str = Field(
+        description="Machine-readable: negative_shares_clipped, "
+        "no_positive_improvement or no_positive_share"
+    )
+    message: str = Field(description="What was applied (names parties for the operator only)")
+
+
 class SettlementOut(BaseModel):
     round_id: str
     rule: str
     mode: str
     price: float
+    empty_value: str | float = Field(
+        description="Value of the empty coalition the payment rule used ('majority', "
+        "'zero' or a number)"
+    )
+    flags: list[SettlementFlagOut] = Field(
+        description="Rules applied beyond the paper's formulas: clipped negative shares, "
+        "refunded payments"
+    )
     lines: list[SettlementLineOut]
     totals: dict[str, float]
     verified: bool

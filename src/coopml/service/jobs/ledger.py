@@ -1,10 +1,12 @@
 r"""The append-only settlement ledger.
 
 A settled round writes, per party :math:`i`, three entries: ``fee_collected``
-(:math:`A_i`), ``fee_returned`` (:math:`A_i - c\,a_i`, the part of the fee not spent on
-improvement) and ``payout`` (:math:`b_i`). The market keeps nothing:
+(:math:`A_i`), ``fee_returned`` (:math:`A_i - k_i`, the part of the fee not spent on
+improvement, with :math:`k_i` the party's charge: :math:`c\,a_i`, or 0 when the
+settlement refunded it, see :mod:`coopml.market.settlement`) and ``payout``
+(:math:`b_i`). The market keeps nothing:
 
-.. math:: \sum_i A_i - \sum_i (A_i - c\,a_i) - \sum_i b_i = c \sum_i a_i - \sum_i b_i = 0.
+.. math:: \sum_i A_i - \sum_i (A_i - k_i) - \sum_i b_i = \sum_i k_i - \sum_i b_i = 0.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def ledger_rows(
     for line in settlement.parties:
         pid = party_ids[line.name]
         rows.append((pid, "fee_collected", line.fee))
-        rows.append((pid, "fee_returned", line.fee - settlement.price * line.improvement))
+        rows.append((pid, "fee_returned", line.fee - line.charge))
         rows.append((pid, "payout", line.payout))
     return rows
 

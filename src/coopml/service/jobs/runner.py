@@ -139,6 +139,8 @@ def compute_round(
         "price": float(config["fee_price"]),
         "scorer": scorer_for(task),
         "duplicates": config["duplicates"],
+        # rounds opened before the option existed used the measured value ("majority")
+        "empty_value": config.get("empty_value", "majority"),
         "executor": ctx.settings.executor,
         "n_jobs": ctx.settings.n_jobs,
     }

@@ -107,6 +107,8 @@ def round_row(round_: Mapping[str, Any], *, progress_width: float = 160.0) -> di
         "learner_params": ", ".join(f"{k}={v}" for k, v in sorted(params.items())),
         "price": config.get("fee_price", "–"),
         "tasks": _text(config.get("tasks"), "–"),
+        # rounds opened before the option existed used the measured value
+        "empty_value": _text(config.get("empty_value", "majority"), "–"),
         "created_at": round_.get("created_at"),
         "started_at": round_.get("started_at"),
         "finished_at": round_.get("finished_at"),
@@ -145,10 +147,16 @@ def settlement_view(settlement: Mapping[str, Any], viewer: Viewer) -> dict[str, 
     if viewer.is_operator and lines:
         totals = {k: _sum(x[k] for x in lines) for k in ("fee", "payout", "net")}
     verified = settlement.get("verified")
+    flags = [
+        {"code": _text(f.get("code")), "message": _text(f.get("message"))}
+        for f in settlement.get("flags") or []
+        if isinstance(f, Mapping)
+    ]
     return {
         "lines": lines,
         "totals": totals,
         "verified": verified if isinstance(verified, bool) else None,
+        "flags": flags,
     }
 
 

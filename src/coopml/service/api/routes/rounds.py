@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from coopml._serialization import to_jsonable
 from coopml.market.payment import PAYMENT_RULES
+from coopml.market.settlement import FLAG_SUMMARIES
 from coopml.service.api.deps import Caller, Ctx, Db, Principal, require_operator, require_party
 from coopml.service.api.errors import ApiError
 from coopml.service.api.routes._common import (
@@ -150,6 +151,7 @@ def open_round(market_id: str, body: RoundIn, caller: Caller, s: Db) -> dict[str
         "duplicates": body.duplicates,
         "random_state": body.random_state,
         "replication_party": body.replication_party,
+        "empty_value": body.empty_value,
         "n_parties": len(names),
         "_inputs": inputs,
     }
@@ -193,12 +195,13 @@ def _settled(s: Session, caller: Principal, round_id: str) -> tuple[Round, Settl
     return rnd, row
 
 
-def _line(line: SettlementLineRow, caller: Principal) -> dict[str, Any]:
+def _line(line: SettlementLineRow, caller: Principal, charge: float) -> dict[str, Any]:
     members = list(line.members)
     return {
         "party_id": line.party_id,
         "name": line.name,
         "fee": line.fee,
+        "charge": charge,
         "payout": line.payout,
         "net": line.net,
         "payoff": line.payoff,
@@ -212,26 +215,46 @@ def _line(line: SettlementLineRow, caller: Principal) -> dict[str, Any]:
     }
 
 
+def _flag(flag: dict[str, Any], caller: Principal) -> dict[str, str]:
+    """A settlement flag; a party sees the sentence that names no party."""
+    code = str(flag.get("code", ""))
+    if caller.is_operator:
+        return {"code": code, "message": str(flag.get("message", ""))}
+    return {"code": code, "message": FLAG_SUMMARIES.get(code, "A settlement rule applied.")}
+
+
 @router.get("/rounds/{round_id}/settlement", response_model=SettlementOut)
 def read_settlement(round_id: str, caller: Caller, s: Db) -> dict[str, Any]:
     """The settlement: every line (operator) or the caller's own line (party)."""
     rnd, row = _settled(s, caller, round_id)
+    record = row.record
+    price = float(record["price"])
+    # the charge for improvement lives in the record (format 1: price * improvement)
+    charges = {
+        str(p["name"]): float(p.get("charge", price * float(p["improvement"])))
+        for p in record.get("parties", [])
+    }
     query = select(SettlementLineRow).where(SettlementLineRow.round_id == rnd.id)
     if not caller.is_operator:
         query = query.where(SettlementLineRow.party_id == caller.party_id)
-    lines = [_line(x, caller) for x in s.scalars(query.order_by(SettlementLineRow.name))]
+    lines = [
+        _line(x, caller, charges.get(x.name, price * x.improvement))
+        for x in s.scalars(query.order_by(SettlementLineRow.name))
+    ]
     totals: dict[str, float] = {}
     if caller.is_operator:
         totals = {
             key: float(sum(line[key] for line in lines))
-            for key in ("fee", "payout", "net", "payoff", "improvement")
+            for key in ("fee", "charge", "payout", "net", "payoff", "improvement")
         }
-    record = row.record
     return {
         "round_id": rnd.id,
         "rule": record["rule"],
         "mode": record["mode"],
-        "price": float(record["price"]),
+        "price": price,
+        # records written before format 2 used the measured empty coalition, no flags
+        "empty_value": record.get("empty_value", "majority"),
+        "flags": [_flag(f, caller) for f in record.get("flags", [])],
         "lines": lines,
         "totals": totals,
         "verified": bool(row.verified),
