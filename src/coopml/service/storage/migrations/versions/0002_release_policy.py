@@ -1,0 +1,23 @@
+"""Model release policy per market and prediction quotas.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-12-02 20:00:00
+
+"""
+
+from collections.abc import Sequence
+
+# revision identifiers, used by Alembic.
+revision: str = "0002"
+down_revision: str | Sequence[str] | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Upgrade schema (nothing yet)."""
+
+
+def downgrade() -> None:
+    """Downgrade schema (nothing yet)."""

@@ -1,0 +1,23 @@
+"""Hash chain over the ledger and the audit log.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-02 20:00:00
+
+"""
+
+from collections.abc import Sequence
+
+# revision identifiers, used by Alembic.
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Upgrade schema (nothing yet)."""
+
+
+def downgrade() -> None:
+    """Downgrade schema (nothing yet)."""
