@@ -136,36 +136,32 @@ def games() -> dict[str, Game]:
 
 def reference(utility: MaskUtility, budget: int) -> dict[str, Any]:
     """Precision-weighted mean of two independent unbiased estimates, and their agreement."""
-    runs = {}
-    for label, estimator, seed in [
+    estimators: list[tuple[str, Any, int]] = [
         ("monte_carlo_shapley", monte_carlo_shapley, REFERENCE_SEED),
         ("svarm_shapley", svarm_shapley, REFERENCE_SEED + 1),
-    ]:
+    ]
+    results, runs = [], {}
+    for label, estimator, seed in estimators:
         start = time.perf_counter()
-        result = estimator(utility, stopping=MaxEvaluations(budget), random_state=seed)
-        runs[label] = (result, time.perf_counter() - start, load_average())
-    (a, _, _), (b, _, _) = runs["monte_carlo_shapley"], runs["svarm_shapley"]
+        r = estimator(utility, stopping=MaxEvaluations(budget), random_state=seed)
+        results.append(r)
+        runs[label] = {
+            "seed": seed,
+            "evaluations": r.n_evaluations,
+            "max_stderr": float(r.stderr.max()),
+            "seconds": time.perf_counter() - start,
+            "load_average": load_average(),
+            "efficiency_gap": float(r.info.get("efficiency_gap", 0.0)),
+            "values": r.values.tolist(),
+            "stderr": r.stderr.tolist(),
+        }
+    a, b = results
     w_a, w_b = 1.0 / a.stderr**2, 1.0 / b.stderr**2
-    z = np.abs(a.values - b.values) / np.sqrt(a.stderr**2 + b.stderr**2)
     return {
         "values": (w_a * a.values + w_b * b.values) / (w_a + w_b),
         "stderr": 1.0 / np.sqrt(w_a + w_b),
-        "z": z,
-        "runs": {
-            label: {
-                "seed": seed,
-                "evaluations": r.n_evaluations,
-                "max_stderr": float(r.stderr.max()),
-                "seconds": seconds,
-                "load_average": load,
-                "efficiency_gap": float(r.info.get("efficiency_gap", 0.0)),
-                "values": r.values.tolist(),
-                "stderr": r.stderr.tolist(),
-            }
-            for (label, (r, seconds, load)), seed in zip(
-                runs.items(), [REFERENCE_SEED, REFERENCE_SEED + 1], strict=True
-            )
-        },
+        "z": np.abs(a.values - b.values) / np.sqrt(a.stderr**2 + b.stderr**2),
+        "runs": runs,
     }
 
 
@@ -238,7 +234,9 @@ def first_stays_below(log: list[tuple[int, np.ndarray]], ref: np.ndarray, vn: fl
     return int(counts[above[-1] + 1])
 
 
-def curve(logs: list[list[tuple[int, np.ndarray]]], ref: np.ndarray, vn: float, grid: np.ndarray):
+def curve(
+    logs: list[list[tuple[int, np.ndarray]]], ref: np.ndarray, vn: float, grid: np.ndarray
+) -> np.ndarray:
     """Mean over seeds of the error at each grid point (the last estimate at or before it)."""
     out = []
     for log in logs:
@@ -377,7 +375,9 @@ def main(quick: bool, only: str | None) -> None:
     emit({"benchmark": "monte_carlo", "rows": rows})
 
 
-def _ours(estimator: Any, utility: MaskUtility, budget: int, seed: int):
+def _ours(
+    estimator: Any, utility: MaskUtility, budget: int, seed: int
+) -> list[tuple[int, np.ndarray]]:
     log: list[tuple[int, np.ndarray]] = []
     estimator(utility, stopping=Recorder(log) | MaxEvaluations(budget), random_state=seed)
     return log
