@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 from pydantic import (
     BaseModel,
@@ -42,6 +43,7 @@ from coopml.data import (
     replicate_party,
     train_validation_split,
 )
+from coopml.data.columns import ColumnError, job_features
 
 __all__ = [
     "AuditSettings",
@@ -135,12 +137,20 @@ class ValuationConfig(_Strict):
 
 
 class JobConfig(_Strict):
-    """What every job shares: the parties' data, transforms and the learner."""
+    """What every job shares: the parties' data, transforms and the learner.
+
+    With one file per party, ``features`` names the feature columns (default: the first
+    party file's columns less its target); every file is matched to them *by name*, in
+    any column order, and columns beyond them are an error unless ``extra_columns =
+    "ignore"``.
+    """
 
     data: DataConfig | None = None
     partition: PartitionConfig | None = None
     parties: list[PartyFile] | None = None
     validation: ValidationFile | None = None
+    features: list[str] | None = Field(None, min_length=1)
+    extra_columns: Literal["error", "ignore"] = "error"
     transform: list[TransformConfig] = Field(default_factory=list)
     learner: LearnerConfig = LearnerConfig()
 
@@ -329,16 +339,68 @@ def build_parties(
         if own_validation:
             parties = [_split_own(p, cfg.data.validation_fraction, seed) for p in parties]
     else:
-        assert cfg.parties is not None and cfg.validation is not None
-        parties = [_read_party(p.name, base_dir / p.path, p.target) for p in cfg.parties]
-        if own_validation:
-            parties = [
-                _attach_validation(p, f, base_dir)
-                for p, f in zip(parties, cfg.parties, strict=True)
-            ]
-        val = _read_party("validation", base_dir / cfg.validation.path, cfg.validation.target)
-        validation = (val.X, val.y)
+        parties, validation = _read_party_files(cfg, base_dir, own_validation)
     return _apply_transforms(parties, cfg.transform, seed), validation
+
+
+def _read_party_files(
+    cfg: JobConfig, base_dir: Path, own_validation: bool
+) -> tuple[list[Party], tuple[NDArray[np.float64], NDArray[Any]]]:
+    """Parties and validation from one file each, every column matched by name."""
+    assert cfg.parties is not None and cfg.validation is not None
+    tables: dict[str, tuple[pd.DataFrame, str]] = {}
+    keys: list[tuple[str, str]] = []  # (party name or "validation", which file)
+    for k, spec in enumerate(cfg.parties):
+        files = [("path", spec.path)]
+        if own_validation:
+            if spec.validation is None:
+                raise ConfigError(
+                    f"parties[{k}]: party {spec.name!r} needs a 'validation' file in a "
+                    "multi-task market"
+                )
+            files.append(("validation", spec.validation))
+        for key, path in files:
+            label = f"parties[{k}] {spec.name!r} {key} file {path!r}"
+            tables[label] = (_read_table(label, base_dir / path), spec.target)
+            keys.append((spec.name, key))
+    label = f"[validation] file {cfg.validation.path!r}"
+    tables[label] = (_read_table(label, base_dir / cfg.validation.path), cfg.validation.target)
+    keys.append(("validation", "path"))
+    try:
+        features = job_features(tables, cfg.features, extra=cfg.extra_columns)
+    except ColumnError as exc:
+        raise ConfigError(str(exc)) from None
+    built: dict[tuple[str, str], tuple[NDArray[np.float64], NDArray[Any]]] = {}
+    for (owner, key), (label, (frame, target)) in zip(keys, tables.items(), strict=True):
+        try:
+            part = Party.from_dataframe(owner, frame, target, features=features)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{label}: {exc}") from None
+        built[owner, key] = (part.X, part.y)
+    parties = [
+        Party(
+            spec.name,
+            *built[spec.name, "path"],
+            *(built[spec.name, "validation"] if own_validation else (None, None)),
+            feature_names=features,
+        )
+        for spec in cfg.parties
+    ]
+    return parties, built["validation", "path"]
+
+
+def _read_table(label: str, path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame; a missing or empty file is a ConfigError."""
+    if not path.is_file():
+        raise ConfigError(f"{label}: no such file {str(path)!r}")
+    reader = pd.read_parquet if path.suffix.lower() in {".parquet", ".pq"} else pd.read_csv
+    try:
+        frame = reader(path)
+    except (ValueError, OSError) as exc:  # pandas' EmptyDataError is a ValueError
+        raise ConfigError(f"{label}: cannot be read: {exc}") from None
+    if frame.empty:
+        raise ConfigError(f"{label}: the file has no rows")
+    return frame
 
 
 def _split_own(party: Party, fraction: float, seed: int | None) -> Party:
@@ -346,20 +408,6 @@ def _split_own(party: Party, fraction: float, seed: int | None) -> Party:
         party.X, party.y, validation_fraction=fraction, random_state=seed, stratify=False
     )
     return Party(party.name, X, y, X_val, y_val, party.metadata)
-
-
-def _attach_validation(party: Party, spec: PartyFile, base_dir: Path) -> Party:
-    if spec.validation is None:
-        raise ConfigError(
-            f"parties: party {spec.name!r} needs a 'validation' file in a multi-task market"
-        )
-    val = _read_party(spec.name, base_dir / spec.validation, spec.target)
-    return Party(party.name, party.X, party.y, val.X, val.y, party.metadata)
-
-
-def _read_party(name: str, path: Path, target: str) -> Party:
-    reader = Party.from_parquet if path.suffix.lower() in {".parquet", ".pq"} else Party.from_csv
-    return reader(name, path, target)
 
 
 def _apply_transforms(

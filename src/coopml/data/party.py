@@ -39,6 +39,17 @@ def _frozen(array: NDArray[Any]) -> NDArray[Any]:
     return copy
 
 
+def _check_feature_names(names: Sequence[str] | None, n_features: int) -> tuple[str, ...] | None:
+    if names is None:
+        return None
+    if isinstance(names, str) or len(names) != n_features:
+        raise ValueError(
+            f"parameter 'feature_names' must name each of the {n_features} columns of 'X'; "
+            f"got {names!r}"
+        )
+    return tuple(str(n) for n in names)
+
+
 def _check_labels(name: str, y: Any, n_rows: int | None, rows_of: str = "") -> NDArray[Any]:
     """1-D labels (bool, int, float or str), one per row of ``rows_of``; floats finite."""
     labels = np.asarray(y)
@@ -88,6 +99,10 @@ class Party:
         Validation labels.
     metadata : mapping, optional
         Free-form provenance (copied to a dict), e.g. ``{"replica_of": "a"}``.
+    feature_names : sequence of str, optional
+        The names of the columns of ``X`` (set by :meth:`from_dataframe`);
+        :func:`check_parties` refuses parties whose named columns differ or come in
+        another order, so that rows are never pooled by position.
 
     Examples
     --------
@@ -104,6 +119,7 @@ class Party:
     X_val: NDArray[np.float64] | None
     y_val: NDArray[Any] | None
     metadata: Mapping[str, Any]
+    feature_names: tuple[str, ...] | None = None
 
     def __init__(
         self,
@@ -113,6 +129,8 @@ class Party:
         X_val: ArrayLike | None = None,
         y_val: ArrayLike | None = None,
         metadata: Mapping[str, Any] | None = None,
+        *,
+        feature_names: Sequence[str] | None = None,
     ) -> None:
         if not isinstance(name, str):
             raise TypeError(f"parameter 'name' must be a non-empty string; got {name!r}")
@@ -142,6 +160,7 @@ class Party:
             ("X_val", X_val),
             ("y_val", y_val),
             ("metadata", dict(metadata or {})),
+            ("feature_names", _check_feature_names(feature_names, features.shape[1])),
         ]:
             object.__setattr__(self, attribute, value)
 
@@ -248,7 +267,8 @@ class Party:
         X_val = y_val = None
         if validation is not None:
             X_val, y_val = _split_frame("validation", validation, target, columns, encoder)
-        return cls(name, X, y, X_val, y_val, metadata)
+        names = None if encoder is not None else [str(c) for c in columns]
+        return cls(name, X, y, X_val, y_val, metadata, feature_names=names)
 
     @classmethod
     def from_csv(
@@ -429,6 +449,15 @@ def check_parties(
         raise ValueError(
             f"parameter 'parties' must all have the same number of features; got {n_features}"
         )
+    named = [p for p in parties if p.feature_names is not None]
+    for party in named[1:]:
+        if party.feature_names != named[0].feature_names:
+            raise ValueError(
+                f"parties {named[0].name!r} and {party.name!r} have different feature columns "
+                f"({list(named[0].feature_names or ())} and {list(party.feature_names or ())}); "
+                "rows are pooled by column, so build every party with the same "
+                "features=[...] (matched by name in any order)"
+            )
     val_labels = [p.y_val for p in parties if p.y_val is not None]
     if validation is not None:
         X_val = check_2d_features("validation[0]", validation[0])
