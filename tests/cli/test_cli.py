@@ -52,3 +52,24 @@ def test_value_reports_config_errors_without_traceback(tmp_path):
     result = runner.invoke(app, ["value", str(tmp_path / "job.toml")])
     assert result.exit_code == 2
     assert "partition.n_parties" in result.output and "Traceback" not in result.output
+
+
+def test_config_errors_keep_their_square_brackets(tmp_path):
+    # A job with [[parties]] but no [validation]: the message names both tables.
+    (tmp_path / "job.toml").write_text('[[parties]]\nname = "a"\npath = "a.csv"\ntarget = "y"\n')
+    result = runner.invoke(app, ["value", str(tmp_path / "job.toml")])
+    assert result.exit_code == 2
+    assert "[[parties]]" in result.output and "[validation]" in result.output
+
+
+def test_file_errors_name_the_party_file_and_column(tmp_path):
+    for name, columns in [("a", "x,z,y"), ("val", "x,z,y"), ("b", "X,z,y")]:
+        (tmp_path / f"{name}.csv").write_text(columns + "\n1,2,0\n3,4,1\n")
+    job = "".join(
+        f'[[parties]]\nname = "{n}"\npath = "{n}.csv"\ntarget = "y"\n' for n in ("a", "b")
+    )
+    (tmp_path / "job.toml").write_text(job + '[validation]\npath = "val.csv"\ntarget = "y"\n')
+    result = runner.invoke(app, ["value", str(tmp_path / "job.toml")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "parties[1] 'b' path file 'b.csv' has no column 'x'" in " ".join(result.output.split())
+    assert "did you mean 'X'?" in result.output

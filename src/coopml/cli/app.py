@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from coopml import __version__
@@ -42,8 +43,12 @@ def _root(
 
 
 def fail(message: str) -> typer.Exit:
-    """Print an error for the user (no traceback) and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print an error for the user (no traceback) and return the exit to raise.
+
+    ``message`` is printed as it is: square brackets (``[[parties]]``, ``[validation]``)
+    are escaped, never read as Rich markup.
+    """
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code=2)
 
 
