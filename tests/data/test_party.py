@@ -208,7 +208,7 @@ def test_from_dataframe_bad_inputs(
 
 def test_from_dataframe_rejects_missing_values_and_non_frames(frame: pd.DataFrame) -> None:
     frame.loc[2, "income"] = np.nan
-    with pytest.raises(ValueError, match=r"parameter 'df' must be finite .* row 2, column 1"):
+    with pytest.raises(ValueError, match=r"column 'income' has 1 missing .* data row 3 \(nan\)"):
         Party.from_dataframe("a", frame, "label", features=["age", "income"])
     with pytest.raises(TypeError, match="'df' must be a pandas DataFrame; got ndarray"):
         Party.from_dataframe("a", np.zeros((2, 2)), "label")  # type: ignore[arg-type]

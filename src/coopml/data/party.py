@@ -382,6 +382,7 @@ def _split_frame(
                 "sklearn ColumnTransformer"
             )
         X: Any = frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
+        _check_missing(param, X, features)
     else:
         if not callable(getattr(encoder, "transform", None)):
             raise TypeError(
@@ -399,6 +400,19 @@ def _split_frame(
             X = X.toarray()
     X = check_2d_features(param, X)
     return X, _check_labels(f"{param}[{target!r}]", frame[target].to_numpy(), X.shape[0], param)
+
+
+def _check_missing(param: str, X: NDArray[np.float64], features: Sequence[str]) -> None:
+    """Refuse missing or infinite feature values, naming the column and the row."""
+    bad = ~np.isfinite(X)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        count = int(bad[:, col].sum())
+        raise ValueError(
+            f"'{param}': column {features[col]!r} has {count} missing or infinite value(s), the "
+            f"first in data row {row + 1} ({X[row, col]}); fill or drop them before valuing "
+            "(the learner is fitted on these rows as they are)"
+        )
 
 
 def check_parties(
