@@ -331,3 +331,19 @@ def test_degenerate_symmetric_game_keeps_the_tie_break():
         assert result.converged and "tie_break_failed" not in result.info
         assert result.epsilon == pytest.approx(-2.0)
         np.testing.assert_allclose(result.values, 0.0, atol=1e-12)
+
+
+def test_games_at_any_scale_are_solved_relative_to_their_values():
+    # Found by hypothesis: a game valued in 1e-7 passed every absolute tolerance at once.
+    from coopml.coalitions import nucleolus
+
+    table = np.array([1e-7, 0, 0, 0, 0, 0, 0, 0.0])
+    for scale in (1e-9, 1.0, 1e9):
+        game = CoalitionGame(table * scale / 1e-7)
+        r = least_core(game)
+        assert r.converged, r.info
+        u = game.zero_normalized()
+        masks = np.arange(1, 7)
+        x_s = np.array([r.values[[i for i in range(3) if m >> i & 1]].sum() for m in masks])
+        assert np.max(u[masks] - x_s) <= r.epsilon + 1e-9 * scale
+        assert nucleolus(game).converged

@@ -84,7 +84,8 @@ from coopml.coalitions.shapley import _check_game, shapley_from_table
 
 __all__ = ["core_contains", "least_core"]
 
-#: Tolerance, relative to ``max(1, max_S |v(S)|)``, for least-core membership checks.
+#: Tolerance for least-core membership checks, relative to ``max_S |v(S)|`` (the game
+#: is solved at unit scale).
 _TOL = 1e-7
 #: A coalition outside the working set is violated when its excess exceeds the bound by
 #: more than this (scaled game, like every tolerance here).
@@ -116,8 +117,8 @@ def least_core(game: CoalitionGame) -> LeastCoreResult:
         :math:`x(S) \ge v(S) - \varepsilon^*` for every coalition, checked against the
         whole table; ``epsilon`` is :math:`\varepsilon^*`, reported as the largest
         excess of ``values`` (it exceeds the LP's lower bound ``info["lp_value"]`` by at
-        most about ``1e-11 * max(1, max|v|)``; ``converged`` requires at most
-        ``1e-7 * max(1, max|v|)``). ``info`` holds the last LP's status and message,
+        most about ``1e-11 * max|v|``; ``converged`` requires at most
+        ``1e-7 * max|v|``). ``info`` holds the last LP's status and message,
         the simplex iterations of all LPs (``lp_iterations``), the constraint-generation
         rounds (``generation_rounds``), the final working-set size (``working_set``)
         and the distance to the Shapley value. For one player ``epsilon`` is 0 (there
@@ -158,7 +159,7 @@ def _least_core(
         return LeastCoreResult(
             values=u[-1:], names=game.names, method="least_core", n_evaluations=u.size
         )
-    scale = max(1.0, float(np.abs(u).max()))
+    scale = float(np.abs(u).max()) or 1.0  # a unit-scale game: tolerances are relative
     x_phi = (phi + (u[-1] - phi.sum()) / n) / scale  # projection onto x(N) = v(N)
     u /= scale  # solve the scaled game so that tolerances are relative
     table = _Table(u)
@@ -465,10 +466,29 @@ def _least_distance(
     return a suboptimal point without an error on degenerate problems (scipy issues
     21140, 25389), so a failed check retries with SciPy's bounded-variable least
     squares (BVLS). None if both fail.
+
+    The problem is solved for :math:`h / \max|h|` (and :math:`z` scaled back): the
+    NNLS form compares :math:`h` with the unit target :math:`f`, so excesses many orders
+    of magnitude below 1 (a game valued in 1e-7) would otherwise look inconsistent.
     """
+    unit = float(np.abs(h).max())
+    if unit == 0.0:
+        return np.zeros(G.shape[1])
+    z = _least_distance_unit(G, h / unit, maxiter)
+    if z is None:
+        return None
+    z, scale = z * unit, 1.0 + unit
+    slack = G @ z - h
+    return z if slack.min() >= -1e-11 * scale else None
+
+
+def _least_distance_unit(
+    G: NDArray[np.float64], h: NDArray[np.float64], maxiter: int
+) -> NDArray[np.float64] | None:
+    """:func:`_least_distance` for ``max |h| = 1``, KKT-checked."""
     E = np.vstack([G.T, h])
     f = np.eye(E.shape[0])[-1]
-    scale = 1.0 + np.abs(h).max()
+    scale = 2.0
     for solver in (nnls, _bvls):
         try:
             w = solver(E, f, maxiter=maxiter)[0]

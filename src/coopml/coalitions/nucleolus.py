@@ -125,7 +125,7 @@ def _nucleolus(
     coalition in every stage's LP, the formulation before constraint generation)."""
     u = game.zero_normalized()  # a fresh array: scaled in place below
     n = game.n_players
-    scale = max(1.0, float(np.abs(u).max()))
+    scale = float(np.abs(u).max()) or 1.0  # a unit-scale game: tolerances are relative
     u /= scale  # solve the scaled game so that tolerances are relative
     table = _Table(u)
     state = table.new_state()

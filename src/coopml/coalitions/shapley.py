@@ -53,16 +53,25 @@ def shapley_from_table(table: ArrayLike) -> NDArray[np.float64]:
     v = CoalitionGame(
         np.asarray(table, dtype=np.float64)
     ).table  # validates: finite, length a power of two
+    return _shapley_kernel(v)
+
+
+def _shapley_kernel(v: NDArray[np.float64]) -> NDArray[np.float64]:
+    r"""Shapley values of a valid table in one weighting pass and one sum per player.
+
+    With :math:`w(s) = s!(n-1-s)!/n!`,
+    :math:`\varphi_i = \sum_{T \ni i} w(|T|-1)\,v(T) - \sum_{S \not\ni i} w(|S|)\,v(S)
+    = \sum_{T \ni i} d(T) - \sum_S w(|S|)\,v(S)` where
+    :math:`d(T) = [w(|T|-1) + w(|T|)]\,v(T)`.
+    """
     n = v.size.bit_length() - 1
-    # w(s) = s! (n - 1 - s)! / n! = 1 / (n C(n-1, s)); w(n) is never used (pad with 0)
-    w = np.array([1.0 / (n * math.comb(n - 1, s)) for s in range(n)] + [0.0])
-    w_S = w[popcounts(n)]  # w(|S|) for every mask S
-    phi = np.empty(n)
-    for i in range(n):
-        pairs = v.reshape(-1, 2, 1 << i)  # [:, 0] is S without i, [:, 1] is S + i
-        weights = w_S.reshape(-1, 2, 1 << i)[:, 0]
-        phi[i] = np.einsum("jk,jk->", pairs[:, 1] - pairs[:, 0], weights)
-    return phi
+    # w(s) = 1 / (n C(n-1, s)) for s = 0..n-1; w(-1) = w(n) = 0 pad the ends
+    w = np.array([0.0] + [1.0 / (n * math.comb(n - 1, s)) for s in range(n)] + [0.0])
+    sizes = popcounts(n)
+    without = w[sizes + 1] * v  # w(|S|) v(S)
+    d = w[sizes] * v + without  # [w(|T| - 1) + w(|T|)] v(T)
+    total = without.sum()
+    return np.array([d.reshape(-1, 2, 1 << i)[:, 1].sum() - total for i in range(n)])
 
 
 def shapley(game: CoalitionGame) -> ValuationResult:
@@ -91,7 +100,7 @@ def shapley(game: CoalitionGame) -> ValuationResult:
     [0.6667, 0.1667, 0.1667]
     """
     v = _check_game(game).table
-    phi = shapley_from_table(v)
+    phi = _shapley_kernel(v)
     error = float(phi.sum() - (v[-1] - v[0]))
     if abs(error) > 1e-9 * max(1.0, float(np.abs(v).max())):
         raise RuntimeError(
