@@ -9,7 +9,9 @@ baseline with 2 of 3.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 
 import numpy as np
 import pytest
@@ -116,7 +118,20 @@ def test_contribution_accounting_is_exact_shapley(mechanism_run):
         # grand coalition = the aggregated model, empty coalition = the incoming model
         assert table[-1] == pytest.approx(r.accuracy)
         assert r.shapley.sum() == pytest.approx(table[-1] - table[0], abs=1e-12)
-        np.testing.assert_allclose(r.redistribution.beta, _shares(r.shapley))
+        # Independent reference: Shapley by averaging over all orderings of the table,
+        # then the non-negative shares the mechanism redistributes by.
+        n = int(np.log2(table.size))
+        phi = np.zeros(n)
+        for order in itertools.permutations(range(n)):
+            mask = 0
+            for i in order:
+                phi[i] += table[mask | 1 << i] - table[mask]
+                mask |= 1 << i
+        phi /= math.factorial(n)
+        np.testing.assert_allclose(r.shapley, phi, atol=1e-12)
+        positive = np.clip(phi, 0.0, None)
+        expected = positive / positive.sum() if positive.sum() > 0 else np.full(n, 1 / n)
+        np.testing.assert_allclose(r.redistribution.beta, expected, atol=1e-12)
 
 
 def test_game_solutions_equal_the_simulator(setup, mechanism_run):
