@@ -17,7 +17,8 @@ parties' rows, :math:`\nabla^2 f_S = \sum_{i} m_{Si}\, p_i(1 - p_i)\,\tilde x_i 
 + \operatorname{diag}(1/C, \dots, 0)`, so the Hessians of ``B`` coalitions are one matrix
 product of the weights ``(B, n)`` with the stacked outer products ``(n, p(p+1)/2)``.
 Every coalition starts from the solution for all rows of its classes (a neighbouring,
-larger coalition; warm start), and iterates until the Newton step is below ``1e-10``.
+larger coalition; warm start), and iterates until a full Newton step is below
+``STEP_TOL`` (``1e-7``, relative to the parameters).
 Rows are shifted by the grand mean first (only the unpenalised intercept changes).
 
 **Tolerance and ties.** The fast fit is the exact optimum (Newton steps below ``1e-7``,
@@ -57,6 +58,12 @@ MARGIN = 1e-9
 #: Newton stops after a full step below STEP_TOL * (1 + max |theta|) in every parameter.
 STEP_TOL = 1e-7
 MAX_NEWTON = 100
+#: Steps with a component larger than this are line-searched (backtracking); near the
+#: optimum full Newton steps always descend.
+SEARCH_ABOVE = 0.5
+#: Armijo's sufficient-decrease constant and the most halvings of one step.
+ARMIJO_C = 1e-4
+MAX_HALVINGS = 40
 
 
 class FastLogisticRegression(FastLearner):
@@ -228,15 +235,15 @@ class FastLogisticRegression(FastLearner):
             # descend, and convergence is checked on the step, so they skip the search.
             t = be.zeros(active.shape[0]) + 1.0
             new = th - step
-            search = be.flatnonzero(be.amax(be.abs(step), 1) > 0.5)
+            search = be.flatnonzero(be.amax(be.abs(step), 1) > SEARCH_ABOVE)
             if search.shape[0]:
                 f0 = self._objective(th[search], m[search], target)
-            for _ in range(40):
+            for _ in range(MAX_HALVINGS):
                 if search.shape[0] == 0:
                     break
                 trial = th[search] - t[search, None] * step[search]
                 f1 = self._objective(trial, m[search], target)
-                bad = f1 > f0 - 1e-4 * t[search] * slope[search] + 1e-13 * (1.0 + be.abs(f0))
+                bad = f1 > f0 - ARMIJO_C * t[search] * slope[search] + 1e-13 * (1.0 + be.abs(f0))
                 new[search] = trial
                 t[search[bad]] /= 2
                 search, f0 = search[bad], f0[bad]
