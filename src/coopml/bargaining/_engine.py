@@ -17,7 +17,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from coopml.bargaining.result import BargainingSolution
-from coopml.bargaining.utility_sets import ConvexUtilitySet, FiniteUtilitySet, UtilityCurve
+from coopml.bargaining.utility_sets import (
+    ConvexUtilitySet,
+    FiniteUtilitySet,
+    UtilityCurve,
+    import_cvxpy,
+)
 
 Score = Callable[[NDArray[np.float64]], NDArray[np.float64]]
 Array = NDArray[np.float64]
@@ -266,7 +271,7 @@ def solve_cvx(
 
     Returns ``(status, value, u, x)``; ``u`` and ``x`` are ``None`` unless solved.
     """
-    import cvxpy as cp
+    cp = import_cvxpy()
 
     x, u, constraints = problem.instantiate()
     prob = cp.Problem(cp.Maximize(objective(x, u)), [*constraints, *extra(x, u)])
@@ -359,7 +364,7 @@ def lexicographic_cvx(
     ``direction = 1`` gives the egalitarian solution, ``direction = a - d`` (ideal gains)
     the Kalai-Smorodinsky solution.
     """
-    import cvxpy as cp
+    cp = import_cvxpy()
 
     s = cp.Variable()
     status, value, u, x = solve_cvx(problem, lambda x, u: s, lambda x, u: [u - d >= s * direction])

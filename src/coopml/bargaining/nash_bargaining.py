@@ -24,7 +24,12 @@ from numpy.typing import ArrayLike
 
 from coopml.bargaining import _engine
 from coopml.bargaining.result import BargainingSolution
-from coopml.bargaining.utility_sets import ConvexUtilitySet, FiniteUtilitySet, UtilitySet
+from coopml.bargaining.utility_sets import (
+    ConvexUtilitySet,
+    FiniteUtilitySet,
+    UtilitySet,
+    import_cvxpy,
+)
 
 __all__ = ["nash_bargaining"]
 
@@ -68,7 +73,7 @@ def nash_bargaining(
     w = _engine.check_weights(weights, n)
     info = {"weights": w.tolist()}
     if isinstance(problem, ConvexUtilitySet):
-        import cvxpy as cp
+        cp = import_cvxpy()
 
         status, _, u, x = _engine.solve_cvx(
             problem, lambda x, u: cp.sum(cp.multiply(w, cp.log(u - d))), lambda x, u: []

@@ -210,6 +210,15 @@ class FiniteUtilitySet:
         return index if self.outcomes is None else self.outcomes[index]
 
 
+def import_cvxpy() -> Any:
+    """cvxpy, which convex utility sets need (the optional ``convex`` extra)."""
+    try:
+        import cvxpy
+    except ImportError as exc:  # pragma: no cover - the test environment has the extra
+        raise ImportError("convex utility sets need cvxpy: pip install 'coopml[convex]'") from exc
+    return cvxpy
+
+
 @dataclass(frozen=True)
 class ConvexUtilitySet:
     """A convex utility-possibility set described to cvxpy.
@@ -256,7 +265,7 @@ class ConvexUtilitySet:
 
     def instantiate(self) -> tuple[Any, Any, list[Any]]:
         """A fresh ``(x, u, constraints)`` triple of cvxpy objects."""
-        import cvxpy as cp
+        cp = import_cvxpy()
 
         x = cp.Variable(self.n_players if self.dim is None else self.dim)
         built = self.build(x)
