@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from _common import emit, load_average
 
-from coopml.coalitions._bitmask import coalition_sums
+from coopml._bitmask import coalition_sums
 from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.shapley import shapley_from_table
 

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from coopml._bitmask import decode_masks
 from coopml.coalitions import (
     MaxEvaluations,
     MaxPermutations,
@@ -15,7 +16,6 @@ from coopml.coalitions import (
     stratified_shapley,
     svarm_shapley,
 )
-from coopml.coalitions._bitmask import decode_masks
 
 ESTIMATORS = {
     "monte_carlo": monte_carlo_shapley,

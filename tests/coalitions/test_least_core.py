@@ -185,7 +185,7 @@ def _reference_least_core(v: np.ndarray) -> tuple[float, np.ndarray]:
 def _seeded_game(seed: int) -> CoalitionGame:
     """Games of 3-12 players: integer ties, floats, symmetric, sparse, non-monotone,
     convex (non-empty core) and learning-curve-like (usually an empty core)."""
-    from coopml.coalitions._bitmask import coalition_sums, popcounts
+    from coopml._bitmask import coalition_sums, popcounts
 
     rng = np.random.default_rng(seed)
     n = 3 + seed % 10
@@ -251,7 +251,7 @@ def test_small_batches_take_many_rounds_and_agree():
 
 
 def test_fourteen_players_against_the_full_lp():
-    from coopml.coalitions._bitmask import coalition_sums
+    from coopml._bitmask import coalition_sums
 
     rng = np.random.default_rng(14)
     size = coalition_sums(rng.integers(20, 200, 14).astype(float))

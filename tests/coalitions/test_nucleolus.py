@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from coopml.coalitions._bitmask import coalition_sums, popcounts
+from coopml._bitmask import coalition_sums, popcounts
 from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.games import bankruptcy_game, glove_game, weighted_majority_game
 from coopml.coalitions.least_core import least_core

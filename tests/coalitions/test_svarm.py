@@ -126,7 +126,7 @@ def test_seeds_reproduce_and_differ():
 
 def test_callable_and_utility_agree():
     game = GAMES["airport"]
-    from coopml.coalitions._bitmask import mask_of
+    from coopml._bitmask import mask_of
 
     def value(s: frozenset[int]) -> float:
         return float(game.table[mask_of(s)])

@@ -21,7 +21,7 @@ A source is ``value_fn(frozenset_of_players) -> float`` (with ``n_players``) or 
 optionally ``evaluate_block(masks) -> (values, failures)`` (such as a
 :class:`~coopml.learning.CoalitionUtility`), which then fits whole batches at once.
 Masks are ``int64`` bitmasks (player ``i`` is bit ``i``) up to 62 players, and a 1-D
-object array of Python integers beyond (:func:`~coopml.coalitions._bitmask.encode_members`).
+object array of Python integers beyond (:func:`~coopml._bitmask.encode_members`).
 
 **Honest standard errors.** A sample mean's textbook standard error
 :math:`\hat\sigma/\sqrt m` is 0 when every sample is equal -- a player never pivotal in
@@ -59,8 +59,8 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from coopml._bitmask import MAX_MASK_PLAYERS, members
 from coopml._validation import check_int, check_names
-from coopml.coalitions._bitmask import MAX_MASK_PLAYERS, members
 from coopml.coalitions.executors import Executor, get_executor
 from coopml.coalitions.stopping import (
     MaxEvaluations,

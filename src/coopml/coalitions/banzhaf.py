@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.result import ValuationResult
 from coopml.coalitions.shapley import _check_game
+from coopml.coalitions.value_table import ValueTable
 
 __all__ = ["banzhaf", "banzhaf_from_table"]
 
@@ -44,7 +44,7 @@ def banzhaf_from_table(table: ArrayLike) -> NDArray[np.float64]:
     >>> banzhaf_from_table([0.0, 1.0, 2.0, 4.0]).tolist()
     [1.5, 2.5]
     """
-    v = CoalitionGame(np.asarray(table, dtype=np.float64)).table
+    v = ValueTable(np.asarray(table, dtype=np.float64)).table
     n = v.size.bit_length() - 1
     beta = np.empty(n)
     for i in range(n):
@@ -53,7 +53,7 @@ def banzhaf_from_table(table: ArrayLike) -> NDArray[np.float64]:
     return beta
 
 
-def banzhaf(game: CoalitionGame) -> ValuationResult:
+def banzhaf(game: ValueTable) -> ValuationResult:
     """Exact raw Banzhaf value of a game.
 
     Parameters

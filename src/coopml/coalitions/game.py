@@ -17,32 +17,36 @@ comparable side by side.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-from coopml._validation import check_int, check_names
-from coopml.coalitions._bitmask import mask_of, members
+from coopml._bitmask import members
+from coopml._validation import check_int
 from coopml.coalitions._sampling import call_value_function
+from coopml.coalitions.banzhaf import banzhaf
+from coopml.coalitions.least_core import core_contains, least_core
+from coopml.coalitions.loo import leave_one_out
+from coopml.coalitions.nucleolus import nucleolus
+from coopml.coalitions.result import LeastCoreResult, ValuationResult
+from coopml.coalitions.shapley import shapley
+from coopml.coalitions.table import compute_table
+from coopml.coalitions.value_table import MAX_EXACT_PLAYERS, ValueTable
 
 if TYPE_CHECKING:
     from coopml.coalitions.executors import Executor, ProgressCallback
-    from coopml.coalitions.result import LeastCoreResult, ValuationResult
     from coopml.learning.utility import CoalitionUtility
 
 __all__ = ["MAX_EXACT_PLAYERS", "CoalitionGame"]
 
-#: Largest number of players for which a full value table is built (2**25 doubles = 256 MiB).
-MAX_EXACT_PLAYERS = 25
-
 
 @dataclass(frozen=True, eq=False)
-class CoalitionGame:
-    """A TU game given by its full value table.
+class CoalitionGame(ValueTable):
+    """A TU game given by its full value table, with its solution concepts as methods.
 
     Parameters
     ----------
@@ -62,29 +66,6 @@ class CoalitionGame:
     >>> game.shapley().values.tolist()
     [1.5, 2.5]
     """
-
-    table: NDArray[np.float64]
-    names: tuple[str, ...] = ()
-    info: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        table = np.array(self.table, dtype=np.float64)
-        if table.ndim != 1 or table.size < 2 or table.size & (table.size - 1):
-            raise ValueError(
-                "parameter 'table' must be a 1-D array whose length is a power of two "
-                f"(2**n_players, n_players >= 1); got shape {table.shape}"
-            )
-        if not np.all(np.isfinite(table)):
-            bad = int(np.flatnonzero(~np.isfinite(table))[0])
-            raise ValueError(
-                f"parameter 'table' must be finite; coalition mask {bad} has value {table[bad]}"
-            )
-        table.setflags(write=False)
-        object.__setattr__(self, "table", table)
-        n = table.size.bit_length() - 1
-        names = self.names or tuple(str(i) for i in range(n))
-        object.__setattr__(self, "names", check_names("names", names, n))
-        object.__setattr__(self, "info", dict(self.info))
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -142,77 +123,38 @@ class CoalitionGame:
         progress : callable, optional
             Called as ``progress(n_done, n_total)`` after each block of coalitions.
         """
-        from coopml.coalitions.table import compute_table
-
-        return compute_table(
+        table, info = compute_table(
             utility, executor=executor, n_jobs=n_jobs, cache_dir=cache_dir, progress=progress
         )
-
-    # ------------------------------------------------------------------ access
-    @property
-    def n_players(self) -> int:
-        """Number of players ``n``."""
-        return int(self.table.size.bit_length() - 1)
-
-    def value(self, coalition: Iterable[int] | int) -> float:
-        """Value of a coalition given as player indices (or as a bitmask ``int``)."""
-        mask = int(coalition) if isinstance(coalition, int | np.integer) else mask_of(coalition)
-        if not 0 <= mask < self.table.size:
-            raise ValueError(
-                f"parameter 'coalition' must name players 0..{self.n_players - 1}; got mask {mask}"
-            )
-        return float(self.table[mask])
-
-    def zero_normalized(self) -> NDArray[np.float64]:
-        """The table of the zero-normalised game ``v(S) - v(empty)``.
-
-        >>> CoalitionGame([0.5, 1.0, 1.5, 2.5]).zero_normalized().tolist()
-        [0.0, 0.5, 1.0, 2.0]
-        """
-        return self.table - self.table[0]
-
-    @property
-    def grand_value(self) -> float:
-        """``v(N)``, the value of the grand coalition."""
-        return float(self.table[-1])
+        return cls(table, utility.names, info)
 
     # ------------------------------------------------------------------ solution concepts
     def shapley(self) -> ValuationResult:
         """Exact Shapley value; see :func:`coopml.coalitions.shapley`."""
-        from coopml.coalitions.shapley import shapley
 
         return shapley(self)
 
     def banzhaf(self) -> ValuationResult:
         """Exact Banzhaf value; see :func:`coopml.coalitions.banzhaf`."""
-        from coopml.coalitions.banzhaf import banzhaf
 
         return banzhaf(self)
 
     def loo(self) -> ValuationResult:
         """Leave-one-out values; see :func:`coopml.coalitions.leave_one_out`."""
-        from coopml.coalitions.loo import leave_one_out
 
         return leave_one_out(self)
 
     def least_core(self) -> LeastCoreResult:
         """A least-core allocation and ``epsilon``; see :func:`coopml.coalitions.least_core`."""
-        from coopml.coalitions.least_core import least_core
 
         return least_core(self)
 
     def core_contains(self, x: ArrayLike, tol: float = 1e-9) -> bool:
         """Whether allocation ``x`` is in the core; see :func:`coopml.coalitions.core_contains`."""
-        from coopml.coalitions.least_core import core_contains
 
         return core_contains(self, x, tol=tol)
 
     def nucleolus(self) -> LeastCoreResult:
         """The nucleolus; see :func:`coopml.coalitions.nucleolus`."""
-        from coopml.coalitions.nucleolus import nucleolus
 
         return nucleolus(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form: names and the table."""
-        return {"names": list(self.names), "table": self.table.tolist()}

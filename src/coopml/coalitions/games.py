@@ -30,8 +30,8 @@ from collections.abc import Iterable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from coopml._bitmask import coalition_sums, mask_of, popcounts
 from coopml._validation import check_int, check_positive
-from coopml.coalitions._bitmask import coalition_sums, mask_of, popcounts
 from coopml.coalitions.game import MAX_EXACT_PLAYERS, CoalitionGame
 
 __all__ = [

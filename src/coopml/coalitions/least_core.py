@@ -76,11 +76,11 @@ import scipy.sparse
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linprog, lsq_linear, nnls
 
+from coopml._bitmask import coalition_sums
 from coopml._validation import check_positive
-from coopml.coalitions._bitmask import coalition_sums
-from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.result import LeastCoreResult
 from coopml.coalitions.shapley import _check_game, shapley_from_table
+from coopml.coalitions.value_table import ValueTable
 
 __all__ = ["core_contains", "least_core"]
 
@@ -103,7 +103,7 @@ _BLOCK = 1 << 18
 SpanTest = Callable[[NDArray[np.int64]], NDArray[np.bool_]]
 
 
-def least_core(game: CoalitionGame) -> LeastCoreResult:
+def least_core(game: ValueTable) -> LeastCoreResult:
     r"""The least-core allocation closest to the Shapley value, and :math:`\varepsilon^*`.
 
     Parameters
@@ -143,7 +143,7 @@ def least_core(game: CoalitionGame) -> LeastCoreResult:
 
 
 def _least_core(
-    game: CoalitionGame, *, full: bool = False, start: int = _START, batch: int = _BATCH
+    game: ValueTable, *, full: bool = False, start: int = _START, batch: int = _BATCH
 ) -> LeastCoreResult:
     """:func:`least_core` with the generation knobs exposed (tests and benchmarks).
 
@@ -202,7 +202,7 @@ def _least_core(
     )
 
 
-def core_contains(game: CoalitionGame, x: ArrayLike, tol: float = 1e-9) -> bool:
+def core_contains(game: ValueTable, x: ArrayLike, tol: float = 1e-9) -> bool:
     """Whether the allocation ``x`` lies in the core of ``game``.
 
     Parameters

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.result import ValuationResult
 from coopml.coalitions.shapley import _check_game
+from coopml.coalitions.value_table import ValueTable
 
 __all__ = ["leave_one_out"]
 
 
-def leave_one_out(game: CoalitionGame) -> ValuationResult:
+def leave_one_out(game: ValueTable) -> ValuationResult:
     r"""Leave-one-out values :math:`v(N) - v(N \setminus \{i\})`.
 
     Parameters

@@ -49,8 +49,8 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from coopml._bitmask import MAX_MASK_PLAYERS
 from coopml._validation import RandomState, check_int, check_random_state
-from coopml.coalitions._bitmask import MAX_MASK_PLAYERS
 from coopml.coalitions._sampling import (
     Batch,
     Evaluator,

@@ -61,8 +61,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
-from coopml.coalitions._bitmask import coalition_sums
-from coopml.coalitions.game import CoalitionGame
+from coopml._bitmask import coalition_sums
 from coopml.coalitions.least_core import (
     _BATCH,
     _DROPPED,
@@ -76,6 +75,7 @@ from coopml.coalitions.least_core import (
 )
 from coopml.coalitions.result import LeastCoreResult
 from coopml.coalitions.shapley import _check_game
+from coopml.coalitions.value_table import ValueTable
 
 __all__ = ["nucleolus"]
 
@@ -83,7 +83,7 @@ _DUAL_TOL = 1e-7  # duals below this are treated as zero (HiGHS dual feasibility
 _SPAN_TOL = 1e-9  # distance of a 0/1 vector to the fixed span below which it is spanned
 
 
-def nucleolus(game: CoalitionGame) -> LeastCoreResult:
+def nucleolus(game: ValueTable) -> LeastCoreResult:
     """The nucleolus, by the sequence of least-core LPs.
 
     Parameters
@@ -118,7 +118,7 @@ def nucleolus(game: CoalitionGame) -> LeastCoreResult:
 
 
 def _nucleolus(
-    game: CoalitionGame, *, full: bool = False, start: int = _START, batch: int = _BATCH
+    game: ValueTable, *, full: bool = False, start: int = _START, batch: int = _BATCH
 ) -> LeastCoreResult:
     """:func:`nucleolus` with the generation knobs of
     :func:`~coopml.coalitions.least_core._least_core` exposed (``full=True``: every

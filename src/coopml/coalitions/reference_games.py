@@ -90,11 +90,12 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from coopml._bitmask import MAX_MASK_PLAYERS, decode_masks
 from coopml._validation import RandomState, check_int, check_names, check_random_state
-from coopml.coalitions._bitmask import MAX_MASK_PLAYERS, decode_masks
 from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.games import airport_shapley
 from coopml.coalitions.result import ValuationResult
+from coopml.coalitions.stopping import MaxEvaluations
 
 __all__ = [
     "CASTRO_QUOTA",
@@ -1128,8 +1129,6 @@ def coverage(
     >>> r.estimator, r.repetitions, r.max_evaluation_ratio <= 64 / 60
     ('monte_carlo_shapley', 5, True)
     """
-    from coopml.coalitions.stopping import MaxEvaluations
-
     label = str(name or getattr(estimator, "__name__", type(estimator).__name__))
     target = ESTIMATOR_TARGETS.get(label) if target is None else target
     if target not in ("shapley", "banzhaf"):

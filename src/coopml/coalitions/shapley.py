@@ -26,9 +26,9 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from coopml.coalitions._bitmask import popcounts
-from coopml.coalitions.game import CoalitionGame
+from coopml._bitmask import popcounts
 from coopml.coalitions.result import ValuationResult
+from coopml.coalitions.value_table import ValueTable
 
 __all__ = ["shapley", "shapley_from_table"]
 
@@ -50,7 +50,7 @@ def shapley_from_table(table: ArrayLike) -> NDArray[np.float64]:
     >>> shapley_from_table([0.0, 1.0, 2.0, 4.0]).tolist()
     [1.5, 2.5]
     """
-    v = CoalitionGame(
+    v = ValueTable(
         np.asarray(table, dtype=np.float64)
     ).table  # validates: finite, length a power of two
     return _shapley_kernel(v)
@@ -74,7 +74,7 @@ def _shapley_kernel(v: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.array([d.reshape(-1, 2, 1 << i)[:, 1].sum() - total for i in range(n)])
 
 
-def shapley(game: CoalitionGame) -> ValuationResult:
+def shapley(game: ValueTable) -> ValuationResult:
     r"""Exact Shapley value of a game, with its efficiency checked.
 
     Parameters
@@ -115,7 +115,7 @@ def shapley(game: CoalitionGame) -> ValuationResult:
     )
 
 
-def _check_game(game: object) -> CoalitionGame:
-    if not isinstance(game, CoalitionGame):
+def _check_game(game: object) -> ValueTable:
+    if not isinstance(game, ValueTable):
         raise TypeError(f"parameter 'game' must be a CoalitionGame; got {type(game).__name__}")
     return game

@@ -78,8 +78,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from coopml._bitmask import encode_members
 from coopml._validation import RandomState, check_choice, check_int, check_random_state
-from coopml.coalitions._bitmask import encode_members
 from coopml.coalitions._sampling import (
     Batch,
     Evaluator,

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coopml.coalitions.executors import Executor, ProgressCallback, get_executor
-from coopml.coalitions.game import MAX_EXACT_PLAYERS, CoalitionGame
+from coopml.coalitions.value_table import MAX_EXACT_PLAYERS
 
 if TYPE_CHECKING:
     from coopml.learning.utility import CoalitionUtility, FitFailure
@@ -37,8 +37,11 @@ def compute_table(
     n_jobs: int | None = None,
     cache_dir: str | Path | None = None,
     progress: ProgressCallback | None = None,
-) -> CoalitionGame:
-    """Evaluate ``utility`` on all ``2**n`` coalitions; see :meth:`CoalitionGame.from_utility`."""
+) -> tuple[NDArray[np.float64], dict[str, Any]]:
+    """The value of every one of the ``2**n`` coalitions of ``utility``, and provenance.
+
+    See :meth:`~coopml.coalitions.game.CoalitionGame.from_utility`, which wraps it.
+    """
     n = utility.n_players
     if n > MAX_EXACT_PLAYERS:
         raise ValueError(
@@ -52,7 +55,7 @@ def compute_table(
         if progress is not None:
             progress(table.size, table.size)
         hit = {"fingerprint": fingerprint, "cache": "hit", "n_evaluations": 0}
-        return CoalitionGame(table, utility.names, hit)
+        return table, hit
 
     runner = get_executor(executor, n_jobs)
     total = 1 << n
@@ -83,7 +86,7 @@ def compute_table(
     utility.failures.extend(failures)
     if path is not None:
         _atomic_save(path, table)
-    return CoalitionGame(table, utility.names, info)
+    return table, info
 
 
 def _atomic_save(path: Path, table: NDArray[np.float64]) -> None:

@@ -46,8 +46,8 @@ from sklearn.base import clone, is_classifier
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import check_scoring
 
+from coopml._bitmask import mask_of
 from coopml._validation import RandomState, check_2d_features, check_choice, check_seed
-from coopml.coalitions._bitmask import mask_of
 from coopml.data import Party, check_parties
 from coopml.learning.fast import FastBlock, FastLearner, fast_learner_for, membership
 from coopml.learning.fast._base import blas_threads

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from coopml.coalitions._bitmask import coalition_sums, popcounts
+from coopml._bitmask import coalition_sums, popcounts
 
 __all__ = ["market_characteristic"]
 
