@@ -8,62 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from coopml.finetuning.costs import PolynomialCost
-from coopml.finetuning.game import FineTuningGame, Specialist
-from coopml.finetuning.revenue import LinearRevenue
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CostSpec(_Strict):
-    quadratic: float = Field(gt=0)
-    linear: float = Field(0.0, ge=0)
-    fixed: float = Field(0.0, ge=0)
-    higher: list[float] = Field(default_factory=list)
-
-    def build(self) -> PolynomialCost:
-        return PolynomialCost((self.linear, self.quadratic, *self.higher), fixed=self.fixed)
-
-
-class SpecialistSpec(CostSpec):
-    name: str | None = Field(None, min_length=1)
-    revenue: float = Field(gt=0)
-
-
-class GameSpec(_Strict):
-    generalist: CostSpec
-    specialists: list[SpecialistSpec] = Field(min_length=1)
-
-
-def _message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "game"
-        parts.append(f"'{where}': {err['msg']} (got {err.get('input')!r})")
-    return "invalid fine-tuning game: " + "; ".join(parts)
+from coopml.finetuning.game import FineTuningGame
 
 
 def parse_game(spec: Mapping[str, Any]) -> FineTuningGame:
-    try:
-        model = GameSpec.model_validate(dict(spec))
-    except ValidationError as exc:
-        raise ValueError(_message(exc)) from None
-    n = len(model.specialists)
-    names = [
-        s.name or (f"specialist_{i + 1}" if n > 1 else "specialist")
-        for i, s in enumerate(model.specialists)
-    ]
-    return FineTuningGame(
-        model.generalist.build(),
-        tuple(
-            Specialist(s.build(), LinearRevenue(s.revenue), name=name)
-            for s, name in zip(model.specialists, names, strict=True)
-        ),
-    )
+    """A game from its plain-data description; see :meth:`FineTuningGame.from_dict`."""
+    return FineTuningGame.from_dict(spec)
 
 
 def load_specialists(

@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+import coopml.finetuning._solver as _solver
 from coopml._validation import check_choice, check_int
-from coopml.finetuning import _solver
+from coopml.finetuning.closed_form import quadratic_vertical_integration
 from coopml.finetuning.game import FineTuningGame
 
 __all__ = [
@@ -306,8 +307,6 @@ def vertical_integration(game: FineTuningGame, *, method: Method = "auto") -> In
     """
     game = _check_game(game)
     if _use_closed_form(game, method):
-        from coopml.finetuning.closed_form import quadratic_vertical_integration
-
         c0, c, r = game.quadratic_parameters
         out = quadratic_vertical_integration(c0, c, r)
         return IntegratedOutcome(

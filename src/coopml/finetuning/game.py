@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import ValidationError
 
 from coopml._validation import check_names, check_positive
+from coopml.finetuning._spec import GameSpec, validation_message
 from coopml.finetuning.costs import Cost, PolynomialCost
 from coopml.finetuning.revenue import LinearRevenue, Revenue
 
@@ -207,9 +209,22 @@ class FineTuningGame:
         >>> g.specialists[0].cost.fixed
         0.1
         """
-        from coopml.finetuning._config import parse_game
-
-        return parse_game(spec)
+        try:
+            model = GameSpec.model_validate(dict(spec))
+        except ValidationError as exc:
+            raise ValueError(validation_message(exc)) from None
+        n = len(model.specialists)
+        names = [
+            s.name or (f"specialist_{i + 1}" if n > 1 else "specialist")
+            for i, s in enumerate(model.specialists)
+        ]
+        return cls(
+            model.generalist.build(),
+            tuple(
+                Specialist(s.build(), LinearRevenue(s.revenue), name=name)
+                for s, name in zip(model.specialists, names, strict=True)
+            ),
+        )
 
     @property
     def n_specialists(self) -> int:

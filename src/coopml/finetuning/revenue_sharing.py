@@ -70,6 +70,7 @@ from coopml.finetuning.equilibrium import (
     _check_game,
     _use_closed_form,
     solve_shares,
+    subgame_perfect_equilibrium,
     vertical_integration,
 )
 from coopml.finetuning.game import FineTuningGame
@@ -206,8 +207,6 @@ def _stack(out: Mapping[str, Any]) -> Array:
 
 
 def _equilibrium(game: FineTuningGame, delta: Array, method: Method) -> Equilibrium:
-    from coopml.finetuning.equilibrium import subgame_perfect_equilibrium
-
     return subgame_perfect_equilibrium(game, delta, method=method)
 
 
