@@ -76,6 +76,10 @@ def serve(data_dir: Path, port: int, *, log: Path | None = None):
     env = {
         **os.environ,
         "COOPML_OPERATOR_TOKEN": OPERATOR_TOKEN,
+        # 50 clients share four tokens: lift the per-token rate limit (50/s by default)
+        # well above what they send, so that it is exercised but never answers 429
+        "COOPML_RATE_LIMIT": "100000",
+        "COOPML_RATE_BURST": "100000",
         "RAY_USAGE_STATS_ENABLED": "0",
         "FLWR_TELEMETRY_ENABLED": "0",
     }
@@ -125,7 +129,14 @@ def setup_market(url: str, operator_token: str) -> dict[str, Any]:
     from coopml.service.client import CoopmlClient
 
     with CoopmlClient(url, operator_token, timeout=60) as op:
-        market = op.create_market("load", task="classification")
+        # the load is not an extraction attempt: lift the per-party prediction quota, and
+        # the dataset quota (every party uploads hundreds of datasets during the run)
+        market = op.create_market(
+            "load",
+            task="classification",
+            predict_quota=100_000_000,
+            quotas={"max_datasets_per_party": 1_000_000},
+        )
         parties = []
         for i in range(3):
             party = op.add_party(market["id"], f"party{i}")

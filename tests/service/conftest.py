@@ -172,11 +172,16 @@ def make_market_with_parties(
     task: str = "classification",
     validation: bool = True,
     names: list[str] | None = None,
+    release_policy: str | None = None,
 ) -> MarketHandle:
     """Create a market with ``n`` parties that each upload breast-cancer training (and,
-    with ``validation``, validation) CSVs."""
+    with ``validation``, validation) CSVs (``release_policy``: the market's; None: the
+    service's default, ``query_only``)."""
     headers = headers or {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
-    r = client.post(f"{API}/markets", json={"name": "hospitals", "task": task}, headers=headers)
+    body = {"name": "hospitals", "task": task}
+    if release_policy is not None:
+        body["release_policy"] = release_policy
+    r = client.post(f"{API}/markets", json=body, headers=headers)
     assert r.status_code == 201, r.text
     market_id = r.json()["id"]
     parties, datasets = [], {}

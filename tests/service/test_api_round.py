@@ -65,7 +65,8 @@ def test_pagination(client, operator_headers):
 
 
 def test_three_party_round(client, operator_headers):
-    market = make_market_with_parties(client, 3)
+    # the model file is downloaded below: a policy that releases gaussian_nb's
+    market = make_market_with_parties(client, 3, release_policy="aggregate_only")
     alice, bob = market.parties[0], market.parties[1]
     # parties see only themselves and their own datasets
     r = client.get(f"{API}/markets/{market.id}/parties", headers=alice.headers)

@@ -72,7 +72,10 @@ def run(http, monkeypatch):
 
 
 def test_three_party_workflow(run, tmp_path):
-    market = run("create-market", "clinics", "--description", "three clinics", "-q").stdout.strip()
+    market = run(
+        "create-market", "clinics", "--description", "three clinics",
+        "--release-policy", "aggregate_only", "-q",
+    ).stdout.strip()  # fmt: skip
     assert len(market) >= 8
     out = run("add-party", market, "alice").stdout
     assert "shown once" in out

@@ -183,7 +183,9 @@ def service_round(tmp_path_factory):
     files, X_val = party_csvs(3)
     with TestClient(create_app(settings)) as http:
         op = CoopmlClient("http://testserver", OPERATOR_TOKEN, http_client=http)
-        market = op.create_market("hospitals", task="classification")
+        market = op.create_market(
+            "hospitals", task="classification", release_policy="aggregate_only"
+        )
         parties = []
         for name, pair in zip(["alice", "bob", "carol"], files, strict=True):
             party = op.add_party(market["id"], name)

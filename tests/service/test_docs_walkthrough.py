@@ -123,3 +123,8 @@ def test_docs_service_walkthrough_runs(tmp_path):
     n_validation = len((tmp_path / "alice_validation.csv").read_text().splitlines()) - 1
     assert predictions[0] == "prediction" and len(predictions) == n_validation + 1
     assert oct((tmp_path / "coopml-data" / "operator.token").stat().st_mode & 0o777) == "0o600"
+    # revoked and rotated tokens are refused, the new ones work
+    for refused in ("bob's old token", "carol's token", "the old operator token"):
+        assert f"{refused} is refused" in run.stdout
+    assert output.count("token_revoked") >= 3
+    assert "party_token_rotated" in run.stdout and "party_token_revoked" in run.stdout

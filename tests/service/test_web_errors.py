@@ -28,7 +28,8 @@ def test_a_failing_page_is_an_html_500(settings, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(data, "list_markets", broken)
     with TestClient(create_app(settings), raise_server_exceptions=False) as http:
-        http.cookies.set("coopml_token", OPERATOR_TOKEN)
+        login = http.post("/login", data={"token": OPERATOR_TOKEN}, follow_redirects=False)
+        assert login.status_code == 303
         page = http.get("/ui/markets", headers={"X-Request-ID": "req-page-2"})
         assert page.status_code == 500
         assert page.headers["content-type"].startswith("text/html")

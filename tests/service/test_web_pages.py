@@ -25,13 +25,16 @@ def login(client: TestClient, token: str) -> None:
     client.cookies.clear()
     r = client.post("/login", data={"token": token}, follow_redirects=False)
     assert r.status_code == 303, r.text
-    assert client.cookies.get(COOKIE) == token
+    session_id = client.cookies.get(COOKIE)
+    assert session_id and session_id != token  # a session id, never the API token
 
 
 @pytest.fixture
 def settled(client: TestClient) -> tuple[MarketHandle, str, MarketHandle]:
     """A settled three-party round, and a second market the parties must not see."""
-    market = make_market_with_parties(client, 3, names=["alice", "bob", "carol"])
+    market = make_market_with_parties(
+        client, 3, names=["alice", "bob", "carol"], release_policy="aggregate_only"
+    )
     rnd = run_round_to_completion(client, market.id)
     other = client.post(
         f"{API}/markets",

@@ -109,6 +109,18 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> TestClient:
     """A bare app with the dashboard router over a fake data layer that, on purpose,
     returns *everything* to everyone: the pages must still filter."""
     monkeypatch.setattr(data, "authenticate", lambda request, token: TOKENS.get(token))
+    sessions: dict[str, Viewer] = {}  # session id -> viewer, like the real session table
+
+    def open_session(request: object, token: str) -> tuple[str, Viewer] | None:
+        if token not in TOKENS:
+            return None
+        session_id = f"session-{len(sessions)}"
+        sessions[session_id] = TOKENS[token]
+        return session_id, TOKENS[token]
+
+    monkeypatch.setattr(data, "open_session", open_session)
+    monkeypatch.setattr(data, "session_viewer", lambda request, sid: sessions.get(sid))
+    monkeypatch.setattr(data, "close_session", lambda request, sid: sessions.pop(sid, None))
     monkeypatch.setattr(data, "list_markets", lambda request, viewer, **page: ([MARKET], 1))
     monkeypatch.setattr(
         data, "get_market", lambda request, viewer, mid: MARKET if mid == "m1" else None

@@ -3,8 +3,8 @@
 Every command talks to a running ``coopml serve`` through :class:`coopml.service.client.
 CoopmlClient`; the address and the API token come from ``--url``/``--token`` or the
 environment variables ``COOPML_URL`` and ``COOPML_TOKEN``. ``--json`` prints the service's
-answer as JSON; ``--quiet`` prints only the new id (``add-party``: only the token), for
-shell scripts.
+answer as JSON; ``--quiet`` prints only the new id (``add-party``, ``rotate-token``: only
+the token), for shell scripts.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ QuietOpt = Annotated[
 TimeoutOpt = Annotated[float, typer.Option(help="Seconds to wait for each request.")]
 RoundArg = Annotated[str, typer.Argument(help="The round's id.")]
 MarketArg = Annotated[str, typer.Argument(help="The market's id.")]
+PartyArg = Annotated[str, typer.Argument(help="The party's id or name.")]
 LimitOpt = Annotated[int, typer.Option(min=1, max=500, help="Page size (1..500).")]
 OffsetOpt = Annotated[int, typer.Option(min=0, help="Skip this many items.")]
 
@@ -83,12 +84,14 @@ def _session(url: str, token: str | None, timeout: float = 30.0) -> Iterator[Coo
         where = f" (HTTP {exc.status}, {exc.code}" if exc.status else f" ({exc.code}"
         rid = f", request id {exc.request_id})" if exc.request_id else ")"
         err_console.print(f"[bold red]error:[/] {exc.message}{where}{rid}", highlight=False)
-        if exc.status == 401:
+        if exc.status == 401 and exc.code == "unauthenticated":  # not expired/revoked
             err_console.print(
                 "  check --token / $COOPML_TOKEN (the operator's token is in "
                 "DATA_DIR/operator.token)",
                 highlight=False,
             )
+        if getattr(exc, "retry_after", None):
+            err_console.print(f"  retry after {exc.retry_after:g} s", highlight=False)
         raise typer.Exit(code=1) from None
     finally:
         client.close()
@@ -199,20 +202,118 @@ def create_market_command(
     name: Annotated[str, typer.Argument(help="A name for the market.")],
     task: Annotated[str, typer.Option(help="classification or regression.")] = "classification",
     description: Annotated[str, typer.Option(help="Free text shown to parties.")] = "",
+    release_policy: Annotated[
+        str | None,
+        typer.Option(
+            help="Which model files parties may download: query_only (none, predictions "
+            "only; the service's default), aggregate_only (only models that hold no "
+            "training row of another party) or full (all; audited).",
+            show_default=False,
+        ),
+    ] = None,
+    predict_quota: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Rows a party may send to predict, per round and window "
+            "(default: the service's, COOPML_PREDICT_QUOTA).",
+            show_default=False,
+        ),
+    ] = None,
+    predict_window: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="The quota's window in seconds (default: COOPML_PREDICT_WINDOW).",
+            show_default=False,
+        ),
+    ] = None,
+    schema: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="A JSON file declaring the data every upload must match: target, "
+            "label_type, optional classes, features [{name, type}] (default: the first "
+            "upload fixes it).",
+            show_default=False,
+        ),
+    ] = None,
+    max_datasets: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Datasets one party may keep (default: COOPML_MAX_DATASETS_PER_PARTY).",
+            show_default=False,
+        ),
+    ] = None,
+    max_bytes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Bytes one party may keep (default: COOPML_MAX_BYTES_PER_PARTY).",
+            show_default=False,
+        ),
+    ] = None,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Create a market (operator)."""
+    """Create a market (operator), with its model release policy and prediction quota
+    (set once; every party sees them)."""
+    if release_policy is not None and release_policy not in RELEASE_POLICIES:
+        choices = ", ".join(RELEASE_POLICIES)
+        raise fail(f"--release-policy must be one of {choices}; got {release_policy!r}")
+    declared = None
+    if schema is not None:
+        try:
+            declared = json.loads(schema.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise fail(f"--schema: {schema} is not a JSON file: {exc}") from None
+    quotas = None
+    if max_datasets is not None or max_bytes is not None:
+        quotas = {"max_datasets_per_party": max_datasets, "max_bytes_per_party": max_bytes}
     with _session(url, _need_token(token)) as client:
-        market = client.create_market(name, task=task, description=description)
+        market = client.create_market(
+            name,
+            task=task,
+            description=description,
+            release_policy=release_policy,
+            predict_quota=predict_quota,
+            predict_window_seconds=predict_window,
+            schema=declared,
+            quotas=quotas,
+        )
     if as_json:
         _print_json(market)
     elif quiet:
         typer.echo(market["id"])
     else:
         console.print(f"market {market['name']} created: id {market['id']}", highlight=False)
+        console.print(_policy_line(market), highlight=False)
+
+
+#: The model release policies a market may have (see docs/service.md).
+RELEASE_POLICIES = ("query_only", "aggregate_only", "full")
+
+
+def _policy_line(market: dict[str, Any]) -> str:
+    """The market's release policy and prediction quota, in words."""
+    policy = market.get("release_policy", "?")
+    text = f"release policy: {policy}"
+    if policy == "full":
+        text += " (every model file is released, even one holding other parties' rows)"
+    elif policy == "query_only":
+        text += " (predictions only; no model file is released)"
+    elif policy == "aggregate_only":
+        text += " (model files only when they hold no other party's training rows)"
+    if market.get("predict_quota") is not None:
+        text += (
+            f"; predictions: at most {market['predict_quota']} rows per party and round "
+            f"every {market.get('predict_window_seconds')} s"
+        )
+    return text
 
 
 @app.command("markets")
@@ -229,7 +330,7 @@ def markets_command(
         token,
         lambda c: c.list_markets(limit=limit, offset=offset),
         "Markets",
-        ["id", "name", "task", "n_parties", "created_at"],
+        ["id", "name", "task", "release_policy", "predict_quota", "n_parties", "created_at"],
         as_json,
     )
 
@@ -274,6 +375,66 @@ def parties_command(
         ["id", "name", "created_at"],
         as_json,
     )
+
+
+def _party_id(client: CoopmlClient, market_id: str, party: str) -> str:
+    """The id of the market's party named (or with id) ``party``."""
+    from urllib.parse import quote
+
+    names = {}
+    for item in client.iter_pages(f"/markets/{quote(market_id, safe='')}/parties"):
+        if item["id"] == party:
+            return party
+        names[item["name"]] = str(item["id"])
+    if party not in names:
+        raise fail(f"market {market_id} has no party with id or name {party!r}")
+    return names[party]
+
+
+@app.command("revoke-token")
+def revoke_token_command(
+    market_id: MarketArg,
+    party: PartyArg,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a party's API tokens (operator): they answer 401 from now on and the
+    party's dashboard sessions end; rotate-token gives it a new one."""
+    with _session(url, _need_token(token)) as client:
+        party_id = _party_id(client, market_id, party)
+        client.revoke_party_token(market_id, party_id)
+    if as_json:
+        _print_json({"party_id": party_id, "market_id": market_id, "revoked": True})
+    else:
+        console.print(f"party {party}: every token revoked", highlight=False)
+
+
+@app.command("rotate-token")
+def rotate_token_command(
+    market_id: MarketArg,
+    party: PartyArg,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the new token (for scripts).")
+    ] = False,
+) -> None:
+    """Give a party a new API token (operator) and print it — shown this once only;
+    the party's older tokens stop working."""
+    with _session(url, _need_token(token)) as client:
+        party_id = _party_id(client, market_id, party)
+        issued = client.rotate_party_token(market_id, party_id)
+    if as_json:
+        _print_json(issued)
+    elif quiet:
+        typer.echo(issued["token"])
+    else:
+        expiry = f", expires {issued['expires_at']}" if issued.get("expires_at") else ""
+        console.print(f"party {issued['name']}: old tokens revoked{expiry}", highlight=False)
+        console.print("its new API token (shown once; give it to the party, keep it secret):")
+        typer.echo(issued["token"])
 
 
 def _empty_value(text: str | None) -> str | float | None:
@@ -552,6 +713,12 @@ def upload_command(
     target: Annotated[str, typer.Option(help="The target column's name.")],
     role: Annotated[str, typer.Option(help="train or validation.")] = "train",
     name: Annotated[str | None, typer.Option(help="A name for the dataset.")] = None,
+    replaces: Annotated[
+        str | None,
+        typer.Option(
+            help="Replace this dataset of yours (its id) in one step.", show_default=False
+        ),
+    ] = None,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
@@ -559,11 +726,14 @@ def upload_command(
 ) -> None:
     """Upload training or validation data (party).
 
-    Only numeric features and no missing values; every dataset of a market has the same
-    feature columns.
+    Only numeric features and no missing values; every dataset of a market matches the
+    market's schema (feature columns and types, label type); the same file twice is
+    refused.
     """
     with _session(url, _need_token(token), timeout=300.0) as client:
-        dataset = client.upload_dataset(market_id, file, role=role, target=target, name=name)
+        dataset = client.upload_dataset(
+            market_id, file, role=role, target=target, name=name, replaces=replaces
+        )
     if as_json:
         _print_json(dataset)
     elif quiet:
@@ -574,6 +744,18 @@ def upload_command(
             f"{dataset['n_features']} features, target {dataset['target']!r}",
             highlight=False,
         )
+
+
+@app.command("delete-dataset")
+def delete_dataset_command(
+    dataset_id: Annotated[str, typer.Argument(help="The dataset's id.")],
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+) -> None:
+    """Delete a dataset (its owner party, or the operator) and erase its stored copy."""
+    with _session(url, _need_token(token)) as client:
+        client.delete_dataset(dataset_id)
+    console.print(f"dataset {dataset_id} deleted", highlight=False)
 
 
 @app.command("datasets")

@@ -5,6 +5,9 @@ several identities *before* it settles (Ohrimenko, Tople & Tschiatschek 2019, §
 "robustness to replication"; Agarwal, Dahleh & Sarkar 2019). Two detectors:
 
 * **exact duplicates** — identical feature rows, found by hashing rows;
+* **exact duplicates within a party** — a party's rows that repeat one of its own
+  earlier rows (reported per party; the service drops repeated rows before valuing
+  them, :mod:`coopml.service.domain.datasets`);
 * **near duplicates** — rows within ``tolerance`` of a row of another party, measured
   as root-mean-square distance per feature after standardising the pooled data
   (so ``tolerance=0.05`` means "within 5 % of a standard deviation per feature").
@@ -36,7 +39,8 @@ class DuplicateReport:
     """Rows that parties share, pair by pair.
 
     ``exact[m, j]`` (``near[m, j]``) counts the rows of party ``m`` with an exact (near)
-    duplicate among party ``j``'s rows; the diagonal is zero.
+    duplicate among party ``j``'s rows; the diagonal is zero. ``within[m]`` counts the
+    rows of party ``m`` whose features repeat an earlier row of the same party.
     """
 
     names: tuple[str, ...]
@@ -44,6 +48,7 @@ class DuplicateReport:
     exact: NDArray[np.int64]
     near: NDArray[np.int64]
     tolerance: float
+    within: NDArray[np.int64] | None = None
 
     @property
     def similarity(self) -> NDArray[np.float64]:
@@ -52,8 +57,17 @@ class DuplicateReport:
 
     @property
     def flagged(self) -> bool:
-        """Whether any two parties share a row."""
-        return bool(self.near.any())
+        """Whether any two parties share a row, or a party repeats one of its rows."""
+        return bool(self.near.any()) or (self.within is not None and bool(self.within.any()))
+
+    def within_party(self) -> list[dict[str, Any]]:
+        """One record per party that repeats rows of its own."""
+        if self.within is None:
+            return []
+        return [
+            {"party": self.names[m], "exact_rows": int(self.within[m])}
+            for m in np.flatnonzero(self.within)
+        ]
 
     def pairs(self) -> list[dict[str, Any]]:
         """One record per ordered pair of parties that share rows."""
@@ -72,11 +86,17 @@ class DuplicateReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
-        return {"tolerance": self.tolerance, "flagged": self.flagged, "pairs": self.pairs()}
+        return {
+            "tolerance": self.tolerance,
+            "flagged": self.flagged,
+            "pairs": self.pairs(),
+            "within_party": self.within_party(),
+        }
 
 
 def find_duplicates(parties: Sequence[Party], *, tolerance: float = 0.05) -> DuplicateReport:
-    """Find exact and near-duplicate training rows across parties.
+    """Find exact and near-duplicate training rows across parties, and exact duplicate
+    rows within each party.
 
     Parameters
     ----------
@@ -109,7 +129,8 @@ def find_duplicates(parties: Sequence[Party], *, tolerance: float = 0.05) -> Dup
                 near[m, j] = _near_mask(scaled[j], scaled[m], radius).sum()
     near = np.maximum(near, exact)
     sizes = np.array([p.n_samples for p in parties], dtype=np.int64)
-    return DuplicateReport(tuple(p.name for p in parties), sizes, exact, near, tol)
+    within = np.array([k.size - np.unique(k).size for k in keys], dtype=np.int64)
+    return DuplicateReport(tuple(p.name for p in parties), sizes, exact, near, tol, within)
 
 
 def resolve_duplicates(

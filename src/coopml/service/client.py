@@ -51,13 +51,23 @@ class ServiceError(Exception):
         The server's human-readable message.
     request_id : str or None
         The ``X-Request-ID`` of the failed request, to quote to the operator.
+    retry_after : float or None
+        Seconds to wait before retrying (the ``Retry-After`` header of a 429 or 503).
     """
 
-    def __init__(self, status: int, code: str, message: str, request_id: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ):
         self.status = status
         self.code = code
         self.message = message
         self.request_id = request_id
+        self.retry_after = retry_after
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -66,7 +76,8 @@ class ServiceError(Exception):
         return f"{head}: {self.message}{tail}"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.status, self.code, self.message, self.request_id))
+        args = (self.status, self.code, self.message, self.request_id, self.retry_after)
+        return (type(self), args)
 
     @classmethod
     def from_response(cls, response: httpx.Response) -> ServiceError:
@@ -87,7 +98,12 @@ class ServiceError(Exception):
                 request_id = str(error.get("request_id") or request_id or "") or None
             elif isinstance(body, dict) and "detail" in body:
                 message = str(body["detail"])
-        return cls(response.status_code, code, message, request_id)
+        retry_after = None
+        try:
+            retry_after = float(response.headers.get("retry-after", ""))
+        except ValueError:
+            pass
+        return cls(response.status_code, code, message, request_id, retry_after)
 
 
 class CoopmlClient:
@@ -228,11 +244,34 @@ class CoopmlClient:
         return result
 
     def create_market(
-        self, name: str, task: str = "classification", description: str = ""
+        self,
+        name: str,
+        task: str = "classification",
+        description: str = "",
+        *,
+        release_policy: str | None = None,
+        predict_quota: int | None = None,
+        predict_window_seconds: int | None = None,
+        schema: Mapping[str, Any] | None = None,
+        quotas: Mapping[str, int | None] | None = None,
     ) -> dict[str, Any]:
         """``POST /markets`` (operator): create a market for a classification or
-        regression task."""
-        body = {"name": name, "task": task, "description": description}
+        regression task. ``release_policy`` (``"query_only"``, the service's default;
+        ``"aggregate_only"``; ``"full"``) says which model files parties may download;
+        ``predict_quota`` rows per party and round within ``predict_window_seconds``
+        (``None``: the service's defaults). ``schema`` declares the data every upload
+        must match (``target``, ``label_type``, optional ``classes``, ``features``:
+        ``[{"name", "type"}]``; ``None``: the first upload fixes it); ``quotas``:
+        ``max_datasets_per_party`` and ``max_bytes_per_party`` (``None``: the service's)."""
+        body: dict[str, Any] = {"name": name, "task": task, "description": description}
+        options = {
+            "release_policy": release_policy,
+            "predict_quota": predict_quota,
+            "predict_window_seconds": predict_window_seconds,
+            "schema": None if schema is None else dict(schema),
+            "quotas": None if quotas is None else dict(quotas),
+        }
+        body.update({k: v for k, v in options.items() if v is not None})
         result: dict[str, Any] = self._json("POST", "/markets", json=body)
         return result
 
@@ -265,6 +304,19 @@ class CoopmlClient:
         )
         return result
 
+    def revoke_party_token(self, market_id: str, party_id: str) -> None:
+        """``DELETE /markets/{market_id}/parties/{party_id}/token`` (operator): every
+        token of the party stops working (401) and its dashboard sessions end."""
+        self.request("DELETE", f"/markets/{_seg(market_id)}/parties/{_seg(party_id)}/token")
+
+    def rotate_party_token(self, market_id: str, party_id: str) -> dict[str, Any]:
+        """``POST /markets/{market_id}/parties/{party_id}/token`` (operator): a new
+        ``token`` for the party, shown this once only; its older tokens are revoked."""
+        result: dict[str, Any] = self._json(
+            "POST", f"/markets/{_seg(market_id)}/parties/{_seg(party_id)}/token"
+        )
+        return result
+
     def upload_dataset(
         self,
         market_id: str,
@@ -274,17 +326,21 @@ class CoopmlClient:
         target: str,
         name: str | None = None,
         filename: str | None = None,
+        replaces: str | None = None,
     ) -> dict[str, Any]:
         """``POST /markets/{market_id}/datasets`` (party): upload a CSV or Parquet file as
         ``role`` ``"train"`` or ``"validation"`` data with target column ``target``.
 
         ``file`` is a path, the file's bytes or an open binary file; ``filename`` (which
         tells CSV from Parquet by extension) defaults to the path's name, or
-        ``"data.csv"`` for bytes.
+        ``"data.csv"`` for bytes. ``replaces``: the id of one of the party's datasets
+        that the new one replaces (stored and deleted in one step).
         """
         data = {"role": role, "target": target}
         if name is not None:
             data["name"] = name
+        params = {"replaces": replaces}
+        path_ = f"/markets/{_seg(market_id)}/datasets"
         if isinstance(file, str | os.PathLike):
             path = Path(file)
             with path.open("rb") as handle:
@@ -292,14 +348,19 @@ class CoopmlClient:
                     "file": (filename or path.name, handle, _content_type(path.name))
                 }
                 result: dict[str, Any] = self._json(
-                    "POST", f"/markets/{_seg(market_id)}/datasets", data=data, files=files
+                    "POST", path_, data=data, files=files, params=params
                 )
             return result
         fname = filename or getattr(file, "name", None) or "data.csv"
         fname = Path(str(fname)).name
         files = {"file": (fname, file, _content_type(fname))}
-        result = self._json("POST", f"/markets/{_seg(market_id)}/datasets", data=data, files=files)
+        result = self._json("POST", path_, data=data, files=files, params=params)
         return result
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """``DELETE /datasets/{dataset_id}`` (its owner party or the operator): delete
+        the dataset and erase its stored copy (audited)."""
+        self.request("DELETE", f"/datasets/{_seg(dataset_id)}")
 
     def list_datasets(
         self, market_id: str, *, limit: int | None = None, offset: int | None = None
@@ -408,11 +469,15 @@ class CoopmlClient:
         return result
 
     def download_model(self, round_id: str) -> bytes:
-        """``GET /rounds/{round_id}/model`` (party): its customised model as a skops file."""
+        """``GET /rounds/{round_id}/model`` (party): its customised model as a skops file,
+        when the market's release policy releases it (a 403 ``model_not_released``
+        ServiceError says why not)."""
         return self.request("GET", f"/rounds/{_seg(round_id)}/model").content
 
     def predict(self, round_id: str, rows: Sequence[Sequence[float]]) -> list[Any]:
-        """``POST /rounds/{round_id}/predict`` (party): predictions of its own model."""
+        """``POST /rounds/{round_id}/predict`` (party): predictions of its own model. Over
+        the market's prediction quota: a 429 ServiceError whose ``retry_after`` says
+        when to try again."""
         body = {"rows": [[float(v) for v in row] for row in rows]}
         result = self._json("POST", f"/rounds/{_seg(round_id)}/predict", json=body)
         return list(result["predictions"])

@@ -70,14 +70,17 @@ def parse_secret_key(text: str) -> bytes:
     return key
 
 
-def write_private_file(path: Path, data: bytes) -> None:
-    """Create ``path`` with permissions 0600 (atomically: temp file + rename)."""
+def write_private_file(path: Path, data: bytes, *more: bytes) -> None:
+    """Create ``path`` with permissions 0600 (atomically: temp file + rename), holding
+    ``data`` followed by ``more`` (pieces written one after the other, not joined)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            for piece in more:
+                fh.write(piece)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -114,15 +117,20 @@ class Cipher:
         self._aead = AESGCM(key)
         self._mac_key = hashlib.sha256(b"coopml-blob-address" + key).digest()
 
-    def address(self, plaintext: bytes) -> str:
+    def address(self, plaintext: bytes | bytearray) -> str:
         """Content address: HMAC-SHA256 of the plaintext under a key derived from the
         secret (equal content, equal address; the address reveals nothing without the key)."""
         return hmac.new(self._mac_key, plaintext, hashlib.sha256).hexdigest()
 
     def encrypt(self, plaintext: bytes, associated: bytes = b"") -> bytes:
         """``MAGIC || nonce || ciphertext+tag``."""
+        return b"".join(self.seal(plaintext, associated))
+
+    def seal(self, plaintext: bytes | bytearray, associated: bytes = b"") -> tuple[bytes, bytes]:
+        """:meth:`encrypt` in two pieces, ``MAGIC || nonce`` and ``ciphertext+tag``, to be
+        written one after the other: a large blob is never copied to join them."""
         nonce = os.urandom(NONCE_BYTES)
-        return MAGIC + nonce + self._aead.encrypt(nonce, plaintext, associated)
+        return MAGIC + nonce, self._aead.encrypt(nonce, plaintext, associated)
 
     def decrypt(self, blob: bytes, associated: bytes = b"") -> bytes:
         """Inverse of :meth:`encrypt`; raises :class:`DecryptionError` on any tampering."""

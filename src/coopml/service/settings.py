@@ -3,6 +3,12 @@
 :meth:`Settings.from_env` reads ``COOPML_DATA_DIR``, ``COOPML_DATABASE_URL``,
 ``COOPML_SECRET_KEY``, ``COOPML_OPERATOR_TOKEN``, ``COOPML_MAX_UPLOAD_BYTES``,
 ``COOPML_LEASE_SECONDS`` and ``COOPML_EXECUTOR``.
+Tokens and dashboard sessions: ``COOPML_TOKEN_TTL``, ``COOPML_SESSION_TTL`` and
+``COOPML_TRUST_PROXY``. Default prediction quota of new markets: ``COOPML_PREDICT_QUOTA``
+(rows) and ``COOPML_PREDICT_WINDOW`` (seconds). Upload quotas and the request rate
+limit: ``COOPML_MAX_DATASETS_PER_PARTY``, ``COOPML_MAX_BYTES_PER_PARTY``,
+``COOPML_MAX_CONCURRENT_UPLOADS``, ``COOPML_RATE_LIMIT`` (requests per second per token)
+and ``COOPML_RATE_BURST``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,18 @@ class Settings:
         Largest accepted dataset file.
     max_request_bytes : int, default 32 MiB
         Largest accepted body of any other request (JSON).
+    max_datasets_per_party : int, default 100
+        Datasets one party may keep in one market (markets may set their own).
+    max_bytes_per_party : int, default 1 GiB
+        Bytes of files one party may keep in one market (markets may set their own).
+    max_concurrent_uploads : int, default 4
+        Uploads received at the same time (each holds its file in memory, about twice
+        its size at most); more wait up to 10 s, then get 429 with ``Retry-After``.
+    rate_limit_per_second : float, default 50
+        Requests per second each token (or, without one, each client address) may make
+        on average (a token bucket); 0 turns the limit off.
+    rate_limit_burst : int, default 200
+        The bucket's size: requests a token may make at once after being idle.
     embedded_worker : bool, default True
         ``coopml serve`` runs a job worker thread inside the server process.
     lease_seconds : float, default 30
@@ -48,6 +66,20 @@ class Settings:
     round_delay_seconds : float, default 0
         Test-only: a round sleeps this long (heartbeating) before settling, so that a
         test can kill its worker mid-round.
+    token_ttl_seconds : float, optional
+        Lifetime of the party tokens issued from now on (``add-party``, token
+        rotation); ``None`` (the default): they never expire. The operator's token has
+        no expiry: it lives until rotated.
+    session_ttl_seconds : float, default 8 hours
+        Lifetime of a dashboard session (never longer than its token's).
+    predict_quota : int, default 10,000
+        Rows a party may send to the predict endpoint of its model of one round within
+        ``predict_window_seconds``, for markets created without their own quota.
+    predict_window_seconds : int, default 3600
+        The quota's sliding window, for markets created without their own.
+    trust_proxy : bool, default False
+        Believe ``X-Forwarded-Proto`` (a TLS-terminating reverse proxy in front): the
+        dashboard's cookie is then marked ``Secure`` when the proxy says ``https``.
 
     Examples
     --------
@@ -63,11 +95,21 @@ class Settings:
     operator_token: str | None = field(default=None, repr=False)
     max_upload_bytes: int = 50 * MiB
     max_request_bytes: int = 32 * MiB
+    max_datasets_per_party: int = 100
+    max_bytes_per_party: int = 1024 * MiB
+    max_concurrent_uploads: int = 4
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 200
     embedded_worker: bool = True
     lease_seconds: float = 30.0
     executor: Literal["serial", "joblib", "ray"] = "serial"
     n_jobs: int | None = None
     round_delay_seconds: float = 0.0
+    token_ttl_seconds: float | None = None
+    session_ttl_seconds: float = 8 * 3600.0
+    trust_proxy: bool = False
+    predict_quota: int = 10_000
+    predict_window_seconds: int = 3600
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
@@ -89,6 +131,31 @@ class Settings:
         if self.secret_key is not None and len(self.secret_key) != 32:
             raise ValueError(
                 f"parameter 'secret_key' must be 32 bytes; got {len(self.secret_key)} bytes"
+            )
+        if self.token_ttl_seconds is not None and not self.token_ttl_seconds > 0:
+            raise ValueError(
+                "parameter 'token_ttl_seconds' must be > 0 seconds (or None: no expiry); "
+                f"got {self.token_ttl_seconds}"
+            )
+        for name in ("predict_quota", "predict_window_seconds"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"parameter {name!r} must be >= 1; got {getattr(self, name)}")
+        for name in (
+            "max_datasets_per_party",
+            "max_bytes_per_party",
+            "max_concurrent_uploads",
+            "rate_limit_burst",
+        ):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"parameter {name!r} must be >= 1; got {getattr(self, name)}")
+        if not self.rate_limit_per_second >= 0:
+            raise ValueError(
+                "parameter 'rate_limit_per_second' must be >= 0 (0: no limit); "
+                f"got {self.rate_limit_per_second}"
+            )
+        if not self.session_ttl_seconds > 0:
+            raise ValueError(
+                f"parameter 'session_ttl_seconds' must be > 0; got {self.session_ttl_seconds}"
             )
 
     @property
@@ -124,6 +191,15 @@ class Settings:
             "COOPML_MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
             "COOPML_LEASE_SECONDS": ("lease_seconds", float),
             "COOPML_TEST_ROUND_DELAY": ("round_delay_seconds", float),
+            "COOPML_TOKEN_TTL": ("token_ttl_seconds", float),
+            "COOPML_SESSION_TTL": ("session_ttl_seconds", float),
+            "COOPML_PREDICT_QUOTA": ("predict_quota", int),
+            "COOPML_PREDICT_WINDOW": ("predict_window_seconds", int),
+            "COOPML_MAX_DATASETS_PER_PARTY": ("max_datasets_per_party", int),
+            "COOPML_MAX_BYTES_PER_PARTY": ("max_bytes_per_party", int),
+            "COOPML_MAX_CONCURRENT_UPLOADS": ("max_concurrent_uploads", int),
+            "COOPML_RATE_LIMIT": ("rate_limit_per_second", float),
+            "COOPML_RATE_BURST": ("rate_limit_burst", int),
         }
         for var, (name, kind) in numeric.items():
             if env.get(var):
@@ -135,5 +211,12 @@ class Settings:
                     ) from None
         if env.get("COOPML_EXECUTOR"):
             kwargs["executor"] = env["COOPML_EXECUTOR"]
+        if env.get("COOPML_TRUST_PROXY"):
+            flag = env["COOPML_TRUST_PROXY"].strip().lower()
+            if flag not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+                raise ValueError(
+                    f"environment variable COOPML_TRUST_PROXY: not a boolean: {flag!r}"
+                )
+            kwargs["trust_proxy"] = flag in {"1", "true", "yes", "on"}
         kwargs.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kwargs)

@@ -20,7 +20,8 @@ from coopml.service.api.errors import (
     RequestIdMiddleware,
     install_error_handlers,
 )
-from coopml.service.api.routes import datasets, markets, meta, rounds
+from coopml.service.api.ratelimit import RateLimitMiddleware
+from coopml.service.api.routes import datasets, markets, meta, rounds, tokens
 from coopml.service.context import ServiceContext
 from coopml.service.settings import Settings
 
@@ -37,6 +38,7 @@ _ERRORS = {
         409: "Conflicts with the current state",
         413: "Upload too large",
         422: "Invalid input",
+        429: "Too many requests, or a quota is used up (Retry-After: when waiting helps)",
     }.items()
 }
 
@@ -79,9 +81,15 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
     )
     _self_hosted_docs(app)
     app.state.service = ctx
+    # the rate limit runs inside the request-id middleware (its 429 carries the id)
+    app.add_middleware(
+        RateLimitMiddleware,
+        rate=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+    )
     app.add_middleware(RequestIdMiddleware, max_body=settings.max_request_bytes)
     install_error_handlers(app)
-    for module in (meta, markets, datasets, rounds):
+    for module in (meta, markets, datasets, rounds, tokens):
         app.include_router(module.router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
     from coopml.service.web import router as web_router
 

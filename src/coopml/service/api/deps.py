@@ -8,26 +8,24 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coopml.service.api.errors import ApiError
 from coopml.service.context import ServiceContext
-from coopml.service.security import hash_token
-from coopml.service.storage.models import ApiToken, Party
+from coopml.service.domain import tokens
 
 __all__ = [
-    "COOKIE_NAME",
     "Caller",
     "Ctx",
     "Db",
     "Principal",
     "authenticate",
+    "bearer_challenge",
     "get_principal",
+    "principal_of",
     "valid_id",
 ]
 
-COOKIE_NAME = "coopml_token"
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -67,32 +65,40 @@ def get_session(request: Request) -> Iterator[Session]:
         yield s
 
 
-def authenticate(s: Session, token: str) -> Principal | None:
-    """The principal a bearer token stands for, or None."""
-    if not token or len(token) > 512:
-        return None
-    row = s.execute(
-        select(ApiToken, Party)
-        .outerjoin(Party, ApiToken.party_id == Party.id)
-        .where(ApiToken.token_hash == hash_token(token))
-    ).first()
-    if row is None:
-        return None
-    tok, party = row
-    if tok.role == "operator":
+def principal_of(identity: tokens.Identity) -> Principal:
+    """The principal of a domain identity (a live token or dashboard session)."""
+    if identity.role == "operator":
         return Principal("operator", name="operator")
-    if party is None:
+    return Principal("party", identity.party_id, identity.market_id, identity.name)
+
+
+def authenticate(s: Session, token: str) -> Principal | None:
+    """The principal a bearer token stands for, or None (unknown, expired or revoked)."""
+    try:
+        return principal_of(tokens.authenticate(s, token))
+    except tokens.TokenRejected:
         return None
-    return Principal("party", party.id, party.market_id, party.name)
 
 
 def request_token(request: Request) -> str:
-    """The bearer token of a request (header first, then the dashboard cookie)."""
+    """The bearer token of a request (``Authorization: Bearer``; the dashboard's cookie
+    holds a session id, never a token, and does not authenticate API calls)."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(COOKIE_NAME, "")
+    return ""
+
+
+def bearer_challenge(rejected: tokens.TokenRejected) -> dict[str, str]:
+    """The ``WWW-Authenticate`` header of a 401 (RFC 6750: ``invalid_token`` when a
+    token was sent but does not authenticate)."""
+    value = 'Bearer realm="coopml"'
+    if rejected.reason != "missing":
+        reason = {"expired": "The token expired", "revoked": "The token was revoked"}
+        text = reason.get(rejected.reason, "Unknown token")
+        value += f', error="invalid_token", error_description="{text}"'
+    return {"WWW-Authenticate": value}
 
 
 Ctx = Annotated[ServiceContext, Depends(get_context)]
@@ -105,15 +111,19 @@ def get_principal(request: Request, s: Db) -> Principal:
 
 
 def require_principal(s: Session, request: Request) -> Principal:
-    """The caller of ``request`` (its token looked up in ``s``); 401 when it has none."""
-    principal = authenticate(s, request_token(request))
-    if principal is None:
+    """The caller of ``request`` (its token looked up in ``s``); 401 with a
+    ``WWW-Authenticate`` challenge when the token is missing, unknown, expired or
+    revoked (codes ``unauthenticated``, ``token_expired``, ``token_revoked``)."""
+    try:
+        return principal_of(tokens.authenticate(s, request_token(request)))
+    except tokens.TokenRejected as rejected:
+        code = {"expired": "token_expired", "revoked": "token_revoked"}
         raise ApiError(
             401,
-            "unauthenticated",
-            "missing or invalid token: send 'Authorization: Bearer <token>'",
-        )
-    return principal
+            code.get(rejected.reason, "unauthenticated"),
+            rejected.message,
+            bearer_challenge(rejected),
+        ) from None
 
 
 Caller = Annotated[Principal, Depends(get_principal)]

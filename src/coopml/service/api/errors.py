@@ -61,11 +61,15 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """An error the API reports to the client."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        #: Response headers (e.g. ``WWW-Authenticate`` on a 401).
+        self.headers = headers
 
 
 def error_response(status: int, code: str, message: str, headers: Any = None) -> JSONResponse:
@@ -74,9 +78,24 @@ def error_response(status: int, code: str, message: str, headers: Any = None) ->
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _malformed_json(err: dict[str, Any], doc: Any) -> str:
+    """``body: malformed JSON at line L, column C: <reason>`` (the parser reports a
+    character offset; the location is its line and column in the body)."""
+    position = err.get("loc", ("body", 0))[-1]
+    reason = (err.get("ctx") or {}).get("error") or "not valid JSON"
+    if isinstance(position, int) and isinstance(doc, str | bytes):
+        text = doc if isinstance(doc, str) else doc.decode("utf-8", "replace")
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        return f"body: malformed JSON at line {line}, column {column}: {reason}"
+    return f"body: malformed JSON: {reason}"
+
+
 def _describe_validation(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return _malformed_json(err, getattr(exc, "body", None))
         loc = [str(p) for p in err.get("loc", ())]
         if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
             where = f"{loc[0]} field '{'.'.join(loc[1:]) or loc[0]}'"
@@ -124,7 +143,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
-        return respond(request, exc.status, exc.code, exc.message)
+        return respond(request, exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

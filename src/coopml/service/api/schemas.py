@@ -12,6 +12,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 __all__ = [
     "AuditLogEntryOut",
     "AuditOut",
+    "DataSchemaIn",
+    "DataSchemaOut",
     "DatasetOut",
     "HealthOut",
     "LearnerIn",
@@ -23,8 +25,11 @@ __all__ = [
     "PartyCreatedOut",
     "PartyIn",
     "PartyOut",
+    "PartyTokenOut",
     "PredictIn",
     "PredictOut",
+    "QuotasIn",
+    "QuotasOut",
     "RoundIn",
     "RoundOut",
     "SettlementFlagOut",
@@ -53,7 +58,9 @@ Text = Annotated[str, AfterValidator(_printable)]
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # strict: a number must be sent as a JSON number ("fee_price": "1" is refused), a
+    # string as a string, a boolean as true/false
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class HealthOut(BaseModel):
@@ -77,10 +84,83 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
+ReleasePolicy = Literal["query_only", "aggregate_only", "full"]
+
+
+class FeatureIn(_In):
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
+    type: Literal["number", "integer", "boolean"] = "number"
+
+
+class DataSchemaIn(_In):
+    """A market's schema, declared by the operator at creation."""
+
+    target: Annotated[Text, Field(min_length=1, max_length=200)]
+    label_type: Literal["integer", "number", "string", "boolean"] = Field(
+        description="Type of the target: classification labels are integers, numbers, "
+        "strings or booleans; a regression target is a number"
+    )
+    classes: Annotated[list[bool | int | float | str], Field(min_length=2, max_length=1000)] | (
+        None
+    ) = Field(None, description="Allowed class labels (classification); null: any label")
+    features: Annotated[list[FeatureIn], Field(min_length=1, max_length=10_000)]
+
+
+class QuotasIn(_In):
+    max_datasets_per_party: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        None, description="Datasets one party may keep here; null: COOPML_MAX_DATASETS_PER_PARTY"
+    )
+    max_bytes_per_party: Annotated[int, Field(ge=1, le=2**50)] | None = Field(
+        None, description="Bytes one party may keep here; null: COOPML_MAX_BYTES_PER_PARTY"
+    )
+
+
+class FeatureOut(BaseModel):
+    name: str
+    type: str
+
+
+class DataSchemaOut(BaseModel):
+    target: str
+    label_type: str
+    classes: list[Any] | None
+    features: list[FeatureOut]
+    origin: Literal["declared", "first_upload"]
+
+
+class QuotasOut(BaseModel):
+    max_datasets_per_party: int | None = None
+    max_bytes_per_party: int | None = None
+
+
 class MarketIn(_In):
     name: Annotated[Text, Field(min_length=1, max_length=200)]
     task: Literal["classification", "regression"]
     description: Annotated[str, Field(max_length=2000), AfterValidator(_printable_multiline)] = ""
+    release_policy: ReleasePolicy = Field(
+        "query_only",
+        description="Which model files parties may download: 'query_only' (none: "
+        "predictions only; the default), 'aggregate_only' (only models whose fitted state "
+        "holds no training row of another party) or 'full' (all; audited opt-in).",
+    )
+    predict_quota: Annotated[int, Field(ge=1, le=100_000_000)] | None = Field(
+        None,
+        description="Rows a party may send to the predict endpoint of its model of one "
+        "round within predict_window_seconds; null: the service's default "
+        "(COOPML_PREDICT_QUOTA).",
+    )
+    predict_window_seconds: Annotated[int, Field(ge=1, le=31 * 86_400)] | None = Field(
+        None, description="The quota's sliding window; null: COOPML_PREDICT_WINDOW."
+    )
+    schema_: DataSchemaIn | None = Field(
+        None,
+        alias="schema",
+        description="The schema every upload must match; null: the first upload fixes it "
+        "(classes then stay open).",
+    )
+    quotas: QuotasIn | None = Field(
+        None, description="Per-party upload quotas of this market; null: the service's."
+    )
 
 
 class MarketOut(BaseModel):
@@ -90,6 +170,21 @@ class MarketOut(BaseModel):
     description: str
     created_at: datetime.datetime
     n_parties: int
+    release_policy: ReleasePolicy = Field(
+        description="Which model files parties may download (set at creation)"
+    )
+    predict_quota: int = Field(description="Rows per party and round per window")
+    predict_window_seconds: int
+    schema_: DataSchemaOut | None = Field(
+        None,
+        alias="schema",
+        description="The schema every upload must match (declared by the operator or "
+        "fixed by the first upload); null: not fixed yet",
+    )
+    quotas: QuotasOut = Field(
+        default_factory=lambda: QuotasOut(),
+        description="Per-party quotas set for this market (null: the service's defaults)",
+    )
 
 
 class PartyIn(_In):
@@ -105,6 +200,21 @@ class PartyOut(BaseModel):
 
 class PartyCreatedOut(PartyOut):
     token: str = Field(description="The party's API token: shown only in this response.")
+    token_expires_at: datetime.datetime | None = Field(
+        None, description="When the token expires (COOPML_TOKEN_TTL); null: never."
+    )
+
+
+class PartyTokenOut(BaseModel):
+    """A party's new token (rotation): every older token of the party is revoked."""
+
+    party_id: str
+    market_id: str
+    name: str
+    token: str = Field(description="The party's new API token: shown only in this response.")
+    expires_at: datetime.datetime | None = Field(
+        None, description="When the token expires (COOPML_TOKEN_TTL); null: never."
+    )
 
 
 class DatasetOut(BaseModel):
@@ -224,6 +334,11 @@ class AuditOut(BaseModel):
     verification: dict[str, Any]
     duplicates: dict[str, Any] | None
     replication: dict[str, Any] | None
+    release: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per party: whether its model file may be released under "
+        "'aggregate_only' (the release check run when the models were stored), and why",
+    )
 
 
 class PredictIn(_In):
@@ -242,6 +357,9 @@ class AuditLogEntryOut(BaseModel):
     item_type: str
     item_id: str
     request_id: str
+    n_rows: int | None = Field(
+        None, description="Rows sent to a model's predict endpoint (model_queried entries)"
+    )
 
 
 class LedgerEntryOut(BaseModel):

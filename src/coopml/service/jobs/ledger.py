@@ -7,6 +7,9 @@ settlement refunded it, see :mod:`coopml.market.settlement`) and ``payout``
 (:math:`b_i`). The market keeps nothing:
 
 .. math:: \sum_i A_i - \sum_i (A_i - k_i) - \sum_i b_i = \sum_i k_i - \sum_i b_i = 0.
+
+The entries are appended to the ledger's hash chain by
+:func:`coopml.service.domain.ledger.append_ledger_entries` (:func:`write_ledger`).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coopml.market.settlement import Settlement
+from coopml.service.domain.ledger import append_ledger_entries
 from coopml.service.storage.models import LedgerEntry
 
-__all__ = ["LEDGER_KINDS", "ledger_rows", "ledger_totals"]
+__all__ = ["LEDGER_KINDS", "ledger_rows", "ledger_totals", "write_ledger"]
 
 LEDGER_KINDS = ("fee_collected", "fee_returned", "payout")
 
@@ -36,6 +40,14 @@ def ledger_rows(
         rows.append((pid, "fee_returned", line.fee - line.charge))
         rows.append((pid, "payout", line.payout))
     return rows
+
+
+def write_ledger(
+    s: Session, round_id: str, settlement: Settlement, party_ids: Mapping[str, str]
+) -> list[LedgerEntry]:
+    """Append a settled round's entries (:func:`ledger_rows`) to the ledger's hash chain,
+    in ``s``'s transaction."""
+    return append_ledger_entries(s, round_id, ledger_rows(settlement, party_ids))
 
 
 def ledger_totals(s: Session, round_id: str) -> dict[str, Any]:

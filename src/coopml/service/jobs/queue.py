@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 
@@ -87,8 +88,15 @@ def renew_lease(db: Database, claim: Claim, worker: str, lease_seconds: float) -
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def fail_job(db: Database, claim: Claim, worker: str, message: str) -> bool:
-    """Mark the job and its round failed (only while owning the job)."""
+def fail_job(
+    db: Database,
+    claim: Claim,
+    worker: str,
+    message: str,
+    failure: dict[str, Any] | None = None,
+) -> bool:
+    """Mark the job and its round failed (only while owning the job); ``failure``: what
+    the party whose dataset caused it is told (``rounds.failure``)."""
     message = message[:2000]
     with db.session() as s:
         now = utcnow()
@@ -102,7 +110,7 @@ def fail_job(db: Database, claim: Claim, worker: str, message: str) -> bool:
         s.execute(
             update(Round)
             .where(Round.id == claim.round_id)
-            .values(status="failed", message=message, finished_at=now)
+            .values(status="failed", message=message, finished_at=now, failure=failure)
         )
         return True
 

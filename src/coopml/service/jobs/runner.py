@@ -12,26 +12,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from coopml._serialization import to_jsonable
-from coopml.data import Party
 from coopml.market import MarketResult, ReplicationAudit, replication_audit, run_market
 from coopml.service.artifacts import dump_model
 from coopml.service.context import ServiceContext, record_audit
-from coopml.service.jobs.ledger import ledger_rows
+from coopml.service.domain import release
+from coopml.service.domain.datasets import RoundInputs, load_round_inputs
+from coopml.service.jobs.ledger import write_ledger
 from coopml.service.jobs.queue import Claim
 from coopml.service.learners import build_learner, scorer_for
 from coopml.service.storage.models import (
-    Dataset,
     Job,
-    LedgerEntry,
     Market,
     ModelArtifact,
     Round,
@@ -39,7 +37,6 @@ from coopml.service.storage.models import (
     SettlementRow,
     utcnow,
 )
-from coopml.service.tables import parse_table, to_arrays
 
 __all__ = ["LeaseLost", "RoundOutcome", "compute_round", "settle_round"]
 
@@ -57,47 +54,20 @@ class RoundOutcome:
     party_ids: dict[str, str]
     model_blobs: dict[str, str]
     n_features: int
-
-
-def _load(ctx: ServiceContext, ds: Dataset, features: list[str], task: str) -> tuple[Any, Any]:
-    data = ctx.blobs.get(ds.blob)
-    table = parse_table(data, f"x.{ds.format}", ds.target, task)
-    return to_arrays(table, features)
-
-
-def _stack(parts: list[tuple[NDArray[Any], NDArray[Any]]]) -> tuple[NDArray[Any], NDArray[Any]]:
-    return np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    #: Per party name: the release check of its model (``releasable``, ``reason``, ...).
+    release_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Parties whose exact duplicate training rows were dropped before valuation.
+    own_duplicates: list[dict[str, Any]] = field(default_factory=list)
 
 
 def build_inputs(
-    ctx: ServiceContext, config: dict[str, Any], task: str
-) -> tuple[list[Party], tuple[Any, Any] | None, dict[str, str]]:
-    """The round's parties (and shared validation data) from the snapshot in ``config``."""
-    inputs = config["_inputs"]
-    features = list(inputs["features"])
-    with ctx.db.session() as s:
-        ids = [i for e in inputs["parties"] for i in e["train"] + e["validation"]]
-        ids += inputs["shared_validation"]
-        rows = {d.id: d for d in s.scalars(select(Dataset).where(Dataset.id.in_(set(ids))))}
-    cache: dict[str, tuple[Any, Any]] = {}
-
-    def arrays(dataset_id: str) -> tuple[Any, Any]:
-        if dataset_id not in cache:
-            cache[dataset_id] = _load(ctx, rows[dataset_id], features, task)
-        return cache[dataset_id]
-
-    per_party = config["tasks"] == "per_party"
-    parties = []
-    for entry in inputs["parties"]:
-        X, y = _stack([arrays(i) for i in entry["train"]])
-        if per_party:
-            X_val, y_val = _stack([arrays(i) for i in entry["validation"]])
-            parties.append(Party(entry["name"], X, y, X_val, y_val))
-        else:
-            parties.append(Party(entry["name"], X, y))
-    validation = None if per_party else _stack([arrays(i) for i in inputs["shared_validation"]])
-    party_ids = {e["name"]: e["party_id"] for e in inputs["parties"]}
-    return parties, validation, party_ids
+    ctx: ServiceContext, config: dict[str, Any], task: str, market_id: str
+) -> RoundInputs:
+    """The round's parties (and shared validation data) from the snapshot in ``config``:
+    each dataset checked against the market's schema (a :class:`DatasetFault` names the
+    one that cannot be used), each party's training rows made distinct
+    (:func:`coopml.service.domain.datasets.load_round_inputs`)."""
+    return load_round_inputs(ctx, config, task, market_id)
 
 
 class _Progress:
@@ -131,9 +101,10 @@ def compute_round(
         assert rnd is not None
         market = s.get(Market, rnd.market_id)
         assert market is not None
-        config, task = dict(rnd.config), market.task
+        config, task, market_id = dict(rnd.config), market.task, market.id
     report(0.02, "loading datasets")
-    parties, validation, party_ids = build_inputs(ctx, config, task)
+    inputs = build_inputs(ctx, config, task, market_id)
+    parties, validation, party_ids = inputs.parties, inputs.validation, inputs.party_ids
     learner = build_learner(config["learner"], task)
     options: dict[str, Any] = {
         "price": float(config["fee_price"]),
@@ -182,10 +153,16 @@ def compute_round(
         time.sleep(min(0.05, delay))
     if lost():
         raise LeaseLost("lease lost")
+    report(0.93, "checking models for other parties' rows")
+    checks = release.check_models(parties, result.models)
+    if lost():
+        raise LeaseLost("lease lost")
     report(0.95, "storing models")
     blobs = {name: ctx.blobs.put(dump_model(m.estimator)) for name, m in result.models.items()}
     n_features = parties[0].X.shape[1]
-    return RoundOutcome(result, replication, party_ids, blobs, n_features)
+    return RoundOutcome(
+        result, replication, party_ids, blobs, n_features, checks, inputs.own_duplicates
+    )
 
 
 def json_safe(obj: Any) -> Any:
@@ -205,6 +182,18 @@ def json_safe(obj: Any) -> Any:
     return repr(obj)
 
 
+def _duplicates_audit(report: Any, own: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The duplicate screening's findings: across parties (and exact feature duplicates
+    left within a party) from the round's report, plus the exact duplicate training rows
+    dropped within each party before valuation (``dropped_within_party``)."""
+    audit = None if report is None else json_safe(report.to_dict())
+    if own:
+        audit = audit or {"flagged": False, "pairs": []}
+        audit["dropped_within_party"] = json_safe(own)
+        audit["flagged"] = True
+    return audit
+
+
 def settle_round(ctx: ServiceContext, claim: Claim, worker: str, outcome: RoundOutcome) -> bool:
     """Write the settlement in one transaction; False when another worker owns or has
     already settled the round (nothing is written then)."""
@@ -213,7 +202,7 @@ def settle_round(ctx: ServiceContext, claim: Claim, worker: str, outcome: RoundO
     duplicates = outcome.result.duplicates
     audit = {
         "verification": {"ok": verification.ok, "problems": list(verification.problems)},
-        "duplicates": None if duplicates is None else json_safe(duplicates.to_dict()),
+        "duplicates": _duplicates_audit(duplicates, outcome.own_duplicates),
         "duplicate_actions": json_safe(outcome.result.duplicate_actions),
         "replication": None
         if outcome.replication is None
@@ -260,6 +249,7 @@ def settle_round(ctx: ServiceContext, claim: Claim, worker: str, outcome: RoundO
                     )
                 )
                 model = outcome.result.models[line.name]
+                check = outcome.release_checks.get(line.name, {})
                 s.add(
                     ModelArtifact(
                         round_id=rnd.id,
@@ -267,10 +257,11 @@ def settle_round(ctx: ServiceContext, claim: Claim, worker: str, outcome: RoundO
                         blob=outcome.model_blobs[line.name],
                         n_features=outcome.n_features,
                         members=list(model.members),
+                        releasable=check.get("releasable"),
+                        release_check=json_safe(check) if check else None,
                     )
                 )
-            for seq, (pid, kind, amount) in enumerate(ledger_rows(settlement, outcome.party_ids)):
-                s.add(LedgerEntry(seq=seq, round_id=rnd.id, party_id=pid, kind=kind, amount=amount))
+            write_ledger(s, rnd.id, settlement, outcome.party_ids)
             rnd.status = "completed"
             rnd.progress = 1.0
             rnd.finished_at = now

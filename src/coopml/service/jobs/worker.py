@@ -11,6 +11,7 @@ import uuid
 from sqlalchemy import update
 
 from coopml.service.context import ServiceContext
+from coopml.service.domain.datasets import DatasetFault
 from coopml.service.jobs.queue import Claim, Heartbeat, claim_job, fail_job
 from coopml.service.jobs.runner import LeaseLost, compute_round, settle_round
 from coopml.service.settings import Settings
@@ -69,6 +70,10 @@ class Worker:
             outcome = compute_round(self.ctx, claim, report, beat.lost.is_set)
         except LeaseLost:
             log.warning("worker %s lost the lease of job %s", self.id, claim.job_id)
+            return
+        except DatasetFault as exc:  # one party's data: that party is told, privately
+            log.warning("round %s failed: %s", claim.round_id, exc)
+            fail_job(self.ctx.db, claim, self.id, f"failed: {exc}", exc.to_record())
             return
         except Exception as exc:
             log.exception("round %s failed", claim.round_id)

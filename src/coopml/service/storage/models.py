@@ -2,8 +2,11 @@
 
 ``ledger_entries`` and ``audit_log`` are append-only: the code has no update or delete
 path for them and the migration installs triggers that reject ``UPDATE`` and ``DELETE``
-on both (SQLite and PostgreSQL). ``settlements.round_id`` is unique: a round settles at
-most once, whatever the number of workers.
+on both (SQLite and PostgreSQL). Each is also a hash chain (``chain_seq``,
+``prev_hash``, ``entry_hash``, and its head in ``chain_heads``), so that edits by
+someone who drops the triggers are detected (:mod:`coopml.service.domain.ledger`).
+``settlements.round_id`` is unique: a round settles at most once, whatever the number
+of workers.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -30,15 +34,18 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "ChainHead",
     "Dataset",
     "Job",
     "LedgerEntry",
     "Market",
     "ModelArtifact",
     "Party",
+    "PredictionQuery",
     "Round",
     "SettlementLineRow",
     "SettlementRow",
+    "WebSession",
     "new_id",
     "utcnow",
 ]
@@ -74,14 +81,40 @@ def _created() -> Mapped[datetime.datetime]:
 
 
 class ApiToken(Base):
-    """A bearer token (hashed): the operator's, or one party's."""
+    """A bearer token (hashed): the operator's, or one party's. ``expires_at`` (None:
+    never) and ``revoked_at`` (None: live) are set by :mod:`coopml.service.domain.tokens`;
+    revoked rows are kept, so that their holder is told the token was revoked."""
 
     __tablename__ = "api_tokens"
     id: Mapped[str] = _id()
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
-    party_id: Mapped[str | None] = mapped_column(ForeignKey("parties.id"), nullable=True)
+    party_id: Mapped[str | None] = mapped_column(
+        ForeignKey("parties.id"), nullable=True, index=True
+    )
     created_at: Mapped[datetime.datetime] = _created()
+    expires_at: Mapped[datetime.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    revoked_at: Mapped[datetime.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+
+
+class WebSession(Base):
+    """A dashboard session: the cookie holds a random id, the database its SHA-256. It
+    lives until ``expires_at`` or logout (``revoked_at``), and no longer than the token
+    it was opened with (``token_id``)."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = _id()
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    token_id: Mapped[str] = mapped_column(ForeignKey("api_tokens.id"), nullable=False, index=True)
+    created_at: Mapped[datetime.datetime] = _created()
+    expires_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
 
 
 class Market(Base):
@@ -91,6 +124,23 @@ class Market(Base):
     task: Mapped[str] = mapped_column(String(20), nullable=False)
     description: Mapped[str] = mapped_column(Text, nullable=False, default="")
     created_at: Mapped[datetime.datetime] = _created()
+    # model release policy and prediction quota (coopml.service.domain.release), set at
+    # creation; markets created before revision 0002 get the built-in defaults
+    release_policy: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="query_only", server_default="query_only"
+    )
+    predict_quota: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=10_000, server_default="10000"
+    )
+    predict_window_seconds: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=3600, server_default="3600"
+    )
+    # datasets (coopml.service.domain.datasets, revision 0005): the schema every upload
+    # must match (declared at creation or fixed by the first upload; None: not yet) and
+    # per-party quotas (None: the service's defaults)
+    data_schema: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+    max_datasets_per_party: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_bytes_per_party: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Party(Base):
@@ -135,6 +185,9 @@ class Round(Base):
     finished_at: Mapped[datetime.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+    # a failure caused by one party's dataset (revision 0005): that party's id, the
+    # dataset's and the message only that party is shown
+    failure: Mapped[Any | None] = mapped_column(JSON, nullable=True)
 
 
 class Job(Base):
@@ -199,6 +252,23 @@ class ModelArtifact(Base):
     n_features: Mapped[int] = mapped_column(Integer, nullable=False)
     members: Mapped[Any] = mapped_column(JSON, nullable=False)
     created_at: Mapped[datetime.datetime] = _created()
+    # the release check (coopml.market.release) run when the model was stored: None for
+    # models stored before revision 0002 (never released under 'aggregate_only')
+    releasable: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    release_check: Mapped[Any | None] = mapped_column(JSON, nullable=True)
+
+
+class PredictionQuery(Base):
+    """One call of a model's predict endpoint: how many rows (the per-party quota counts
+    them); ``audit_id`` is the call's audit-log entry. Append-only, like the audit log."""
+
+    __tablename__ = "prediction_queries"
+    id: Mapped[str] = _id()
+    at: Mapped[datetime.datetime] = _created()
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), nullable=False, index=True)
+    party_id: Mapped[str] = mapped_column(ForeignKey("parties.id"), nullable=False)
+    n_rows: Mapped[int] = mapped_column(Integer, nullable=False)
+    audit_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
 
 
 class LedgerEntry(Base):
@@ -212,6 +282,11 @@ class LedgerEntry(Base):
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     amount: Mapped[float] = mapped_column(Float, nullable=False)
     created_at: Mapped[datetime.datetime] = _created()
+    # hash chain (coopml.service.domain.ledger): position in the table's chain, the
+    # previous entry's hash and this entry's
+    chain_seq: Mapped[int] = mapped_column(Integer, nullable=False, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    entry_hash: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
 class AuditEntry(Base):
@@ -228,3 +303,17 @@ class AuditEntry(Base):
     request_id: Mapped[str] = mapped_column(String(128), nullable=False, default="")
     market_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     party_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    # hash chain (coopml.service.domain.ledger), as in LedgerEntry
+    chain_seq: Mapped[int] = mapped_column(Integer, nullable=False, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    entry_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class ChainHead(Base):
+    """The newest entry (number and hash) of the hash chain of ``ledger_entries`` or
+    ``audit_log`` (``name``); its row is locked while an entry is appended."""
+
+    __tablename__ = "chain_heads"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    entry_hash: Mapped[str] = mapped_column(String(64), nullable=False)

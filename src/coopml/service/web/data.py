@@ -18,6 +18,7 @@ from coopml.service.web.views import Viewer
 __all__ = [
     "audit_log",
     "authenticate",
+    "close_session",
     "get_audit",
     "get_market",
     "get_round",
@@ -26,6 +27,8 @@ __all__ = [
     "list_markets",
     "list_parties",
     "list_rounds",
+    "open_session",
+    "session_viewer",
 ]
 
 
@@ -64,6 +67,42 @@ def authenticate(request: Request, token: str) -> Viewer | None:
     with _session(request) as s:
         principal = api_authenticate(s, token)
     return None if principal is None else _viewer(principal)
+
+
+def open_session(request: Request, token: str) -> tuple[str, Viewer] | None:
+    """Log in with an API token: a new session's id (for the cookie) and its viewer,
+    or ``None`` for a token that is unknown, expired or revoked."""
+    from coopml.service.api.deps import get_context
+    from coopml.service.domain import tokens
+
+    ttl = get_context(request).settings.session_ttl_seconds
+    with _session(request) as s:
+        try:
+            opened = tokens.open_session(s, token, ttl_seconds=ttl)
+        except tokens.TokenRejected:
+            return None
+    return opened.session_id, _viewer(opened.identity)
+
+
+def session_viewer(request: Request, session_id: str) -> Viewer | None:
+    """The viewer of a live session, or ``None`` (unknown, logged out, expired, or its
+    token revoked or expired)."""
+    from coopml.service.domain import tokens
+
+    with _session(request) as s:
+        try:
+            identity = tokens.session_identity(s, session_id)
+        except tokens.TokenRejected:
+            return None
+    return _viewer(identity)
+
+
+def close_session(request: Request, session_id: str) -> None:
+    """Log out: the session's id no longer works."""
+    from coopml.service.domain import tokens
+
+    with _session(request) as s:
+        tokens.close_session(s, session_id)
 
 
 def list_markets(
@@ -141,7 +180,8 @@ def list_rounds(request: Request, viewer: Viewer, market_id: str) -> list[dict[s
             .where(Round.market_id == market_id)
             .order_by(Round.created_at.desc(), Round.id)
         )
-        return [_jsonable(round_out(r)) for r in s.scalars(query)]
+        # as the viewer may see them: a party is not shown another's failure details
+        return [_jsonable(round_out(r, _principal(viewer))) for r in s.scalars(query)]
 
 
 def get_round(request: Request, viewer: Viewer, round_id: str) -> dict[str, Any] | None:
@@ -152,7 +192,8 @@ def get_round(request: Request, viewer: Viewer, round_id: str) -> dict[str, Any]
 
     with _session(request) as s:
         try:
-            return _jsonable(round_out(api_get_round(s, _principal(viewer), round_id)))
+            principal = _principal(viewer)  # a party is not shown another's failure
+            return _jsonable(round_out(api_get_round(s, principal, round_id), principal))
         except ApiError:
             return None
 

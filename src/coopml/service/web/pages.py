@@ -2,9 +2,12 @@
 
 Pages are rendered on the server (Jinja2, autoescape on) and need no JavaScript; the
 charts are inline SVG from :mod:`coopml.service.web.svg`. Login posts a token (the
-operator's or a party's API token) and stores it in the HttpOnly cookie
-``coopml_token`` with ``SameSite=Strict``, so no other site can make the browser send
-it; the only forms are login and logout, and both refuse a cross-origin ``Origin``.
+operator's or a party's API token) and opens a server-side session
+(:mod:`coopml.service.domain.tokens`): the cookie ``coopml_session`` carries only the
+session's random id, never the token, and is ``HttpOnly``, ``SameSite=Strict`` (no other
+site can make the browser send it) and ``Secure`` over TLS. Logout revokes the session;
+so do its expiry and the revocation of its token. The only forms are login and logout,
+and both refuse a cross-origin ``Origin``.
 
 Visibility follows the API: the operator sees everything; a party sees its own market,
 its own party and datasets, the rounds of its market and only its own settlement line.
@@ -32,8 +35,11 @@ from coopml.service.web.views import (
 
 __all__ = ["COOKIE", "router"]
 
-#: Name of the session cookie (shared with the API's cookie authentication).
-COOKIE = "coopml_token"
+#: Name of the session cookie: a random session id (the API does not read it).
+COOKIE = "coopml_session"
+#: ``WWW-Authenticate`` of the login form's 401 (the dashboard authenticates with a
+#: session cookie set by this form, not with a bearer token).
+LOGIN_CHALLENGE = f'Cookie realm="coopml dashboard", form-action="/login", cookie-name="{COOKIE}"'
 
 router = APIRouter(include_in_schema=False)
 
@@ -82,10 +88,22 @@ def _same_origin(request: Request) -> bool:
 
 
 def _viewer(request: Request) -> Viewer | None:
-    token = request.cookies.get(COOKIE)
-    if not token:
+    session_id = request.cookies.get(COOKIE)
+    if not session_id:
         return None
-    return data.authenticate(request, token)
+    return data.session_viewer(request, session_id)
+
+
+def _over_tls(request: Request) -> bool:
+    """Whether the browser talks TLS to us: an https request, or (``trust_proxy``) a
+    reverse proxy's ``X-Forwarded-Proto: https``."""
+    if request.url.scheme == "https":
+        return True
+    ctx = getattr(request.app.state, "service", None)
+    if ctx is None or not ctx.settings.trust_proxy:
+        return False
+    proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return proto == "https"
 
 
 def _login_redirect(request: Request) -> RedirectResponse:
@@ -129,21 +147,28 @@ def login(
     token: Annotated[str, Form(max_length=512)] = "",
     next: Annotated[str, Form(max_length=2048)] = "",
 ) -> Response:
-    """Check the token and store it in the HttpOnly, SameSite=Strict session cookie."""
+    """Check the token and open a session: its id goes into the HttpOnly,
+    SameSite=Strict (and, over TLS, Secure) cookie; the token goes nowhere."""
     if not _same_origin(request):
         return _cross_site_refused("login")
     token = token.strip()
-    viewer = data.authenticate(request, token) if token else None
-    if viewer is None:
+    opened = data.open_session(request, token) if token else None
+    if opened is None:
         body = render("login.html", error="Invalid token.", next=_safe_next(next))
-        return _html(body, 401)
+        refused = _html(body, 401)
+        refused.headers["WWW-Authenticate"] = LOGIN_CHALLENGE
+        return refused
+    previous = request.cookies.get(COOKIE)
+    if previous:  # a new login replaces the browser's old session
+        data.close_session(request, previous)
+    session_id, _ = opened
     response = _redirect(_safe_next(next))
     response.set_cookie(
         COOKIE,
-        token,
+        session_id,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_over_tls(request),
         path="/",
     )
     return response
@@ -151,11 +176,17 @@ def login(
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
-    """Clear the session cookie."""
+    """End the session (its id no longer works, whoever replays it) and clear the
+    cookie."""
     if not _same_origin(request):
         return _cross_site_refused("logout")
+    session_id = request.cookies.get(COOKIE)
+    if session_id:
+        data.close_session(request, session_id)
     response = _redirect("/")
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(
+        COOKIE, path="/", httponly=True, samesite="strict", secure=_over_tls(request)
+    )
     return response
 
 

@@ -63,7 +63,21 @@ def market_row(market: Mapping[str, Any]) -> dict[str, Any]:
         "description": _text(market.get("description")),
         "created_at": market.get("created_at"),
         "n_parties": market.get("n_parties", 0),
+        "release_policy": _text(market.get("release_policy")),
+        "release_note": RELEASE_NOTES.get(_text(market.get("release_policy")), ""),
+        "predict_quota": market.get("predict_quota"),
+        "predict_window_seconds": market.get("predict_window_seconds"),
     }
+
+
+#: What each model release policy means (coopml.service.domain.release), for the pages.
+RELEASE_NOTES = {
+    "query_only": "predictions only: no model file is released",
+    "aggregate_only": "a party downloads its model file only when it holds no training "
+    "row of another party",
+    "full": "every model file is released, even one holding other parties' training rows "
+    "(opted in by the operator)",
+}
 
 
 def dataset_row(dataset: Mapping[str, Any], party_names: Mapping[str, str]) -> dict[str, Any]:

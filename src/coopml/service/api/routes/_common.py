@@ -75,6 +75,14 @@ def market_out(s: Session, m: Market) -> dict[str, Any]:
         "description": m.description,
         "created_at": utc(m.created_at),
         "n_parties": int(n),
+        "release_policy": m.release_policy,
+        "predict_quota": int(m.predict_quota),
+        "predict_window_seconds": int(m.predict_window_seconds),
+        "schema": m.data_schema,
+        "quotas": {
+            "max_datasets_per_party": m.max_datasets_per_party,
+            "max_bytes_per_party": m.max_bytes_per_party,
+        },
     }
 
 
@@ -114,7 +122,12 @@ def round_out(r: Round, caller: Principal | None = None) -> dict[str, Any]:
         if config.get("replication_party") not in (None, caller.name):
             config["replication_party"] = "(another party)"
         if r.status == "failed":
-            message = "failed (the operator sees the details)"
+            # a party whose own dataset made the round fail is told which and why
+            failure = r.failure or {}
+            if failure.get("party_id") == caller.party_id and failure.get("message"):
+                message = str(failure["message"])
+            else:
+                message = "failed (the operator sees the details)"
     return {
         "id": r.id,
         "market_id": r.market_id,

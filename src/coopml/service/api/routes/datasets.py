@@ -1,27 +1,32 @@
-"""``/markets/{market_id}/datasets`` (upload, list) and ``/datasets/{dataset_id}``.
+"""``/markets/{market_id}/datasets`` (upload, list) and ``/datasets/{dataset_id}`` (read,
+content, delete).
 
-Uploads are read from the request stream into a temporary file with the size limit
-enforced while reading (413 as soon as the body exceeds it), parsed and validated
-(CSV or Parquet), and stored encrypted only when valid: a rejected upload writes
-nothing.
+An upload is read from the request stream straight into memory (the size limit
+enforced while reading: 413 as soon as the file exceeds it; never a plaintext temporary
+file), validated in chunks and stored encrypted only when every rule of
+:mod:`coopml.service.domain.datasets` holds: a rejected upload writes nothing. At most
+``Settings.max_concurrent_uploads`` uploads are received at once. The routes only
+translate HTTP to those domain calls and the domain's errors back to HTTP.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import re
-from typing import Any
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select, update
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartParser
-from starlette.types import Message
+from sqlalchemy import select
 
-from coopml.service.api.deps import Caller, Ctx, Db, require_party
+from coopml.service.api.deps import Caller, Ctx, Db, Principal, require_party, valid_id
 from coopml.service.api.errors import ApiError
+from coopml.service.api.multipart import FileTooLarge, MalformedForm, read_form
 from coopml.service.api.routes._common import (
     Limit,
     Offset,
@@ -33,14 +38,27 @@ from coopml.service.api.routes._common import (
 )
 from coopml.service.api.schemas import DatasetOut, Page
 from coopml.service.context import record_audit
-from coopml.service.storage.models import Dataset, Market
-from coopml.service.tables import TableError, parse_table
+from coopml.service.domain import datasets as domain
+from coopml.service.storage.models import Dataset
 
 router = APIRouter(tags=["datasets"])
 
 #: Room for the multipart framing and the small form fields around the file.
 FORM_OVERHEAD = 64 * 1024
+#: How long an upload waits for a free slot before 429.
+SLOT_WAIT_SECONDS = 10.0
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+_STATUS = {
+    domain.InvalidDataset: 422,
+    domain.SchemaMismatch: 422,
+    domain.InvalidSchema: 422,
+    domain.DuplicateDataset: 409,
+    domain.DatasetInUse: 409,
+    domain.QuotaExceeded: 429,
+    domain.DatasetTooLarge: 413,
+    domain.DatasetNotFound: 404,
+}
 
 UPLOAD_SCHEMA = {
     "requestBody": {
@@ -63,65 +81,105 @@ UPLOAD_SCHEMA = {
 }
 
 
-class _TooLarge(Exception):
-    pass
+def api_error(exc: domain.DatasetRuleError) -> ApiError:
+    """The HTTP answer to a dataset rule's refusal."""
+    headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+    return ApiError(_STATUS.get(type(exc), 422), exc.code, exc.message, headers)
 
 
-async def _read_form(request: Request, limit: int) -> Any:
-    """The multipart form, reading at most ``limit + FORM_OVERHEAD`` body bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
-        raise ApiError(
-            413,
-            "payload_too_large",
-            f"file: uploads are limited to {limit} bytes; the request declares {declared} bytes",
-        )
-    ctype = request.headers.get("content-type", "")
-    if not ctype.lower().startswith("multipart/form-data"):
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "body: send the dataset as multipart/form-data with fields 'file', 'role' and "
-            f"'target'; received content type {ctype or 'none'!r}",
-        )
-    received = 0
-    receive = request.receive
+class _Slots:
+    """Uploads being received now (per process), at most ``size``."""
 
-    async def counting_receive() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit + FORM_OVERHEAD:
-                raise _TooLarge
-        return message
+    def __init__(self, size: int) -> None:
+        self.size, self.used = size, 0
+        self._lock = threading.Lock()
 
-    limited = Request(request.scope, counting_receive)
-    parser = MultiPartParser(limited.headers, limited.stream(), max_files=1, max_fields=8)
-    # Keep the file in memory (it is read whole below anyway): a plaintext upload never
-    # touches the disk; only its encrypted blob is written.
-    parser.spool_max_size = limit + FORM_OVERHEAD
+    def try_acquire(self) -> bool:
+        with self._lock:
+            if self.used >= self.size:
+                return False
+            self.used += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.used -= 1
+
+
+_SLOTS_LOCK = threading.Lock()
+
+
+@asynccontextmanager
+async def _upload_slot(request: Request, size: int) -> AsyncIterator[None]:
+    state = request.app.state
+    with _SLOTS_LOCK:
+        slots = getattr(state, "upload_slots", None)
+        if slots is None:
+            slots = state.upload_slots = _Slots(size)
+    deadline = time.monotonic() + SLOT_WAIT_SECONDS
+    while not slots.try_acquire():
+        if time.monotonic() >= deadline:
+            raise ApiError(
+                429,
+                "too_many_uploads",
+                f"the service is receiving {slots.size} uploads already; retry shortly",
+                {"Retry-After": "2"},
+            )
+        await asyncio.sleep(0.02)
     try:
-        return await parser.parse()
-    except _TooLarge:
-        raise ApiError(
-            413, "payload_too_large", f"file: uploads are limited to {limit} bytes"
-        ) from None
-    except Exception as exc:  # malformed multipart bodies
-        detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-        raise ApiError(
-            422, "malformed_body", f"body: not a valid multipart form: {detail}"
-        ) from None
+        yield
+    finally:
+        slots.release()
+
+
+def _declared_length(request: Request) -> int | None:
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else None
+
+
+def _authorise_upload(
+    ctx: Any, request: Request, market_id: str, declared: int | None, replaces: str | None
+) -> Principal:
+    """The calling party, after the checks that need no body (quotas included)."""
+    from coopml.service.api.deps import require_principal
+
+    with ctx.db.sessions() as s:
+        caller = require_principal(s, request)
+        require_party(caller, "upload datasets")
+        market = get_market(s, caller, market_id)
+        if replaces is not None and not valid_id(replaces):
+            raise ApiError(404, "not_found", f"dataset {replaces!r} not found")
+        try:
+            domain.precheck_upload(
+                s,
+                market,
+                str(caller.party_id),
+                ctx.settings,
+                declared_bytes=declared,
+                replaces=replaces,
+            )
+        except domain.DatasetRuleError as exc:
+            raise api_error(exc) from None
+        return caller
+
+
+async def _limited(request: Request, limit: int) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit + FORM_OVERHEAD:
+            raise FileTooLarge(f"the body is over {limit + FORM_OVERHEAD} bytes")
+        yield chunk
 
 
 def _field(form: Any, name: str, *, required: bool = True, max_length: int = 200) -> str | None:
-    value = form.get(name)
+    if name in form.files:
+        raise ApiError(422, "validation_error", f"form field '{name}' must be text, not a file")
+    value = form.fields.get(name)
     if value is None or value == "":
         if required:
             raise ApiError(422, "validation_error", f"form field '{name}' is required")
         return None
-    if not isinstance(value, str):
-        raise ApiError(422, "validation_error", f"form field '{name}' must be text, not a file")
     if len(value) > max_length or _CONTROL.search(value):
         raise ApiError(
             422,
@@ -138,29 +196,61 @@ def _field(form: Any, name: str, *, required: bool = True, max_length: int = 200
     response_model=DatasetOut,
     openapi_extra=UPLOAD_SCHEMA,
 )
-async def upload_dataset(market_id: str, request: Request, ctx: Ctx) -> dict[str, Any]:
+async def upload_dataset(
+    market_id: str,
+    request: Request,
+    ctx: Ctx,
+    replaces: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Replace this dataset of yours: the new one is stored and the old "
+            "one deleted in one step.",
+        ),
+    ] = None,
+) -> dict[str, Any]:
     """Upload a training or validation dataset (party): multipart ``file`` (CSV or
-    Parquet), ``role`` (train|validation), ``target`` (column), optional ``name``."""
-    await anyio.to_thread.run_sync(_authorise_upload, ctx, request, market_id)
-    return await _upload(market_id, request, ctx)
+    Parquet), ``role`` (train|validation), ``target`` (column), optional ``name``.
 
-
-def _authorise_upload(ctx: Any, request: Request, market_id: str) -> None:
-    from coopml.service.api.deps import require_principal
-
-    with ctx.db.sessions() as s:
-        caller = require_principal(s, request)
-        require_party(caller, "upload datasets")
-        get_market(s, caller, market_id)
-        request.state.caller = caller
-
-
-async def _upload(market_id: str, request: Request, ctx: Any) -> dict[str, Any]:
+    The file must match the market's schema; an identical file already uploaded with
+    the same role is refused (409); the party's dataset and byte quotas apply (429)."""
     limit = ctx.settings.max_upload_bytes
-    form = await _read_form(request, limit)
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
+    declared = _declared_length(request)
+    caller = await anyio.to_thread.run_sync(
+        _authorise_upload, ctx, request, market_id, declared, replaces
+    )
+    if declared is not None and declared > limit + FORM_OVERHEAD:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"file: uploads are limited to {limit} bytes; the request declares {declared} bytes",
+        )
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "body: send the dataset as multipart/form-data with fields 'file', 'role' and "
+            f"'target'; received content type {ctype or 'none'!r}",
+        )
+    async with _upload_slot(request, ctx.settings.max_concurrent_uploads):
+        try:
+            form = await read_form(
+                _limited(request, limit),
+                ctype,
+                max_file_bytes=limit,
+                expected_bytes=declared,
+            )
+        except FileTooLarge:
+            raise ApiError(
+                413, "payload_too_large", f"file: uploads are limited to {limit} bytes"
+            ) from None
+        except MalformedForm as exc:
+            raise ApiError(
+                422, "malformed_body", f"body: not a valid multipart form: {exc}"
+            ) from None
+        received = form.files.get("file")
+        if received is None:
             raise ApiError(422, "validation_error", "form field 'file' (a file) is required")
         role = _field(form, "role")
         if role not in ("train", "validation"):
@@ -170,95 +260,25 @@ async def _upload(market_id: str, request: Request, ctx: Any) -> dict[str, Any]:
                 f"form field 'role' must be 'train' or 'validation'; received {role!r}",
             )
         target = _field(form, "target")
-        name = _field(form, "name", required=False) or (upload.filename or "dataset")[:200]
-        if _CONTROL.search(name):
-            name = "dataset"
-        if upload.size is not None and upload.size > limit:
-            raise ApiError(
-                413,
-                "payload_too_large",
-                f"file: uploads are limited to {limit} bytes; received {upload.size}",
-            )
-        data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise ApiError(413, "payload_too_large", f"file: uploads are limited to {limit} bytes")
-    finally:
-        await form.close()
-    assert target is not None
-    return await anyio.to_thread.run_sync(
-        _store,
-        ctx,
-        request.state.caller,
-        market_id,
-        data,
-        upload.filename or "",
-        role,
-        target,
-        name,
-    )
+        assert target is not None
+        upload = domain.Upload(
+            received.data,
+            received.filename,
+            role,
+            target,
+            _field(form, "name", required=False),
+            replaces,
+        )
+        del form, received
+        return await anyio.to_thread.run_sync(_store, ctx, caller, market_id, upload)
 
 
-def _store(
-    ctx: Any,
-    caller: Any,
-    market_id: str,
-    data: bytes,
-    filename: str,
-    role: str,
-    target: str,
-    name: str,
-) -> dict[str, Any]:
-    with ctx.db.sessions() as s:
-        market = get_market(s, caller, market_id)
-        try:
-            table = parse_table(data, filename, target, market.task)
-        except TableError as exc:
-            raise ApiError(422, "invalid_dataset", str(exc)) from None
-        # The first upload fixes the market's schema: take the market's write lock (a row
-        # lock on PostgreSQL, the database's on SQLite) before looking, so concurrent first
-        # uploads are serialised and cannot each fix a different schema.
-        s.execute(update(Market).where(Market.id == market.id).values(id=Market.id))
-        first = s.scalars(
-            select(Dataset).where(Dataset.market_id == market.id).order_by(Dataset.created_at)
-        ).first()
-        if first is not None:
-            expected = [c for c in first.columns if c != first.target]
-            if sorted(expected) != sorted(table.features) or first.target != target:
-                raise ApiError(
-                    422,
-                    "schema_mismatch",
-                    "file: every dataset of this market must have the feature columns "
-                    f"{expected[:20]} and target {first.target!r} (fixed by the first upload); "
-                    f"received features {table.features[:20]} and target {target!r}",
-                )
-        address = ctx.blobs.put(data)
-        ds = Dataset(
-            market_id=market.id,
-            party_id=caller.party_id,
-            name=name,
-            role=role,
-            format=table.format,
-            n_rows=table.n_rows,
-            n_features=len(table.features),
-            columns=[str(c) for c in table.frame.columns],
-            target=target,
-            sha256=hashlib.sha256(data).hexdigest(),
-            blob=address,
-            size_bytes=len(data),
-        )
-        s.add(ds)
-        s.flush()
-        record_audit(
-            s,
-            caller.actor,
-            "dataset_uploaded",
-            "dataset",
-            ds.id,
-            market_id=market.id,
-            party_id=caller.party_id,
-        )
-        s.commit()
-        return dataset_out(ds)
+def _store(ctx: Any, caller: Principal, market_id: str, upload: domain.Upload) -> dict[str, Any]:
+    try:
+        ds = domain.store_upload(ctx, market_id, str(caller.party_id), caller.actor, upload)
+    except domain.DatasetRuleError as exc:
+        raise api_error(exc) from None
+    return dataset_out(ds)
 
 
 @router.get("/markets/{market_id}/datasets", response_model=Page[DatasetOut])
@@ -293,6 +313,25 @@ def read_dataset(dataset_id: str, caller: Caller, s: Db) -> dict[str, Any]:
     )
     s.commit()
     return dataset_out(ds)
+
+
+@router.delete("/datasets/{dataset_id}", status_code=204, response_class=Response)
+def delete_dataset(dataset_id: str, caller: Caller, ctx: Ctx) -> Response:
+    """Delete a dataset (its owner party or the operator; audited). Its encrypted blob
+    is erased unless another dataset references the same content. 409 while a queued or
+    running round reads it."""
+    if not valid_id(dataset_id):
+        raise ApiError(404, "not_found", f"dataset {dataset_id!r} not found")
+    try:
+        domain.delete_dataset(
+            ctx,
+            dataset_id,
+            actor=caller.actor,
+            party_id=None if caller.is_operator else caller.party_id,
+        )
+    except domain.DatasetRuleError as exc:
+        raise api_error(exc) from None
+    return Response(status_code=204)
 
 
 @router.get(

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from coopml.service.api.deps import Caller, Db, require_operator
+from coopml.service.api.deps import Caller, Ctx, Db, require_operator
 from coopml.service.api.errors import ApiError
 from coopml.service.api.routes._common import (
     Limit,
@@ -28,20 +28,39 @@ from coopml.service.api.schemas import (
     PartyOut,
 )
 from coopml.service.context import record_audit
-from coopml.service.security import generate_token, hash_token
-from coopml.service.storage.models import ApiToken, Market, Party
+from coopml.service.domain import datasets, release, tokens
+from coopml.service.storage.models import Market, Party
 
 router = APIRouter(tags=["markets"])
 
 
 @router.post("/markets", status_code=201, response_model=MarketOut)
-def create_market(body: MarketIn, caller: Caller, s: Db) -> dict[str, Any]:
-    """Create a market (operator)."""
+def create_market(body: MarketIn, caller: Caller, s: Db, ctx: Ctx) -> dict[str, Any]:
+    """Create a market (operator) with its model release policy and prediction quota
+    (see :mod:`coopml.service.domain.release`); ``full`` is audited."""
     require_operator(caller, "create markets")
     market = Market(name=body.name, task=body.task, description=body.description)
+    audited = release.configure_market(
+        market,
+        body.release_policy,
+        body.predict_quota,
+        body.predict_window_seconds,
+        default_quota=ctx.settings.predict_quota,
+        default_window_seconds=ctx.settings.predict_window_seconds,
+    )
+    try:  # the declared data schema and upload quotas (coopml.service.domain.datasets)
+        datasets.configure_market(
+            market,
+            None if body.schema_ is None else body.schema_.model_dump(),
+            None if body.quotas is None else body.quotas.model_dump(),
+        )
+    except datasets.DatasetRuleError as exc:
+        raise ApiError(422, exc.code, exc.message) from None
     s.add(market)
     s.flush()
     record_audit(s, caller.actor, "market_created", "market", market.id, market_id=market.id)
+    for action in audited:
+        record_audit(s, caller.actor, action, "market", market.id, market_id=market.id)
     s.commit()
     return market_out(s, market)
 
@@ -63,7 +82,7 @@ def read_market(market_id: str, caller: Caller, s: Db) -> dict[str, Any]:
 
 
 @router.post("/markets/{market_id}/parties", status_code=201, response_model=PartyCreatedOut)
-def create_party(market_id: str, body: PartyIn, caller: Caller, s: Db) -> dict[str, Any]:
+def create_party(market_id: str, body: PartyIn, caller: Caller, s: Db, ctx: Ctx) -> dict[str, Any]:
     """Register a party (operator); the response carries its token, shown only once."""
     require_operator(caller, "register parties")
     market = get_market(s, caller, market_id)
@@ -76,11 +95,10 @@ def create_party(market_id: str, body: PartyIn, caller: Caller, s: Db) -> dict[s
             "unique per market",
         )
     party = Party(market_id=market.id, name=body.name)
-    token = generate_token()
     try:  # the unique (market, name) constraint settles concurrent registrations
         s.add(party)
         s.flush()
-        s.add(ApiToken(token_hash=hash_token(token), role="party", party_id=party.id))
+        issued = tokens.issue_party_token(s, party, ttl_seconds=ctx.settings.token_ttl_seconds)
         record_audit(
             s,
             caller.actor,
@@ -96,7 +114,7 @@ def create_party(market_id: str, body: PartyIn, caller: Caller, s: Db) -> dict[s
         raise ApiError(
             409, "duplicate_name", f"name: a party named {body.name!r} was just registered"
         ) from None
-    return {**party_out(party), "token": token}
+    return {**party_out(party), "token": issued.token, "token_expires_at": issued.expires_at}
 
 
 @router.get("/markets/{market_id}/parties", response_model=Page[PartyOut])

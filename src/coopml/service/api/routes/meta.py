@@ -10,7 +10,7 @@ from sqlalchemy import or_, select
 from coopml.service.api.deps import Caller, Ctx, Db
 from coopml.service.api.routes._common import Limit, Offset, page, paginate, utc
 from coopml.service.api.schemas import AuditLogEntryOut, HealthOut, MeOut, Page
-from coopml.service.storage.models import AuditEntry
+from coopml.service.storage.models import AuditEntry, PredictionQuery
 
 router = APIRouter(tags=["meta"])
 
@@ -53,6 +53,15 @@ def audit_log(
     if item_id is not None:
         query = query.where(AuditEntry.item_id == item_id)
     rows, total = paginate(s, query, limit, offset)
+    # rows sent to a predict endpoint, recorded with the call (quota accounting)
+    queried = {
+        audit_id: int(n)
+        for audit_id, n in s.execute(
+            select(PredictionQuery.audit_id, PredictionQuery.n_rows).where(
+                PredictionQuery.audit_id.in_([e.id for e in rows])
+            )
+        ).all()
+    }
     items = [
         {
             "id": e.id,
@@ -62,6 +71,7 @@ def audit_log(
             "item_type": e.item_type,
             "item_id": e.item_id,
             "request_id": e.request_id,
+            "n_rows": queried.get(e.id),
         }
         for e in rows
     ]

@@ -37,12 +37,14 @@ from coopml.service.api.schemas import (
 )
 from coopml.service.artifacts import cached_model, load_model
 from coopml.service.context import record_audit
+from coopml.service.domain import release
 from coopml.service.jobs.ledger import ledger_totals
 from coopml.service.learners import LearnerError, check_learner
 from coopml.service.storage.models import (
     Dataset,
     Job,
     LedgerEntry,
+    Market,
     ModelArtifact,
     Party,
     Round,
@@ -281,7 +283,28 @@ def read_audit(round_id: str, caller: Caller, s: Db) -> dict[str, Any]:
         "verification": audit.get("verification", {}),
         "duplicates": audit.get("duplicates"),
         "replication": audit.get("replication"),
+        "release": _release_checks(s, rnd.id),
     }
+
+
+def _release_checks(s: Session, round_id: str) -> list[dict[str, Any]]:
+    """Per party: whether its model may be released under 'aggregate_only', and why."""
+    rows = s.execute(
+        select(ModelArtifact, Party.name)
+        .join(Party, Party.id == ModelArtifact.party_id)
+        .where(ModelArtifact.round_id == round_id)
+        .order_by(Party.name)
+    ).all()
+    return [
+        {
+            "party_id": m.party_id,
+            "name": name,
+            "releasable": m.releasable,
+            "reason": (m.release_check or {}).get("reason", "not checked"),
+            "exposures": (m.release_check or {}).get("summary", []),
+        }
+        for m, name in rows
+    ]
 
 
 @router.get("/rounds/{round_id}/ledger", response_model=Page[LedgerEntryOut])
@@ -329,10 +352,27 @@ def _own_model(s: Session, caller: Principal, round_id: str, action: str) -> Mod
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 def download_model(round_id: str, caller: Caller, s: Db, ctx: Ctx) -> Response:
-    """The caller's customised model as a skops file (party; audited). Load it with
-    ``skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))`` after
+    """The caller's customised model as a skops file (party; audited), when the market's
+    release policy releases it (403 naming the policy and the reason otherwise). Load it
+    with ``skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))`` after
     reviewing the listed types."""
     artifact = _own_model(s, caller, round_id, "download models")
+    market = s.get(Market, caller.market_id)
+    assert market is not None
+    try:
+        release.require_release(market, artifact)
+    except release.ReleaseRefused as exc:
+        record_audit(
+            s,
+            caller.actor,
+            "model_download_refused",
+            "model",
+            artifact.id,
+            market_id=caller.market_id,
+            party_id=caller.party_id,
+        )
+        s.commit()
+        raise ApiError(403, "model_not_released", str(exc)) from None
     record_audit(
         s,
         caller.actor,
@@ -350,6 +390,11 @@ def download_model(round_id: str, caller: Caller, s: Db, ctx: Ctx) -> Response:
     )
 
 
+def _quota_error(exc: release.QuotaExceeded) -> ApiError:
+    headers = {"Retry-After": str(exc.retry_after)}
+    return ApiError(429, "quota_exceeded", str(exc), headers=headers)
+
+
 def _finite_or_none(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
@@ -358,8 +403,10 @@ def _finite_or_none(value: Any) -> Any:
 
 @router.post("/rounds/{round_id}/predict", response_model=PredictOut)
 def predict(round_id: str, body: PredictIn, caller: Caller, s: Db, ctx: Ctx) -> dict[str, Any]:
-    """Predictions of the caller's customised model (party; audited); each row lists the
-    features in the order of the round's ``config.features``."""
+    """Predictions of the caller's customised model (party; audited, with the number of
+    rows); each row lists the features in the order of the round's ``config.features``.
+    At most the market's ``predict_quota`` rows per party and round within
+    ``predict_window_seconds``: beyond, 429 with ``Retry-After``."""
     artifact = _own_model(s, caller, round_id, "query models")
     widths = {len(r) for r in body.rows}
     if widths != {artifact.n_features}:
@@ -370,6 +417,15 @@ def predict(round_id: str, body: PredictIn, caller: Caller, s: Db, ctx: Ctx) -> 
             f"rows: every row must have {artifact.n_features} features; row {bad} has "
             f"{len(body.rows[bad])}",
         )
+    market = s.get(Market, caller.market_id)
+    assert market is not None
+    n_rows = len(body.rows)
+    try:  # refuse early, before predicting; enforced again below, under a lock
+        release.check_predict_quota(s, market, artifact, n_rows)
+    except release.RequestOverQuota as exc:
+        raise ApiError(422, "validation_error", str(exc)) from None
+    except release.QuotaExceeded as exc:
+        raise _quota_error(exc) from None
     model = cached_model(artifact.blob, lambda: load_model(ctx.blobs.get(artifact.blob)))
     X = np.asarray(body.rows, dtype=np.float64)
     try:
@@ -378,7 +434,7 @@ def predict(round_id: str, body: PredictIn, caller: Caller, s: Db, ctx: Ctx) -> 
     except (ValueError, FloatingPointError, OverflowError) as exc:
         raise ApiError(422, "validation_error", f"rows: the model cannot use them: {exc}") from None
     predictions = [_finite_or_none(v) for v in to_jsonable(raw)]
-    record_audit(
+    entry = record_audit(
         s,
         caller.actor,
         "model_queried",
@@ -387,5 +443,13 @@ def predict(round_id: str, body: PredictIn, caller: Caller, s: Db, ctx: Ctx) -> 
         market_id=caller.market_id,
         party_id=caller.party_id,
     )
+    assert caller.party_id is not None
+    try:
+        release.record_prediction(
+            s, market, artifact, caller.party_id, n_rows, getattr(entry, "id", None)
+        )
+    except release.QuotaExceeded as exc:
+        s.rollback()
+        raise _quota_error(exc) from None
     s.commit()
     return {"predictions": predictions}
