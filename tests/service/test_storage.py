@@ -182,3 +182,11 @@ def test_settings_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         Settings.from_env()
     with pytest.raises(ValueError, match="executor"):
         Settings(tmp_path, executor="dask")  # type: ignore[arg-type]
+
+
+def test_an_existing_world_readable_data_directory_is_tightened(tmp_path: Path):
+    data = tmp_path / "d"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)  # whatever the umask: group and others may read it
+    ServiceContext.open(Settings(data))
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700

@@ -15,6 +15,7 @@ from coopml.service.security import (
     Cipher,
     generate_token,
     load_or_create_key,
+    private_directory,
     write_private_file,
 )
 from coopml.service.settings import Settings
@@ -44,7 +45,7 @@ class ServiceContext:
         """Create the data directory and key, migrate the database and (``bootstrap``)
         make sure an operator token exists."""
         # Only the service's user may read the database, keys and blobs.
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_directory(settings.data_dir)
         assert_no_pending_rotation(settings.data_dir)  # blobs would mix two keys
         key = settings.secret_key or load_or_create_key(settings.data_dir)
         db = Database(settings)

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -68,6 +69,20 @@ def parse_secret_key(text: str) -> bytes:
             f"got {len(text)} characters"
         )
     return key
+
+
+def private_directory(path: Path) -> Path:
+    """Create ``path`` (and parents) readable by this user only, tightening an existing one.
+
+    ``mkdir(mode=0o700)`` leaves a directory that already exists as it is, so a data
+    directory created earlier with 0755 would expose the database and keys; its group
+    and other permission bits are cleared here.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        path.chmod(mode & 0o700)
+    return path
 
 
 def write_private_file(path: Path, data: bytes, *more: bytes) -> None:

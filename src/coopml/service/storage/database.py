@@ -21,6 +21,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from coopml.service.security import private_directory
 from coopml.service.settings import Settings
 
 __all__ = ["Database", "migrate"]
@@ -38,7 +39,7 @@ class Database:
         self.dialect = "postgresql" if self.url.startswith("postgresql") else "sqlite"
         kwargs: dict[str, Any] = {"future": True}
         if self.dialect == "sqlite":
-            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_directory(settings.data_dir)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
