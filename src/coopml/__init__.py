@@ -6,11 +6,37 @@ concepts), :mod:`coopml.plots` and :mod:`coopml.cli`. The names most users need 
 re-exported here.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from coopml.coalitions import CoalitionGame, ValuationResult, monte_carlo_shapley
-from coopml.data import Party, load_dataset, make_parties, train_validation_split
-from coopml.learning import CoalitionUtility
+if TYPE_CHECKING:
+    from coopml.coalitions import CoalitionGame, ValuationResult, monte_carlo_shapley
+    from coopml.data import Party, load_dataset, make_parties, train_validation_split
+    from coopml.learning import CoalitionUtility
+
+# Re-exports are imported on first use (PEP 562), so that light entry points (the HTTP
+# client, `coopml client ...`) do not pay for scikit-learn and the solution concepts.
+_LAZY = {
+    "CoalitionGame": "coopml.coalitions",
+    "ValuationResult": "coopml.coalitions",
+    "monte_carlo_shapley": "coopml.coalitions",
+    "Party": "coopml.data",
+    "load_dataset": "coopml.data",
+    "make_parties": "coopml.data",
+    "train_validation_split": "coopml.data",
+    "CoalitionUtility": "coopml.learning",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'coopml' has no attribute {name!r}")
+
 
 __all__ = [
     "CoalitionGame",

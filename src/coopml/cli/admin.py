@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from coopml.cli.app import console, fail
+from coopml.cli._root import console, fail
 
 app = typer.Typer(
     name="admin",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from coopml.cli.app import console, err_console, fail
+from coopml.cli._root import console, err_console, fail
 from coopml.cli.ledger import DatabaseUrlOpt, DataDirOpt, service_settings
 
 

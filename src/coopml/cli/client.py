@@ -21,7 +21,7 @@ from rich import box
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from coopml.cli.app import console, err_console, fail
+from coopml.cli._root import console, err_console, fail
 
 if TYPE_CHECKING:
     from coopml.service.client import CoopmlClient

@@ -16,7 +16,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from coopml.cli.app import console, err_console, fail
+from coopml.cli._root import console, err_console, fail
 from coopml.contracts import ContractError, ContractResult
 from coopml.contracts.config import ContractConfigError, load_contract_config, solve_config
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from coopml.cli.app import console, fail
+from coopml.cli._root import console, fail
 
 app = typer.Typer(
     name="finetune",

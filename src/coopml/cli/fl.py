@@ -13,7 +13,7 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from coopml.cli.app import console, fail
+from coopml.cli._root import console, fail
 from coopml.config import ConfigError
 
 app = typer.Typer(

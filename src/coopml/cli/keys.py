@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from coopml.cli.app import console, fail
+from coopml.cli._root import console, fail
 from coopml.cli.ledger import DataDirOpt, service_settings
 
 app = typer.Typer(help="The key that encrypts the blob store.", no_args_is_help=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from coopml.cli.app import console, err_console, fail
+from coopml.cli._root import console, err_console, fail
 
 if TYPE_CHECKING:
     from coopml.service.settings import Settings

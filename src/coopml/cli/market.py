@@ -10,7 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from coopml.cli.app import coalition_progress, console, err_console, fail
+from coopml.cli._root import coalition_progress, console, err_console, fail
 from coopml.config import ConfigError, MarketConfig, load_config
 
 app = typer.Typer(

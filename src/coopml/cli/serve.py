@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from coopml.cli.app import console, fail
+from coopml.cli._root import console, fail
 
 DataDirOpt = Annotated[
     Path | None,

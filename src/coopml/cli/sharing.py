@@ -20,7 +20,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from coopml.cli.app import console, fail
+from coopml.cli._root import console, fail
 
 app = typer.Typer(
     name="sharing",

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from coopml.cli.app import app, coalition_progress, console, fail
+from coopml.cli._root import app, coalition_progress, console, fail
 from coopml.config import ConfigError, ValueConfig, load_config
 from coopml.valuation import ValueReport, run_value_job
 

@@ -60,8 +60,3 @@ def coalition_progress() -> Iterator[Callable[[int, int], None]]:
     with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("coalitions", total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()
