@@ -48,15 +48,9 @@ __all__ = ["MAX_EXACT_PLAYERS", "CoalitionGame"]
 class CoalitionGame(ValueTable):
     """A TU game given by its full value table, with its solution concepts as methods.
 
-    Parameters
-    ----------
-    table : array-like of shape (2**n_players,)
-        ``table[mask]`` is the value of the coalition whose members are the set bits
-        of ``mask``; ``table[0]`` is the value of the empty coalition.
-    names : sequence of str, optional
-        Player names; default ``"0", "1", ...``.
-    info : mapping, optional
-        Provenance (fingerprint, evaluation count, timings, substituted failures).
+    Parameters are those of :class:`~coopml.coalitions.value_table.ValueTable`: the
+    ``table`` of ``2**n_players`` values indexed by bitmask, optional ``names`` and
+    provenance ``info``.
 
     Examples
     --------

@@ -93,6 +93,7 @@ from numpy.typing import ArrayLike, NDArray
 from coopml._bitmask import MAX_MASK_PLAYERS, decode_masks
 from coopml._validation import RandomState, check_int, check_names, check_random_state
 from coopml.coalitions.game import CoalitionGame
+from coopml.coalitions.games import _check_vector as check_player_vector
 from coopml.coalitions.games import airport_shapley
 from coopml.coalitions.result import ValuationResult
 from coopml.coalitions.stopping import MaxEvaluations
@@ -437,21 +438,8 @@ def _default_names(n: int) -> tuple[str, ...]:
 
 
 def _check_vector(name: str, values: ArrayLike, *, nonnegative: bool = False) -> NDArray[Any]:
-    try:
-        x = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"parameter '{name}' must be a 1-D array of numbers; got {values!r}"
-        ) from None
-    if x.ndim != 1 or x.size < 1:
-        raise ValueError(
-            f"parameter '{name}' must be a 1-D array with one entry per player (at least 1); "
-            f"got shape {x.shape}"
-        )
-    if not np.all(np.isfinite(x)) or (nonnegative and np.any(x < 0)):
-        allowed = "finite and >= 0" if nonnegative else "finite"
-        raise ValueError(f"parameter '{name}' must be {allowed}; got {x.tolist()[:10]}...")
-    return x
+    """One finite entry per player, any number of players (see :mod:`coopml.coalitions.games`)."""
+    return check_player_vector(name, values, nonnegative=nonnegative, max_size=None)
 
 
 # ---------------------------------------------------------------------------- voting
