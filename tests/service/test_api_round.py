@@ -89,9 +89,20 @@ def test_three_party_round(client, operator_headers):
     # balance: payouts equal the charges (c · improvement, or 0 where a payment was
     # refunded; this round's pooled model is worse overall, see test_round_conventions)
     assert s["totals"]["payout"] == pytest.approx(s["totals"]["charge"], abs=1e-9)
+    # every line reconciles with the ledger: fee = charge + fee_returned
+    for line in s["lines"]:
+        assert line["fee_returned"] == pytest.approx(line["fee"] - line["charge"], abs=1e-12)
+    assert s["totals"]["fee"] == pytest.approx(
+        s["totals"]["fee_returned"] + s["totals"]["payout"], abs=1e-9
+    )
+    ledger = client.get(f"{API}/rounds/{rnd['id']}/ledger", headers=operator_headers).json()
+    returned = {e["party_id"]: e["amount"] for e in ledger["items"] if e["kind"] == "fee_returned"}
+    for line in s["lines"]:
+        assert returned[line["party_id"]] == pytest.approx(line["fee_returned"], abs=1e-12)
     r = client.get(f"{API}/rounds/{rnd['id']}/settlement", headers=alice.headers)
     lines = r.json()["lines"]
     assert [line["party_id"] for line in lines] == [alice.id]
+    assert "fee_returned" in lines[0]
     assert r.json()["totals"] == {}
 
     r = client.get(f"{API}/rounds/{rnd['id']}/audit", headers=operator_headers)

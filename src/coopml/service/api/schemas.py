@@ -289,6 +289,9 @@ class SettlementLineOut(BaseModel):
     charge: float = Field(
         description="Paid for the improvement: price × improvement, or 0 when refunded"
     )
+    fee_returned: float = Field(
+        description="The part of the fee returned: fee - charge (the ledger's fee_returned)"
+    )
     payout: float
     net: float
     payoff: float

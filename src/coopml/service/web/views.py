@@ -135,6 +135,7 @@ def _line(line: Mapping[str, Any]) -> dict[str, Any]:
         "party_id": line.get("party_id"),
         "name": _text(line.get("name")),
         "fee": _float(line.get("fee")),
+        "fee_returned": _float(line.get("fee_returned")),
         "payout": _float(line.get("payout")),
         "net": net,
         "value_before": _float(line.get("value_before", line.get("own_gain"))),
@@ -159,7 +160,7 @@ def settlement_view(settlement: Mapping[str, Any], viewer: Viewer) -> dict[str, 
         lines = [x for x in lines if viewer.owns(x["party_id"])]
     totals = None
     if viewer.is_operator and lines:
-        totals = {k: _sum(x[k] for x in lines) for k in ("fee", "payout", "net")}
+        totals = {k: _sum(x[k] for x in lines) for k in ("fee", "fee_returned", "payout", "net")}
     verified = settlement.get("verified")
     flags = [
         {"code": _text(f.get("code")), "message": _text(f.get("message"))}

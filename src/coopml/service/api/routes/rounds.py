@@ -204,6 +204,7 @@ def _line(line: SettlementLineRow, caller: Principal, charge: float) -> dict[str
         "name": line.name,
         "fee": line.fee,
         "charge": charge,
+        "fee_returned": line.fee - charge,
         "payout": line.payout,
         "net": line.net,
         "payoff": line.payoff,
@@ -247,7 +248,7 @@ def read_settlement(round_id: str, caller: Caller, s: Db) -> dict[str, Any]:
     if caller.is_operator:
         totals = {
             key: float(sum(line[key] for line in lines))
-            for key in ("fee", "charge", "payout", "net", "payoff", "improvement")
+            for key in ("fee", "charge", "fee_returned", "payout", "net", "payoff", "improvement")
         }
     return {
         "round_id": rnd.id,
