@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import linprog
 
+from coopml._bitmask import coalition_sums, popcounts
 from coopml.coalitions.game import CoalitionGame
 
 
@@ -119,3 +120,27 @@ def brute() -> SimpleNamespace:
         lex_leq=_lex_leq,
         least_core_points=_least_core_points,
     )
+
+
+def seeded_game(seed: int) -> CoalitionGame:
+    """Games of 3-12 players: integer ties, floats, symmetric, sparse, non-monotone,
+    convex (non-empty core) and learning-curve-like (usually an empty core)."""
+    rng = np.random.default_rng(seed)
+    n = 3 + seed % 10
+    kind = seed % 7
+    if kind == 0:
+        table = rng.integers(-5, 6, 1 << n).astype(float)
+    elif kind == 1:
+        table = rng.uniform(-100, 100, 1 << n)
+    elif kind == 2:  # symmetric: value depends on size only, many equal excesses
+        table = rng.integers(-3, 6, n + 1).astype(float)[popcounts(n)]
+    elif kind == 3:  # sparse
+        table = np.where(rng.uniform(size=1 << n) < 0.1, rng.integers(1, 10, 1 << n), 0.0)
+    elif kind == 4:  # convex: the core is large, the least core a face of it
+        table = coalition_sums(rng.uniform(0.5, 2.0, n)) ** 1.5
+    elif kind == 5:  # learning curve of pooled data plus noise
+        size = coalition_sums(rng.integers(20, 200, n).astype(float))
+        table = 0.5 + 0.4 * (1 - np.exp(-size / 300)) + rng.normal(0, 0.005, size.size)
+    else:  # non-monotone: a positive game minus a large random penalty on some coalitions
+        table = coalition_sums(rng.uniform(0, 1, n)) - 5.0 * (rng.uniform(size=1 << n) < 0.3)
+    return CoalitionGame(table)

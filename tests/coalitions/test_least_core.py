@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
+from tests.coalitions.conftest import seeded_game
 
 from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.games import additive_game, bankruptcy_game, glove_game
@@ -182,32 +183,6 @@ def _reference_least_core(v: np.ndarray) -> tuple[float, np.ndarray]:
     return eps, phi + Q @ (-r[:-1] / r[-1])
 
 
-def _seeded_game(seed: int) -> CoalitionGame:
-    """Games of 3-12 players: integer ties, floats, symmetric, sparse, non-monotone,
-    convex (non-empty core) and learning-curve-like (usually an empty core)."""
-    from coopml._bitmask import coalition_sums, popcounts
-
-    rng = np.random.default_rng(seed)
-    n = 3 + seed % 10
-    kind = seed % 7
-    if kind == 0:
-        table = rng.integers(-5, 6, 1 << n).astype(float)
-    elif kind == 1:
-        table = rng.uniform(-100, 100, 1 << n)
-    elif kind == 2:  # symmetric: value depends on size only, many equal excesses
-        table = rng.integers(-3, 6, n + 1).astype(float)[popcounts(n)]
-    elif kind == 3:  # sparse
-        table = np.where(rng.uniform(size=1 << n) < 0.1, rng.integers(1, 10, 1 << n), 0.0)
-    elif kind == 4:  # convex: the core is large, the least core a face of it
-        table = coalition_sums(rng.uniform(0.5, 2.0, n)) ** 1.5
-    elif kind == 5:  # learning curve of pooled data plus noise
-        size = coalition_sums(rng.integers(20, 200, n).astype(float))
-        table = 0.5 + 0.4 * (1 - np.exp(-size / 300)) + rng.normal(0, 0.005, size.size)
-    else:  # non-monotone: a positive game minus a large random penalty on some coalitions
-        table = coalition_sums(rng.uniform(0, 1, n)) - 5.0 * (rng.uniform(size=1 << n) < 0.3)
-    return CoalitionGame(table)
-
-
 def _check_verifies_itself(game: CoalitionGame, x: np.ndarray, eps: float) -> None:
     v = game.zero_normalized()
     n = game.n_players
@@ -221,7 +196,7 @@ def _check_verifies_itself(game: CoalitionGame, x: np.ndarray, eps: float) -> No
 
 @pytest.mark.parametrize("seed", range(42))
 def test_constraint_generation_matches_dense_reference(seed):
-    game = _seeded_game(seed)
+    game = seeded_game(seed)
     v = game.zero_normalized()
     scale = max(1.0, np.abs(v).max())
     eps_ref, x_ref = _reference_least_core(v)
@@ -241,7 +216,7 @@ def test_constraint_generation_matches_dense_reference(seed):
 
 
 def test_small_batches_take_many_rounds_and_agree():
-    game = _seeded_game(29)  # 12 players, floats in [-100, 100]
+    game = seeded_game(29)  # 12 players, floats in [-100, 100]
     one = least_core_module._least_core(game, start=0, batch=1)
     default = least_core(game)
     assert one.info["generation_rounds"] > 10
@@ -268,7 +243,7 @@ def test_projection_failure_falls_back_to_a_certified_vertex(monkeypatch):
     # stays exact, and the result says the tie-break failed
     monkeypatch.setattr(least_core_module, "_closest_point", lambda *a, **k: None)
     for seed in (1, 8, 15):
-        game = _seeded_game(seed)
+        game = seeded_game(seed)
         result = least_core_module._least_core(game, start=0, batch=2)
         eps_ref = _reference_least_core(game.zero_normalized())[0]
         scale = max(1.0, np.abs(game.zero_normalized()).max())
@@ -311,7 +286,7 @@ def test_a_wrong_scipy_nnls_is_caught_and_redone(monkeypatch):
 
     monkeypatch.setattr(least_core_module, "nnls", wrong_nnls)
     for seed in (1, 8, 15, 22):
-        game = _seeded_game(seed)
+        game = seeded_game(seed)
         eps_ref, x_ref = _reference_least_core(game.zero_normalized())
         scale = max(1.0, np.abs(game.zero_normalized()).max())
         result = least_core_module._least_core(game, start=0, batch=2)

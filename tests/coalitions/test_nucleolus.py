@@ -11,8 +11,9 @@ import scipy.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
+from tests.coalitions.conftest import seeded_game
 
-from coopml._bitmask import coalition_sums, popcounts
+from coopml._bitmask import coalition_sums
 from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.games import bankruptcy_game, glove_game, weighted_majority_game
 from coopml.coalitions.least_core import least_core
@@ -144,33 +145,9 @@ def _reference_nucleolus(v: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(A[fixed], np.array(values), rcond=None)[0]
 
 
-def _seeded_game(seed: int) -> CoalitionGame:
-    """Games of 3-12 players: integer ties, floats, symmetric, sparse, non-monotone,
-    convex (non-empty core), learning-curve-like (usually an empty core)."""
-    rng = np.random.default_rng(seed)
-    n = 3 + seed % 10
-    kind = seed % 7
-    if kind == 0:
-        table = rng.integers(-5, 6, 1 << n).astype(float)
-    elif kind == 1:
-        table = rng.uniform(-100, 100, 1 << n)
-    elif kind == 2:  # symmetric: value depends on size only, many equal excesses
-        table = rng.integers(-3, 6, n + 1).astype(float)[popcounts(n)]
-    elif kind == 3:  # sparse
-        table = np.where(rng.uniform(size=1 << n) < 0.1, rng.integers(1, 10, 1 << n), 0.0)
-    elif kind == 4:  # convex: many stages
-        table = coalition_sums(rng.uniform(0.5, 2.0, n)) ** 1.5
-    elif kind == 5:  # learning curve of pooled data plus noise
-        size = coalition_sums(rng.integers(20, 200, n).astype(float))
-        table = 0.5 + 0.4 * (1 - np.exp(-size / 300)) + rng.normal(0, 0.005, size.size)
-    else:  # non-monotone
-        table = coalition_sums(rng.uniform(0, 1, n)) - 5.0 * (rng.uniform(size=1 << n) < 0.3)
-    return CoalitionGame(table)
-
-
 @pytest.mark.parametrize("seed", range(42))
 def test_constraint_generation_matches_dense_reference(seed):
-    game = _seeded_game(seed)
+    game = seeded_game(seed)
     v = game.zero_normalized()
     scale = max(1.0, np.abs(v).max())
     expected = _reference_nucleolus(v)
@@ -204,7 +181,7 @@ def test_fourteen_players_against_the_full_lps():
 def test_projection_failure_falls_back_to_certified_vertices(monkeypatch):
     monkeypatch.setattr(least_core_module, "_closest_point", lambda *a, **k: None)
     for seed in (4, 11, 18, 19):
-        game = _seeded_game(seed)
+        game = seeded_game(seed)
         scale = max(1.0, np.abs(game.zero_normalized()).max())
         result = nucleolus_module._nucleolus(game, start=0, batch=2)
         assert result.converged
