@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from tests.service.conftest import (
     API,
+    OPERATOR_TOKEN,
     assert_ledger_balanced,
     make_market_with_parties,
     run_jobs,
@@ -196,3 +197,35 @@ def test_round_on_the_ray_executor(tmp_path, operator_headers):
     finally:
         ray.shutdown()
         app.state.service.db.dispose()
+
+
+def test_a_round_whose_worker_died_shows_stalled_with_the_time_since_its_heartbeat(
+    client, operator_headers
+):
+    """A worker that stops heartbeating (killed) leaves its round ``stalled``, with the
+    time since the last heartbeat, until another worker takes the job over."""
+    ctx = client.app.state.service
+    market = make_market_with_parties(client, 2)
+    round_id = _open_round(client, operator_headers, market.id)
+    before = client.get(f"{API}/rounds/{round_id}", headers=operator_headers).json()
+    assert before["status"] == "queued" and before["heartbeat_at"] is None
+    claim = claim_job(ctx.db, "doomed", lease_seconds=0.3)
+    assert claim is not None
+    alive = client.get(f"{API}/rounds/{round_id}", headers=operator_headers).json()
+    assert alive["status"] == "running" and alive["heartbeat_at"] is not None
+    time.sleep(0.5)  # the worker is gone: no heartbeat renews the lease
+    for path in (f"/rounds/{round_id}", f"/markets/{market.id}/rounds"):
+        body = client.get(f"{API}{path}", headers=market.parties[0].headers).json()
+        shown = body if "status" in body else body["items"][0]
+        assert shown["status"] == "stalled", shown
+        assert shown["seconds_since_heartbeat"] >= 0.5
+        assert "no heartbeat" in shown["message"] and "attempt 1" in shown["message"]
+    r = client.post("/login", data={"token": OPERATOR_TOKEN}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    page = client.get(f"/ui/rounds/{round_id}").text  # the dashboard shows the same state
+    assert 'id="round-status">stalled<' in page and "no heartbeat" in page
+    client.cookies.clear()
+    # another worker takes the job over: running again, with a fresh heartbeat
+    assert claim_job(ctx.db, "rescuer", lease_seconds=30) is not None
+    again = client.get(f"{API}/rounds/{round_id}", headers=operator_headers).json()
+    assert again["status"] == "running" and again["seconds_since_heartbeat"] < 0.5

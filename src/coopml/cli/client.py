@@ -580,7 +580,7 @@ def status_command(
         console.print(
             f"round {rnd['id']}: {rnd['status']} ({progress:.0%}){message}", highlight=False
         )
-        if rnd.get("status") in ("queued", "running"):
+        if rnd.get("status") in ("queued", "running", "stalled"):
             from rich.progress_bar import ProgressBar
 
             console.print(ProgressBar(total=1.0, completed=progress, width=40))

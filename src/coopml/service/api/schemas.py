@@ -273,12 +273,21 @@ class RoundIn(_In):
 class RoundOut(BaseModel):
     id: str
     market_id: str
-    status: Literal["queued", "running", "completed", "failed"]
+    status: Literal["queued", "running", "stalled", "completed", "failed"] = Field(
+        description="stalled: running, but its worker stopped heartbeating (its lease "
+        "expired); the round resumes when another worker takes the job over"
+    )
     progress: float
     message: str
     created_at: datetime.datetime
     started_at: datetime.datetime | None
     finished_at: datetime.datetime | None
+    heartbeat_at: datetime.datetime | None = Field(
+        None, description="The last heartbeat of the worker running the round"
+    )
+    seconds_since_heartbeat: float | None = Field(
+        None, description="Seconds since heartbeat_at, when the round was read"
+    )
     config: dict[str, Any]
 
 

@@ -68,6 +68,13 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def utc(value: datetime.datetime | None) -> datetime.datetime | None:
+    """Timezone-aware UTC (SQLite hands datetimes back naive; they are stored in UTC)."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import Request
 
+from coopml.service.domain.rounds import liveness
 from coopml.service.web.views import Viewer
 
 __all__ = [
@@ -181,7 +182,9 @@ def list_rounds(request: Request, viewer: Viewer, market_id: str) -> list[dict[s
             .order_by(Round.created_at.desc(), Round.id)
         )
         # as the viewer may see them: a party is not shown another's failure details
-        return [_jsonable(round_out(r, _principal(viewer))) for r in s.scalars(query)]
+        rows = list(s.scalars(query))
+        live = liveness(s, [r.id for r in rows])
+        return [_jsonable(round_out(r, _principal(viewer), live.get(r.id))) for r in rows]
 
 
 def get_round(request: Request, viewer: Viewer, round_id: str) -> dict[str, Any] | None:
@@ -193,7 +196,8 @@ def get_round(request: Request, viewer: Viewer, round_id: str) -> dict[str, Any]
     with _session(request) as s:
         try:
             principal = _principal(viewer)  # a party is not shown another's failure
-            return _jsonable(round_out(api_get_round(s, principal, round_id), principal))
+            rnd = api_get_round(s, principal, round_id)
+            return _jsonable(round_out(rnd, principal, liveness(s, [rnd.id]).get(rnd.id)))
         except ApiError:
             return None
 

@@ -108,7 +108,9 @@ def round_row(round_: Mapping[str, Any], *, progress_width: float = 160.0) -> di
     progress = _float(round_.get("progress"))
     if progress is None or not math.isfinite(progress):
         progress = 1.0 if status == "completed" else 0.0
-    color = {"failed": svg.NEGATIVE, "completed": "#1a7f37"}.get(status, svg.POSITIVE)
+    color = {"failed": svg.NEGATIVE, "stalled": svg.NEGATIVE, "completed": "#1a7f37"}.get(
+        status, svg.POSITIVE
+    )
     return {
         "id": _text(round_.get("id")),
         "market_id": _text(round_.get("market_id")),

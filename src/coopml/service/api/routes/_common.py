@@ -3,7 +3,6 @@ pagination and serialisers."""
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
@@ -12,19 +11,13 @@ from sqlalchemy.orm import Session
 
 from coopml.service.api.deps import Principal, valid_id
 from coopml.service.api.errors import ApiError
-from coopml.service.storage.models import Dataset, Market, Party, Round
+from coopml.service.domain.rounds import Liveness
+from coopml.service.storage.models import Dataset, Market, Party, Round, utc
 
 T = TypeVar("T")
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1..500).")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")]
-
-
-def utc(value: datetime.datetime | None) -> datetime.datetime | None:
-    """Timezone-aware UTC (SQLite hands datetimes back naive)."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
 
 
 def not_found(kind: str, item_id: str) -> ApiError:
@@ -108,9 +101,13 @@ def dataset_out(d: Dataset) -> dict[str, Any]:
     }
 
 
-def round_out(r: Round, caller: Principal | None = None) -> dict[str, Any]:
+def round_out(
+    r: Round, caller: Principal | None = None, live: Liveness | None = None
+) -> dict[str, Any]:
     """A round as the API shows it; to a party (``caller``) without other parties' names
-    (``replication_party``) or failure details."""
+    (``replication_party``) or failure details. ``live``: its worker's liveness (from
+    :func:`coopml.service.domain.rounds.liveness`); a running round whose worker's lease
+    expired shows as ``stalled`` with the time since the last heartbeat."""
     config = {k: v for k, v in dict(r.config).items() if not k.startswith("_")}
     # The market's feature columns in the order its models expect (the schema every
     # party uploads; no party's data): predict rows must follow it.
@@ -128,14 +125,19 @@ def round_out(r: Round, caller: Principal | None = None) -> dict[str, Any]:
                 message = str(failure["message"])
             else:
                 message = "failed (the operator sees the details)"
+    status = r.status
+    if live is not None and live.stalled and status == "running":
+        status, message = "stalled", live.describe()
     return {
         "id": r.id,
         "market_id": r.market_id,
-        "status": r.status,
+        "status": status,
         "progress": float(r.progress),
         "message": message,
         "created_at": utc(r.created_at),
         "started_at": utc(r.started_at),
         "finished_at": utc(r.finished_at),
+        "heartbeat_at": None if live is None else live.heartbeat_at,
+        "seconds_since_heartbeat": None if live is None else live.seconds_since_heartbeat,
         "config": config,
     }

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 from sqlalchemy import or_, select
 
 from coopml.service.api.deps import Caller, Ctx, Db
-from coopml.service.api.routes._common import Limit, Offset, page, paginate, utc
+from coopml.service.api.routes._common import Limit, Offset, page, paginate
 from coopml.service.api.schemas import AuditLogEntryOut, HealthOut, MeOut, Page
-from coopml.service.storage.models import AuditEntry, PredictionQuery
+from coopml.service.storage.models import AuditEntry, PredictionQuery, utc
 
 router = APIRouter(tags=["meta"])
 

@@ -23,7 +23,6 @@ from coopml.service.api.routes._common import (
     page,
     paginate,
     round_out,
-    utc,
 )
 from coopml.service.api.schemas import (
     AuditOut,
@@ -38,6 +37,7 @@ from coopml.service.api.schemas import (
 from coopml.service.artifacts import cached_model, load_model
 from coopml.service.context import record_audit
 from coopml.service.domain import release
+from coopml.service.domain.rounds import liveness
 from coopml.service.jobs.ledger import ledger_totals
 from coopml.service.learners import LearnerError, check_learner
 from coopml.service.storage.models import (
@@ -50,6 +50,7 @@ from coopml.service.storage.models import (
     Round,
     SettlementLineRow,
     SettlementRow,
+    utc,
 )
 
 router = APIRouter(tags=["rounds"])
@@ -178,13 +179,15 @@ def list_rounds(
         .order_by(Round.created_at.desc(), Round.id)
     )
     rows, total = paginate(s, query, limit, offset)
-    return page([round_out(r, caller) for r in rows], total, limit, offset)
+    live = liveness(s, [r.id for r in rows])
+    return page([round_out(r, caller, live.get(r.id)) for r in rows], total, limit, offset)
 
 
 @router.get("/rounds/{round_id}", response_model=RoundOut)
 def read_round(round_id: str, caller: Caller, s: Db) -> dict[str, Any]:
     """A round's status and progress (operator; parties of its market)."""
-    return round_out(get_round(s, caller, round_id), caller)
+    rnd = get_round(s, caller, round_id)
+    return round_out(rnd, caller, liveness(s, [rnd.id]).get(rnd.id))
 
 
 def _settled(s: Session, caller: Principal, round_id: str) -> tuple[Round, SettlementRow]:
