@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.optimize import elementwise
 
 from coopml.contracts.outcomes import OutcomeSpace
 from coopml.contracts.problem import ContractProblem
@@ -70,7 +71,7 @@ class CompleteInformationResult:
 def complete_information(
     problem: ContractProblem, space: OutcomeSpace | None = None
 ) -> CompleteInformationResult:
-    """Solve the first-best fixed point in every outcome (vectorised bisection).
+    """Solve the first-best fixed point in every outcome (vectorised root finding).
 
     Parameters
     ----------
@@ -97,8 +98,8 @@ def complete_information(
         top = float(val(curve(1e12)))
     hi = np.maximum(A * top - B, 0.0) + 1.0  # g(S) = A v(a(S)) - B - S < 0 beyond hi
 
-    def g(S: FloatArray) -> FloatArray:
-        return np.asarray(A[..., None] * val(curve(S)) - B[..., None] - S, dtype=np.float64)
+    def gap(S: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
+        return np.asarray(a * val(curve(S)) - b - S, dtype=np.float64)
 
     S = np.zeros(n.shape[0])
     for start in range(0, n.shape[0], 4096):
@@ -106,18 +107,18 @@ def complete_information(
         grid = hi[sl, None] * _U[None, :]
         gA = A[sl]
         gB = B[sl]
-        vals = gA[:, None] * val(curve(grid)) - gB[:, None] - grid
+        vals = gap(grid, gA[:, None], gB[:, None])
         ok = vals >= 0
         has = ok.any(axis=1)
         last = np.where(has, _U.size - 1 - np.argmax(ok[:, ::-1], axis=1), 0)
-        lo_s = grid[np.arange(grid.shape[0]), last]
-        hi_s = grid[np.arange(grid.shape[0]), np.minimum(last + 1, _U.size - 1)]
-        for _ in range(80):
-            mid = 0.5 * (lo_s + hi_s)
-            gm = gA * val(curve(mid)) - gB - mid
-            lo_s = np.where(gm >= 0, mid, lo_s)
-            hi_s = np.where(gm >= 0, hi_s, mid)
-        S[sl] = np.where(has, lo_s, 0.0)
+        rows = np.flatnonzero(has)
+        # g(lo) >= 0 > g(hi): the largest root lies in [lo, hi] (Chandrupatla's method)
+        lo_s = grid[rows, last[rows]]
+        hi_s = grid[rows, np.minimum(last[rows] + 1, _U.size - 1)]
+        root = elementwise.find_root(gap, (lo_s, hi_s), args=(gA[rows], gB[rows]))
+        if not np.all(root.success):
+            raise RuntimeError(f"first-best fixed point: root finding failed ({root.status})")
+        S[start + rows] = root.x
     values = np.asarray(val(curve(S)), dtype=np.float64)
     m_n = np.maximum(values[:, None] - f[None, :], 0.0) / c[None, :]
     contributions = np.array(
