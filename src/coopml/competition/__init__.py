@@ -28,17 +28,11 @@ from coopml.competition.coalition_structures import (
 from coopml.competition.learning import LearningCurve, LearningCurveFit, fit_learning_curve
 from coopml.competition.market_models import (
     MARKETS,
-    BertrandMarket,
-    CournotMarket,
     MarketEquilibrium,
-    MarketModel,
-    NumericalEquilibrium,
     bertrand_equilibrium,
     cournot_equilibrium,
-    deviation_gain,
     equilibrium_deviation_gain,
     equilibrium_profits,
-    solve_equilibrium,
 )
 from coopml.competition.negotiation import (
     QUALITY_CHANNELS,
@@ -56,6 +50,14 @@ from coopml.competition.phase_diagram import (
     profit_gain_curves,
     sharing_phase_diagram,
     size_ratio_phase_diagram,
+)
+from coopml.competition.user_markets import (
+    BertrandMarket,
+    CournotMarket,
+    MarketModel,
+    NumericalEquilibrium,
+    deviation_gain,
+    solve_equilibrium,
 )
 
 __all__ = [

@@ -31,12 +31,7 @@ from coopml._validation import check_positive
 from coopml.bargaining import BargainingSolution, transferable_utility_split
 from coopml.competition.coalition_structures import CoalitionStructures, coalition_structures
 from coopml.competition.learning import LearningCurve
-from coopml.competition.market_models import (
-    MarketEquilibrium,
-    MarketModel,
-    NumericalEquilibrium,
-    equilibrium_deviation_gain,
-)
+from coopml.competition.market_models import MarketEquilibrium, equilibrium_deviation_gain
 from coopml.competition.negotiation import (
     FullSharing,
     SharingBargain,
@@ -45,6 +40,7 @@ from coopml.competition.negotiation import (
     full_sharing,
     nash_bargaining_sharing,
 )
+from coopml.competition.user_markets import MarketModel, NumericalEquilibrium
 
 __all__ = ["SharingAnalysis", "analyze"]
 

@@ -37,13 +37,11 @@ from coopml.competition.learning import LearningCurve
 from coopml.competition.market_models import (
     MARKETS,
     MarketEquilibrium,
-    MarketModel,
-    NumericalEquilibrium,
     bertrand_equilibrium,
     cournot_equilibrium,
     equilibrium_profits,
-    solve_equilibrium,
 )
+from coopml.competition.user_markets import MarketModel, NumericalEquilibrium, solve_equilibrium
 
 __all__ = [
     "QUALITY_CHANNELS",
