@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= out
-EXTRAS ?= dev,ray,service,torch,flower,convex
+EXTRAS ?= dev,ray,service,torch,flower,convex,export
 # The CPU build of PyTorch (a plain `torch` requirement would fetch a multi-GB CUDA build).
 TORCH ?= torch==2.13.0
 BENCH_VENV ?= .venv-bench

@@ -156,8 +156,14 @@ def check_choice(name: str, value: Any, choices: Collection[str]) -> str:
     return str(value)
 
 
-def check_2d_features(name: str, X: Any, *, allow_empty: bool = False) -> NDArray[np.float64]:
-    """Convert ``X`` to a finite 2-D float64 array, with a clear error otherwise."""
+def check_2d_features(
+    name: str, X: Any, *, allow_empty: bool = False, allow_nan: bool = False
+) -> NDArray[np.float64]:
+    """Convert ``X`` to a finite 2-D float64 array, with a clear error otherwise.
+
+    ``allow_nan`` accepts NaN (missing values, for learners that handle them) but never
+    infinities.
+    """
     try:
         array = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -176,8 +182,9 @@ def check_2d_features(name: str, X: Any, *, allow_empty: bool = False) -> NDArra
         )
     if not allow_empty and (array.shape[0] == 0 or array.shape[1] == 0):
         raise ValueError(f"parameter '{name}' must be non-empty; got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        bad = np.argwhere(~np.isfinite(array))[0]
+    bad_values = np.isinf(array) if allow_nan else ~np.isfinite(array)
+    if bad_values.any():
+        bad = np.argwhere(bad_values)[0]
         raise ValueError(
             f"parameter '{name}' must be finite (no NaN or inf); found {array[tuple(bad)]} "
             f"at row {bad[0]}, column {bad[1]}"

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from coopml import __version__
-from coopml.coalitions.executors import ProgressCallback
+from coopml.coalitions.executors import Executor, ProgressCallback
 from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.result import ValuationResult
 from coopml.config import Method, ValueConfig, build_learner, build_parties
+from coopml.data import party_warnings
 from coopml.learning import CoalitionUtility
 
 __all__ = ["ValueReport", "run_value_job", "value_utility"]
@@ -55,7 +56,7 @@ def value_utility(
     utility: CoalitionUtility,
     methods: Sequence[Method] = ("shapley",),
     *,
-    executor: str = "serial",
+    executor: str | Executor = "serial",
     n_jobs: int | None = None,
     cache_dir: str | Path | None = None,
     max_evaluations: int = 20_000,
@@ -67,6 +68,8 @@ def value_utility(
 
     Exact methods share one value table; ``"monte_carlo"`` samples permutations with
     the evaluation budget ``max_evaluations`` (stopping early at ``stderr_target``).
+    With ``cache_dir`` both are checkpointed there, so an interrupted job resumes where
+    it stopped (docs/valuation.md, "Interrupt and resume").
     """
     results: dict[str, ValuationResult] = {}
     game = None
@@ -95,10 +98,20 @@ def value_utility(
         if stderr_target is not None:
             stopping = stopping | StandardErrorBelow(stderr_target)
         results["monte_carlo"] = monte_carlo_shapley(
-            utility, stopping=stopping, executor=executor, n_jobs=n_jobs, random_state=random_state
+            utility,
+            stopping=stopping,
+            executor=executor,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            cache_dir=cache_dir,
+            progress=progress,
         )
     n_samples = tuple(p.n_samples for p in utility.parties)
-    info = {"learner": repr(utility.learner), "scorer": utility.scorer_name}
+    info: dict[str, Any] = {"learner": repr(utility.learner), "scorer": utility.scorer_name}
+    fast = utility.fast_learner
+    info["fast_path"] = None if fast is None else type(fast).__name__
+    classification = utility.is_classifier
+    info["warnings"] = party_warnings(utility.parties, classification=classification)
     return ValueReport(utility.names, n_samples, results, game, info)
 
 
@@ -109,14 +122,19 @@ def run_value_job(
     parties, validation = build_parties(cfg, base_dir)
     v = cfg.valuation
     utility = CoalitionUtility(
-        build_learner(cfg.learner), parties, validation, v.scorer, random_state=v.random_state
+        build_learner(cfg.learner, cfg.preprocessing),
+        parties,
+        validation,
+        v.scorer,
+        random_state=v.random_state,
     )
     cache = None if v.cache_dir is None else base_dir / v.cache_dir
+    where = cfg.executor_settings  # [executor], or [valuation] executor/n_jobs
     return value_utility(
         utility,
         v.methods,
-        executor=v.executor,
-        n_jobs=v.n_jobs,
+        executor=where.build(),
+        n_jobs=where.n_jobs,
         cache_dir=cache,
         max_evaluations=v.max_evaluations,
         stderr_target=v.stderr_target,

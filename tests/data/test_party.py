@@ -111,7 +111,8 @@ def test_fingerprint_is_stable_and_content_based() -> None:
         ({"X": [[1.0], [np.nan]]}, ValueError, "'X' must be finite .* nan at row 1, column 0"),
         ({"X": [[1.0], [np.inf]]}, ValueError, "'X' must be finite .* inf at row 1"),
         ({"y": [0.5, np.nan]}, ValueError, "'y' must be finite .* nan at index 1"),
-        ({"y": ["a", None]}, TypeError, "'y' must hold bool, integer, float or string labels"),
+        ({"y": ["a", None]}, ValueError, "'y' has a missing label in data row 2"),
+        ({"y": np.array(["a", 1], dtype=object)}, TypeError, "'y' mixes text and number"),
         ({"y": [[0], [1]]}, ValueError, r"'y' must be 1-D \(n_samples,\); got shape \(2, 1\)"),
         ({"X": [["a"], ["b"]]}, TypeError, "'X' must contain numeric features only"),
         (
@@ -174,21 +175,21 @@ def test_from_dataframe_with_fitted_encoder_sparse_output(frame: pd.DataFrame) -
         (
             {"target": "missing"},
             ValueError,
-            r"'target' must name a column of 'df'; got 'missing'; available columns: "
+            r"party 'a': parameter 'target' must name a column; got 'missing'; available columns: "
             r"\['age', 'color', 'income', 'label'\]",
         ),
         (
             {},
             TypeError,
-            r"feature columns \['color'\] of 'df' are not numeric; encode them first .* "
-            "pass 'encoder'",
+            r"party 'a': column 'color' is not numeric \(it holds 'red' in data row 1\); set "
+            r"\[preprocessing\] categorical = \"onehot\" .* pass 'encoder'",
         ),
         ({"features": ["age", "label"]}, ValueError, "'features' must not contain the target"),
-        ({"features": ["age", "weight"]}, ValueError, r"'df' lacks the columns \['weight'\]"),
+        ({"features": ["age", "weight"]}, ValueError, r"party 'a' lacks the columns \['weight'\]"),
         (
             {"features": ["age"], "validation": pd.DataFrame({"age": [1]})},
             ValueError,
-            r"'validation' lacks the columns \['label'\]; available columns: \['age'\]",
+            r"party 'a' validation lacks the columns \['label'\]; available columns: \['age'\]",
         ),
         (
             {"encoder": ColumnTransformer([("onehot", OneHotEncoder(), ["color"])])},
@@ -208,7 +209,8 @@ def test_from_dataframe_bad_inputs(
 
 def test_from_dataframe_rejects_missing_values_and_non_frames(frame: pd.DataFrame) -> None:
     frame.loc[2, "income"] = np.nan
-    with pytest.raises(ValueError, match=r"column 'income' has 1 missing .* data row 3 \(nan\)"):
+    match = r"party 'a': column 'income' has 1 missing .* data row 3; set \[preprocessing\] impute"
+    with pytest.raises(ValueError, match=match):
         Party.from_dataframe("a", frame, "label", features=["age", "income"])
     with pytest.raises(TypeError, match="'df' must be a pandas DataFrame; got ndarray"):
         Party.from_dataframe("a", np.zeros((2, 2)), "label")  # type: ignore[arg-type]
@@ -225,9 +227,9 @@ def test_from_files_round_trip(tmp_path: Path, frame: pd.DataFrame, kind: str) -
     party = loader("a", path, "label", validation=val_path)
     expected = Party.from_dataframe("a", numeric, "label", validation=numeric.iloc[:1])
     assert party.fingerprint() == expected.fingerprint()
-    with pytest.raises(FileNotFoundError, match=r"'path': no such file '.*nope\." + kind):
+    with pytest.raises(FileNotFoundError, match=r"party 'a' \(.*nope\." + kind + r"\): no such"):
         loader("a", tmp_path / f"nope.{kind}", "label")
-    with pytest.raises(ValueError, match="'target' must name a column of 'df'; got 'y'"):
+    with pytest.raises(ValueError, match=r"party 'a' \(.*train.*\): parameter 'target' must"):
         loader("a", path, "y")
 
 

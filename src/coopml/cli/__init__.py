@@ -22,11 +22,13 @@ def build_app() -> typer.Typer:
     """The root app with every command group registered (once)."""
     from coopml.cli import admin, client, contract, finetune, fl, market, serve, sharing, value
     from coopml.cli import backup as backup_cli
+    from coopml.cli import init as init_cli
     from coopml.cli import keys as keys_cli
     from coopml.cli import ledger as ledger_cli
     from coopml.cli._root import app
 
     del value  # registers `coopml value` on import
+    app.command("init")(init_cli.init_command)
     app.add_typer(market.app, name="market")
     app.add_typer(contract.app, name="contract")
     app.add_typer(finetune.app, name="finetune")

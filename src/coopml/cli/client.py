@@ -627,7 +627,16 @@ def settlement_command(
         _print_json(answer)
         return
     lines = list(answer.get("lines", []))
-    preferred = ["name", "fee", "fee_returned", "payout", "net", "value_before", "value_after"]
+    preferred = [
+        "name",
+        "fee",
+        "fee_returned",
+        "payout",
+        "payout_stderr",
+        "net",
+        "value_before",
+        "value_after",
+    ]
     columns = [c for c in preferred if any(c in line for line in lines)] or sorted(
         {k for line in lines for k in line}
     )

@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
-from coopml.cli._root import coalition_progress, console, err_console, fail
+from coopml.cli._render import print_table
+from coopml.cli._root import QuietOpt, coalition_progress, console, err_console, fail
 from coopml.config import ConfigError, MarketConfig, load_config
 
 app = typer.Typer(
@@ -31,17 +33,55 @@ def _load(config: Path) -> tuple[MarketConfig, Path]:
 
 
 @app.command("run")
-def run_command(config: ConfigArg, out: OutOpt = Path("out/market")) -> None:
+def run_command(
+    config: ConfigArg,
+    out: OutOpt = Path("out/market"),
+    export_models: Annotated[
+        Path | None,
+        typer.Option(
+            "--export-models",
+            help="Also write each party's customised model here: skops, ONNX where the "
+            "learner converts, and models.json (needs the 'export' extra).",
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    executor: Annotated[
+        str | None, typer.Option(help="Override the executor: serial, joblib or ray.")
+    ] = None,
+    n_jobs: Annotated[
+        int | None, typer.Option(help="Override the number of tasks run at once.")
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to run on: auto, HOST:PORT or ray://HOST:PORT."),
+    ] = None,
+) -> None:
     """Settle a market round: writes settlement.json, report.html and charts to OUT."""
     from coopml.market.job import run_market_job
     from coopml.plots.market import plot_replication_audit, plot_settlement
     from coopml.reports.market import figure_png, market_report
 
     cfg, base = _load(config)
+    if executor is not None or n_jobs is not None or ray_address is not None:
+        from coopml.config import with_executor
+
+        if ray_address is not None and executor is None:
+            executor = "ray"
+        try:
+            cfg = with_executor(cfg, kind=executor, n_jobs=n_jobs, address=ray_address)
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+    if export_models is not None:
+        from coopml.market.export import require_skops
+
+        try:
+            require_skops()
+        except ImportError as exc:
+            raise fail(str(exc)) from None
     try:
-        with coalition_progress() as progress:
+        with coalition_progress(quiet) as progress:
             job = run_market_job(cfg, base, progress=progress)
-    except (ConfigError, FileNotFoundError, ValueError, TypeError) as exc:
+    except (ConfigError, OSError, ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
     s = job.result.settlement
     out.mkdir(parents=True, exist_ok=True)
@@ -55,6 +95,22 @@ def run_command(config: ConfigArg, out: OutOpt = Path("out/market")) -> None:
     (out / "report.html").write_text(market_report(job, charts), encoding="utf-8")
     _print_settlement(job)
     console.print(f"settlement, report and charts written to {out}/")
+    if export_models is not None:
+        _export(cfg, base, job, export_models)
+
+
+def _export(cfg: MarketConfig, base: Path, job: object, folder: Path) -> None:
+    """Write every party's model (the CLI's user is the operator, who holds all data)."""
+    from coopml.config import build_parties
+    from coopml.market.export import MANIFEST, describe_export, export_models
+    from coopml.market.job import MarketJob
+
+    assert isinstance(job, MarketJob)
+    parties, _ = build_parties(cfg, base, own_validation=cfg.market.mode == "multi")
+    manifest = export_models(job.result, parties, folder)
+    for line in describe_export(manifest):
+        console.print(f"  {escape(line)}", highlight=False)
+    console.print(f"models written to {folder}/ (manifest {MANIFEST})")
 
 
 @app.command("audit")
@@ -89,17 +145,26 @@ def audit_command(
 def verify_command(
     settlement: Annotated[Path, typer.Argument(help="A settlement.json written by `market run`.")],
 ) -> None:
-    """Recompute a settlement from its value tables; exit 0 if consistent, 1 if not."""
+    """Recompute a settlement from its value tables (or, for estimated shares, by
+    replaying the estimator on its stored samples); exit 0 if consistent, 1 if not."""
     from coopml.market import Settlement
 
     try:
-        verdict = Settlement.load(settlement).verify()
+        record = Settlement.load(settlement)
+        verdict = record.verify()
     except ValueError as exc:
         err_console.print(f"[bold red]invalid:[/] {exc}", highlight=False)
         raise typer.Exit(code=1) from None
     if verdict.ok:
+        v = record.valuation
+        source = (
+            f"the shares replayed by {v.get('estimator')} from {v.get('evaluations')} stored "
+            "coalition values"
+            if record.estimated
+            else "the value tables"
+        )
         console.print(
-            f"[green]✔[/] {settlement}: consistent (every figure recomputed from the value tables)"
+            f"[green]✔[/] {settlement}: consistent (every figure recomputed from {source})"
         )
         return
     for problem in verdict.problems:
@@ -109,34 +174,48 @@ def verify_command(
 
 def _print_settlement(job: object) -> None:
     from coopml.market.job import MarketJob
+    from coopml.reports.summary import members_note, payout_text, settlement_summary, sig
 
     assert isinstance(job, MarketJob)
     s = job.result.settlement
+    for sentence in settlement_summary(s):
+        console.print(escape(sentence), highlight=False)
+    note = members_note(s)
     table = Table(
         title=(
-            f"Settlement ({s.rule} rule, {s.mode} task, price {s.price:g}, "
-            f"empty coalition {s.empty_value})"
+            f"Settlement ({s.rule} rule, {s.mode} task, price c = {sig(s.price)}, "
+            f"empty coalition {s.empty_value}); money in units of c, scores 0-1, "
+            "improvement in points"
         ),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
     table.add_column("party", no_wrap=True)
-    for column in ("fee A", "own G", "model G", "gain a", "share", "payout b", "net"):
+    headers = ("fee", "own score", "model score", "improvement", "charge", "share", "payout")
+    for column in (*headers, "net"):
         table.add_column(column, justify="right", no_wrap=True)
+    if note is None:
+        table.add_column("trained on", no_wrap=True)
     for p in s.parties:
-        net = f"[green]{p.net_gain:+.4f}[/]" if p.net_gain >= 0 else f"[red]{p.net_gain:+.4f}[/]"
-        table.add_row(
-            p.name,
-            f"{p.fee:.4f}",
-            f"{p.own_gain:.3f}",
-            f"{p.model_gain:.3f}",
-            f"{p.improvement:+.4f}",
-            f"{p.share:.3f}",
-            f"{p.payout:.4f}",
-            net,
-        )
-    console.print(table)
+        colour = "green" if p.net_gain >= 0 else "red"
+        cells = [
+            escape(p.name),
+            sig(p.fee),
+            sig(p.own_gain),
+            sig(p.model_gain),
+            sig(100 * p.improvement, signed=True),
+            sig(p.charge),
+            sig(p.share),
+            payout_text(p),
+            f"[{colour}]{sig(p.net_gain, signed=True)}[/]",
+        ]
+        if note is None:
+            cells.append(escape(", ".join(p.members)))
+        table.add_row(*cells)
+    print_table(table, console)
+    if note is not None:
+        console.print(note, highlight=False)
     c = s.checks
     console.print(
         f"balanced: {c['balanced']} (error {c['balance_error']:.1e})   "
@@ -144,15 +223,16 @@ def _print_settlement(job: object) -> None:
         f"individually rational: {c['individually_rational']}"
     )
     for r in c["ir_report"]:
-        console.print(f"  [red]loses money[/] {r['name']}: {r['reason']}")
+        console.print(f"  [red]loses money[/] {escape(r['name'])}: {escape(r['reason'])}")
     for flag in s.flags:
-        console.print(f"  [yellow]flag[/] {flag.code}: {flag.message}", highlight=False)
+        console.print(f"  [yellow]flag[/] {flag.code}: {escape(flag.message)}", highlight=False)
     dup = job.result.duplicates
     if dup is not None and dup.flagged:
         for pair in dup.pairs():
             console.print(
-                f"  [yellow]replicated data[/] {pair['fraction']:.0%} of {pair['party']}'s rows "
-                f"appear in {pair['duplicated_in']} ({pair['exact_rows']} exact)"
+                f"  [yellow]replicated data[/] {pair['fraction']:.0%} of "
+                f"{escape(str(pair['party']))}'s rows appear in "
+                f"{escape(str(pair['duplicated_in']))} ({pair['exact_rows']} exact)"
             )
     if job.audit is not None:
         _print_audit(job.audit)
@@ -160,10 +240,14 @@ def _print_settlement(job: object) -> None:
 
 def _print_audit(audit: object) -> None:
     from coopml.market import ReplicationAudit
+    from coopml.reports.summary import sig
 
     assert isinstance(audit, ReplicationAudit)
     table = Table(
-        title=f"Replication audit: what '{audit.party}' gains with replicas",
+        title=(
+            f"Replication audit: what '{escape(audit.party)}' gains in total by joining "
+            "again under extra names (units of c), per payment rule"
+        ),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -171,12 +255,15 @@ def _print_audit(audit: object) -> None:
     rules = list(dict.fromkeys(audit.table["rule"]))
     table.add_column("copies", no_wrap=True)
     for rule in rules:
-        table.add_column(rule.replace("similarity_shapley", "similarity"), justify="right")
+        table.add_column(rule, justify="right", no_wrap=True)
     for (kind, r), rows in audit.table.groupby(["kind", "replicas"], sort=False):
         gains = dict(zip(rows["rule"], rows["gain"], strict=True))
         table.add_row(
             f"{r} {kind}",
-            *(f"[red]{g:+.4f}[/]" if g > 1e-9 else f"{g:+.4f}" for g in (gains[x] for x in rules)),
+            *(
+                f"[red]{sig(g, signed=True)}[/]" if g > 1e-9 else sig(g, signed=True)
+                for g in (gains[x] for x in rules)
+            ),
         )
-    console.print(table)
-    console.print("  [red]red[/]: replication paid under that rule")
+    print_table(table, console)
+    console.print("  [red]red[/]: replication paid under that rule (the gain is above zero)")

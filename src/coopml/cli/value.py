@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from coopml.cli._root import app, coalition_progress, console, fail
+from coopml.cli._render import print_table
+from coopml.cli._root import QuietOpt, app, coalition_progress, console, fail
 from coopml.config import ConfigError, ValueConfig, load_config
+from coopml.reports.summary import sig
 from coopml.valuation import ValueReport, run_value_job
 
 
@@ -24,23 +27,33 @@ def value_command(
     executor: Annotated[
         str | None, typer.Option(help="Override the executor: serial, joblib or ray.")
     ] = None,
-    n_jobs: Annotated[int | None, typer.Option(help="Override the worker count.")] = None,
+    n_jobs: Annotated[
+        int | None, typer.Option(help="Override the number of tasks run at once.")
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to run on: auto, HOST:PORT or ray://HOST:PORT."),
+    ] = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Value each party's data with the solution concepts named in the config."""
     try:
         cfg, base_dir = load_config(config, ValueConfig)
-        overrides = {k: v for k, v in {"executor": executor, "n_jobs": n_jobs}.items() if v}
-        if overrides:
-            from coopml.config import parse_config
+        if executor is not None or n_jobs is not None or ray_address is not None:
+            from coopml.config import with_executor
 
-            raw = cfg.model_dump()
-            raw["valuation"].update(overrides)
-            cfg = parse_config(raw, source=str(config))
-        with coalition_progress() as progress:
+            if ray_address is not None and executor is None:
+                executor = "ray"
+            cfg = with_executor(cfg, kind=executor, n_jobs=n_jobs, address=ray_address)
+        with coalition_progress(quiet) as progress:
             report = run_value_job(cfg, base_dir, progress=progress)
-    except (ConfigError, FileNotFoundError, ValueError, TypeError) as exc:
+    except (ConfigError, OSError, ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
-    console.print(_table(report))
+    print_table(_table(report), console)
+    budget = cfg.valuation.max_evaluations
+    for result in report.results.values():
+        if result.stderr is not None:
+            console.print(result.summary(evaluation_budget=budget), highlight=False)
     if report.game is not None:
         info = report.game.info
         console.print(
@@ -55,25 +68,28 @@ def value_command(
         from coopml.plots import plot_values
 
         plot.parent.mkdir(parents=True, exist_ok=True)
-        plot_values(list(report.results.values())).savefig(plot, dpi=120)
+        unit = str(report.info.get("scorer", "score")).replace("_", " ")
+        plot_values(list(report.results.values()), unit=unit).savefig(plot, dpi=120)
         console.print(f"chart written to {plot}")
 
 
 def _table(report: ValueReport) -> Table:
-    table = Table(title="Value of each party's data", title_justify="left")
-    table.add_column("party")
-    table.add_column("rows", justify="right")
+    unit = str(report.info.get("scorer", "score")).replace("_", " ")
+    table = Table(
+        title=f"Value of each party's data (contribution to {unit}, on its 0-1 scale)",
+        title_justify="left",
+    )
+    table.add_column("party", no_wrap=True)
+    table.add_column("rows", justify="right", no_wrap=True)
     for method, result in report.results.items():
-        table.add_column(method + (" ± se" if result.stderr is not None else ""), justify="right")
+        label = method + (" ± se" if result.stderr is not None else "")
+        table.add_column(label, justify="right", no_wrap=True)
     for i, (name, size) in enumerate(zip(report.names, report.n_samples, strict=True)):
         cells = []
         for result in report.results.values():
-            cell = f"{result.values[i]:+.4f}"
+            cell = sig(float(result.values[i]), signed=True)
             if result.stderr is not None:
-                cell += f" ± {result.stderr[i]:.4f}"
+                cell += f" ± {sig(float(result.stderr[i]))}"
             cells.append(cell)
-        table.add_row(name, str(size), *cells)
-    for method, result in report.results.items():
-        if not result.converged:
-            table.caption = f"{method} did not converge: {dict(result.info)}"
+        table.add_row(escape(name), str(size), *cells)
     return table

@@ -8,6 +8,7 @@ estimate, ``converged``, ``n_evaluations`` (utility evaluations spent) and free-
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +100,61 @@ class ValuationResult:
             frame["stderr"] = self.stderr
         return frame
 
+    def summary(self, *, evaluation_budget: int | None = None) -> str:
+        """How the values were obtained, in one sentence: how many samples, what stopped
+        the estimator, whether it converged and the largest standard error.
+
+        It reads what the estimators record in ``info`` (``stopped_by``,
+        ``n_permutations``, ``n_samples``) and says only what the rule that fired says:
+        no limit that was not part of it.
+
+        Parameters
+        ----------
+        evaluation_budget : int, optional
+            The evaluation budget a caller turned into a permutation cap (``coopml
+            value`` caps permutations at ``max_evaluations // n_players``, so that a
+            small game stops within its budget). A cap that fired is then reported as
+            that budget, the limit the user set, rather than as a permutation count.
+
+        Examples
+        --------
+        >>> r = ValuationResult(values=np.array([0.6, 0.4]), names=("a", "b"),
+        ...                     method="monte_carlo_shapley", stderr=np.array([0.012, 0.01]),
+        ...                     converged=False, n_evaluations=300,
+        ...                     info={"stopped_by": "MaxEvaluations(300)", "n_permutations": 40})
+        >>> r.summary()
+        'monte_carlo_shapley: stopped after 40 permutations (300 evaluations) by the
+        300-evaluation budget; not converged: largest standard error 0.012.'
+        >>> ValuationResult(values=np.array([1.0]), names=("a",), method="shapley",
+        ...                 n_evaluations=2).summary()
+        'shapley: exact, from 2 coalition values.'
+        """
+        info = self.info
+        stopped_by = info.get("stopped_by")
+        if self.stderr is None or stopped_by is None:
+            return f"{self.method}: exact, from {self.n_evaluations:,} coalition values."
+        stopped = str(stopped_by)
+        if stopped.startswith("exact"):
+            return f"{self.method}: computed exactly ({stopped[5:].strip(' ()')})."
+        samples = [f"{self.n_evaluations:,} evaluations"]
+        if "n_permutations" in info:
+            samples.insert(0, f"{int(info['n_permutations']):,} permutations")
+        elif "n_samples" in info:
+            samples.insert(0, f"{int(info['n_samples']):,} samples")
+        head = f"{self.method}: stopped after {samples[0]}"
+        if len(samples) > 1:
+            head += f" ({samples[1]})"
+        n = self.n_players
+        reasons = [_stopping_reason(p, n, evaluation_budget) for p in _rule_parts(stopped)]
+        text = head + " by " + " and ".join(reasons)
+        finite = self.stderr[np.isfinite(self.stderr)]
+        largest = float(finite.max()) if finite.size else float("inf")
+        se = "largest standard error " + (f"{largest:.2g}" if np.isfinite(largest) else "unknown")
+        if not np.all(np.isfinite(self.stderr)):
+            se += " (some values have no sample)"
+        verdict = "converged" if self.converged else "not converged"
+        return f"{text}; {verdict}: {se}."
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dictionary of the result."""
         return {
@@ -110,6 +166,39 @@ class ValuationResult:
             "n_evaluations": int(self.n_evaluations),
             "info": to_jsonable(dict(self.info)),
         }
+
+
+def _rule_parts(stopped: str) -> list[str]:
+    """The leaf rules of a fired rule's text (``"A | B"``, ``"(A & B)"``)."""
+    parts = re.split(r"\s*[|&]\s*", stopped.replace("(", " ").replace(")", " ").strip())
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _stopping_reason(part: str, n_players: int, evaluation_budget: int | None) -> str:
+    """A stopping rule's text (``str(rule)``, leaf) in words."""
+    name, _, args = part.partition(" ")
+    first = args.split(",")[0].strip()
+    if name == "MaxEvaluations":
+        return f"the {int(first):,}-evaluation budget"
+    if name == "MaxPermutations":
+        if evaluation_budget is not None and int(first) == max(2, evaluation_budget // n_players):
+            return f"the {evaluation_budget:,}-evaluation budget"
+        return f"the {int(first):,}-permutation limit"
+    if name == "MaxTime":
+        return f"the {first}-second time limit"
+    if name == "StandardErrorBelow":
+        scale = {
+            "relative_to='max'": " of the largest value",
+            "relative_to='total'": " of the total value",
+        }
+        rest = args.replace(" ", "").split(",")[1:]
+        of = next((scale[r] for r in rest if r in scale), "")
+        return f"reaching its standard-error target ({first}{of})"
+    if name == "RankStable":
+        return f"the ranking staying the same for {first} checks"
+    if name == "None":
+        return "having nothing left to sample"
+    return f"the rule {part}"
 
 
 @dataclass(frozen=True, kw_only=True)

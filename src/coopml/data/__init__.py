@@ -16,11 +16,14 @@ from coopml.data.partition import (
     make_parties,
     size_skew_partition,
 )
-from coopml.data.party import Party, check_parties
+from coopml.data.party import Party, check_parties, party_warnings
+from coopml.data.preprocessing import TabularSchema, accepts_missing
 
 __all__ = [
     "Dataset",
     "Party",
+    "TabularSchema",
+    "accepts_missing",
     "check_parties",
     "corrupt_features",
     "corrupt_labels",
@@ -29,6 +32,7 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "make_parties",
+    "party_warnings",
     "replicate_party",
     "size_skew_partition",
     "train_validation_split",

@@ -32,8 +32,25 @@ def _add_noise(
 ) -> NDArray[np.float64]:
     """Copy of ``X`` with N(0, (noise * std_j)^2) added to feature j of ``rows``."""
     noisy = X.copy()
-    noisy[rows] += rng.normal(size=(rows.size, X.shape[1])) * (noise * X.std(axis=0))
+    std = np.nanstd(X, axis=0) if np.isnan(X).any() else X.std(axis=0)  # missing stay missing
+    noisy[rows] += rng.normal(size=(rows.size, X.shape[1])) * (noise * std)
     return noisy
+
+
+def _like(
+    party: Party, name: str, X: NDArray[np.float64], y: NDArray[Any], metadata: dict[str, Any]
+) -> Party:
+    """A party with ``party``'s validation data, feature names and missing-value rule."""
+    return Party(
+        name,
+        X,
+        y,
+        party.X_val,
+        party.y_val,
+        metadata,
+        feature_names=party.feature_names,
+        allow_missing=party.has_missing,
+    )
 
 
 def replicate_party(
@@ -70,7 +87,7 @@ def replicate_party(
     if noise > 0:
         X = _add_noise(X, np.arange(party.n_samples), noise, check_random_state(random_state))
     metadata = {**party.metadata, "replica_of": party.name, "noise": noise}
-    return Party(name, X, party.y, party.X_val, party.y_val, metadata)
+    return _like(party, name, X, party.y, metadata)
 
 
 def corrupt_labels(
@@ -127,7 +144,7 @@ def corrupt_labels(
     y = party.y.astype(np.result_type(party.y, labels))
     y[rows] = labels[(current + shift) % labels.size]
     metadata = {**party.metadata, "n_flipped": int(rows.size), "flipped_indices": rows.tolist()}
-    return Party(party.name, party.X, y, party.X_val, party.y_val, metadata)
+    return _like(party, party.name, party.X, y, metadata)
 
 
 def corrupt_features(
@@ -170,4 +187,4 @@ def corrupt_features(
         "corrupted_indices": rows.tolist(),
     }
     X = _add_noise(party.X, rows, noise, rng)
-    return Party(party.name, X, party.y, party.X_val, party.y_val, metadata)
+    return _like(party, party.name, X, party.y, metadata)

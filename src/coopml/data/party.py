@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from sklearn.exceptions import NotFittedError
 
 from coopml._validation import check_2d_features, check_choice
 
-__all__ = ["Encoder", "Party", "check_parties"]
+__all__ = ["Encoder", "Party", "check_parties", "party_warnings"]
 
 
 class Encoder(Protocol):
@@ -55,9 +56,21 @@ def _check_labels(name: str, y: Any, n_rows: int | None, rows_of: str = "") -> N
     labels = np.asarray(y)
     if labels.dtype == object:  # e.g. a pandas string column: infer the type from the values
         values = labels.tolist()
+        for row, value in enumerate(values, start=1):
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                raise ValueError(
+                    f"parameter '{name}' has a missing label in data row {row}; drop the rows "
+                    "without a label (labels are never imputed)"
+                )
+        kinds = {"text" if isinstance(v, str) else "number" for v in values}
+        if len(kinds) > 1:
+            text = next(v for v in values if isinstance(v, str))
+            number = next(v for v in values if not isinstance(v, str))
+            raise TypeError(
+                f"parameter '{name}' mixes text and number labels (e.g. {text!r} and {number!r}); "
+                "write every label the same way"
+            )
         labels = np.asarray(values)
-        if labels.dtype.kind == "U" and not all(isinstance(v, str) for v in values):
-            labels = labels.astype(object)  # a mix of strings and other values: rejected below
     if labels.ndim != 1:
         raise ValueError(f"parameter '{name}' must be 1-D (n_samples,); got shape {labels.shape}")
     if labels.dtype.kind not in "biufU":
@@ -73,7 +86,9 @@ def _check_labels(name: str, y: Any, n_rows: int | None, rows_of: str = "") -> N
     if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
         bad = int(np.flatnonzero(~np.isfinite(labels))[0])
         raise ValueError(
-            f"parameter '{name}' must be finite (no NaN or inf); found {labels[bad]} at index {bad}"
+            f"parameter '{name}' must be finite (no NaN or inf); found {labels[bad]} at index "
+            f"{bad} (data row {bad + 1}); drop the rows without a label (labels are never "
+            "imputed)"
         )
     return labels
 
@@ -103,6 +118,10 @@ class Party:
         The names of the columns of ``X`` (set by :meth:`from_dataframe`);
         :func:`check_parties` refuses parties whose named columns differ or come in
         another order, so that rows are never pooled by position.
+    allow_missing : bool, default False
+        Accept missing feature values (``NaN``) in ``X`` and ``X_val``, for learners
+        that handle them (an imputing pipeline, ``HistGradientBoostingClassifier``);
+        infinities are always refused.
 
     Examples
     --------
@@ -131,12 +150,13 @@ class Party:
         metadata: Mapping[str, Any] | None = None,
         *,
         feature_names: Sequence[str] | None = None,
+        allow_missing: bool = False,
     ) -> None:
         if not isinstance(name, str):
             raise TypeError(f"parameter 'name' must be a non-empty string; got {name!r}")
         if not name:
             raise ValueError("parameter 'name' must be a non-empty string; got ''")
-        features = check_2d_features("X", X)
+        features = check_2d_features("X", X, allow_nan=allow_missing)
         labels = _check_labels("y", y, features.shape[0], "X")
         if (X_val is None) != (y_val is None):
             given = "X_val" if y_val is None else "y_val"
@@ -145,7 +165,7 @@ class Party:
                 f"got only '{given}'"
             )
         if X_val is not None:
-            X_val = check_2d_features("X_val", X_val)
+            X_val = check_2d_features("X_val", X_val, allow_nan=allow_missing)
             if X_val.shape[1] != features.shape[1]:
                 raise ValueError(
                     f"parameter 'X_val' must have as many features as 'X' ({features.shape[1]}); "
@@ -187,6 +207,11 @@ class Party:
         """Number of features."""
         return int(self.X.shape[1])
 
+    @property
+    def has_missing(self) -> bool:
+        """Whether ``X`` or ``X_val`` holds missing values (``NaN``)."""
+        return any(a is not None and bool(np.isnan(a).any()) for a in (self.X, self.X_val))
+
     def fingerprint(self) -> str:
         """SHA-256 hex digest of the shapes, dtypes and bytes of ``X, y, X_val, y_val``.
 
@@ -221,6 +246,8 @@ class Party:
         validation: pd.DataFrame | None = None,
         encoder: Encoder | None = None,
         metadata: Mapping[str, Any] | None = None,
+        allow_missing: bool = False,
+        source: str | None = None,
     ) -> Party:
         """Build a party from a DataFrame with one target column.
 
@@ -237,11 +264,18 @@ class Party:
         validation : pandas.DataFrame of shape (n_val, n_columns), optional
             Validation data with the same feature and target columns.
         encoder : object with ``transform(DataFrame) -> array``, optional
-            A *fitted* transformer (e.g. a fitted sklearn ``ColumnTransformer``) applied to
-            the feature columns of ``df`` and ``validation``. Without it every feature
-            column must be numeric.
+            A *fitted* transformer (e.g. a fitted sklearn ``ColumnTransformer``, or a
+            :class:`~coopml.data.preprocessing.TabularSchema`) applied to the feature
+            columns of ``df`` and ``validation``; its ``get_feature_names_out()``, if it
+            has one, names the encoded columns. Without it every feature column must be
+            numeric.
         metadata : mapping, optional
             Stored on the party.
+        allow_missing : bool, default False
+            Keep missing feature values as ``NaN`` (for a learner that imputes or
+            accepts them); by default they are an error naming the column and the row.
+        source : str, optional
+            How ``df`` is named in error messages (default ``"party '<name>'"``).
 
         Returns
         -------
@@ -252,23 +286,23 @@ class Party:
         >>> df = pd.DataFrame({"age": [30, 40, 50], "income": [1.0, 2.0, 3.0], "y": [0, 1, 1]})
         >>> Party.from_dataframe("a", df, target="y").X.tolist()
         [[30.0, 1.0], [40.0, 2.0], [50.0, 3.0]]
+        >>> df.loc[1, "income"] = None
+        >>> Party.from_dataframe("a", df, target="y")
+        Traceback (most recent call last):
+        ...
+        ValueError: party 'a': column 'income' has 1 missing value(s), the first in data row 2; ...
         """
-        if not isinstance(df, pd.DataFrame):
-            raise TypeError(f"parameter 'df' must be a pandas DataFrame; got {type(df).__name__}")
-        if target not in df.columns:
-            raise ValueError(
-                f"parameter 'target' must name a column of 'df'; got {target!r}; "
-                f"available columns: {list(df.columns)}"
-            )
-        columns = [c for c in df.columns if c != target] if features is None else list(features)
-        if target in columns:
-            raise ValueError(f"parameter 'features' must not contain the target {target!r}")
-        X, y = _split_frame("df", df, target, columns, encoder)
-        X_val = y_val = None
-        if validation is not None:
-            X_val, y_val = _split_frame("validation", validation, target, columns, encoder)
-        names = None if encoder is not None else [str(c) for c in columns]
-        return cls(name, X, y, X_val, y_val, metadata, feature_names=names)
+        where = source or f"party {name!r}"
+        return cls._build(
+            name,
+            (where, df),
+            target,
+            features,
+            None if validation is None else (f"{where} validation", validation),
+            encoder,
+            metadata,
+            allow_missing,
+        )
 
     @classmethod
     def from_csv(
@@ -281,10 +315,12 @@ class Party:
         validation: str | os.PathLike[str] | pd.DataFrame | None = None,
         encoder: Encoder | None = None,
         metadata: Mapping[str, Any] | None = None,
+        allow_missing: bool = False,
     ) -> Party:
         """Build a party from a CSV file (read with :func:`pandas.read_csv`).
 
         Parameters are those of :meth:`from_dataframe`; ``validation`` may also be a path.
+        Error messages name the party and the file.
 
         Examples
         --------
@@ -295,7 +331,7 @@ class Party:
         ['no', 'yes']
         """
         return cls._from_file(
-            pd.read_csv, name, path, target, features, validation, encoder, metadata
+            pd.read_csv, name, path, target, features, validation, encoder, metadata, allow_missing
         )
 
     @classmethod
@@ -309,10 +345,12 @@ class Party:
         validation: str | os.PathLike[str] | pd.DataFrame | None = None,
         encoder: Encoder | None = None,
         metadata: Mapping[str, Any] | None = None,
+        allow_missing: bool = False,
     ) -> Party:
         """Build a party from a Parquet file (read with :func:`pandas.read_parquet`).
 
         Parameters are those of :meth:`from_dataframe`; ``validation`` may also be a path.
+        Error messages name the party and the file.
 
         Examples
         --------
@@ -323,7 +361,15 @@ class Party:
         2
         """
         return cls._from_file(
-            pd.read_parquet, name, path, target, features, validation, encoder, metadata
+            pd.read_parquet,
+            name,
+            path,
+            target,
+            features,
+            validation,
+            encoder,
+            metadata,
+            allow_missing,
         )
 
     @classmethod
@@ -337,52 +383,135 @@ class Party:
         validation: str | os.PathLike[str] | pd.DataFrame | None,
         encoder: Encoder | None,
         metadata: Mapping[str, Any] | None,
+        allow_missing: bool,
     ) -> Party:
-        if validation is not None and not isinstance(validation, pd.DataFrame):
-            validation = _read(reader, "validation", validation)
-        return cls.from_dataframe(
-            name,
-            _read(reader, "path", path),
-            target,
-            features=features,
-            validation=validation,
-            encoder=encoder,
-            metadata=metadata,
+        where = f"party {name!r} ({os.fspath(path)})"
+        val: tuple[str, pd.DataFrame] | None = None
+        if isinstance(validation, pd.DataFrame):
+            val = (f"{where} validation", validation)
+        elif validation is not None:
+            val_where = f"party {name!r} validation ({os.fspath(validation)})"
+            val = (val_where, read_table(val_where, validation, reader))
+        train = (where, read_table(where, path, reader))
+        return cls._build(name, train, target, features, val, encoder, metadata, allow_missing)
+
+    @classmethod
+    def _build(
+        cls,
+        name: str,
+        train: tuple[str, Any],
+        target: str,
+        features: Sequence[str] | None,
+        validation: tuple[str, Any] | None,
+        encoder: Encoder | None,
+        metadata: Mapping[str, Any] | None,
+        allow_missing: bool,
+    ) -> Party:
+        """A party from ``(where, frame)`` pairs; ``where`` names the frame in messages."""
+        where, df = train
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"parameter 'df' must be a pandas DataFrame; got {type(df).__name__}")
+        if target not in df.columns:
+            raise ValueError(
+                f"{where}: parameter 'target' must name a column; got {target!r}; "
+                f"available columns: {list(df.columns)}"
+            )
+        columns = [c for c in df.columns if c != target] if features is None else list(features)
+        if target in columns:
+            raise ValueError(f"parameter 'features' must not contain the target {target!r}")
+        X, y = _split_frame(where, df, target, columns, encoder, allow_missing)
+        X_val = y_val = None
+        if validation is not None:
+            X_val, y_val = _split_frame(*validation, target, columns, encoder, allow_missing)
+        names: list[str] | None = [str(c) for c in columns]
+        if encoder is not None:
+            try:
+                names = [str(n) for n in encoder.get_feature_names_out()]  # type: ignore[attr-defined]
+            except Exception:  # no names (or none that it can give): match by position
+                names = None
+        party = cls(
+            name, X, y, X_val, y_val, metadata, feature_names=names, allow_missing=allow_missing
         )
+        for message in party_warnings([party], where=where):
+            warnings.warn(message, UserWarning, stacklevel=3)
+        return party
 
 
-def _read(
-    reader: Callable[[Path], pd.DataFrame], param: str, path: str | os.PathLike[str]
+def read_table(
+    where: str,
+    path: str | os.PathLike[str],
+    reader: Callable[[Path], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"parameter '{param}': no such file {os.fspath(path)!r}")
-    return reader(Path(path))
+    """A CSV or Parquet file as a DataFrame (Parquet for ``.parquet``/``.pq``).
+
+    A missing, unreadable or empty file is an error that begins with ``where``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "h1.csv"
+    >>> _ = path.write_text("age,y\\n")
+    >>> read_table("party 'h1' (h1.csv)", path)
+    Traceback (most recent call last):
+    ...
+    ValueError: party 'h1' (h1.csv): the file has no rows (columns: ['age', 'y'])
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}: no such file {os.fspath(path)!r}")
+    if reader is None:
+        reader = pd.read_parquet if path.suffix.lower() in {".parquet", ".pq"} else pd.read_csv
+    try:
+        frame = reader(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{where}: the file is empty (no header, no rows)") from None
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{where}: cannot be read: {exc}") from None
+    if frame.shape[0] == 0:
+        raise ValueError(f"{where}: the file has no rows (columns: {list(frame.columns)})")
+    return frame
+
+
+_FIX_MISSING = (
+    'set [preprocessing] impute = "median" (or "mean", "most_frequent") in the job file, use '
+    "a learner that accepts missing values (e.g. HistGradientBoostingClassifier), or drop "
+    "those rows"
+)
+_FIX_TEXT = (
+    'set [preprocessing] categorical = "onehot" (or "ordinal") in the job file, or pass '
+    "'encoder', a fitted transformer such as a sklearn ColumnTransformer"
+)
 
 
 def _split_frame(
-    param: str, frame: Any, target: str, features: list[str], encoder: Encoder | None
+    where: str,
+    frame: Any,
+    target: str,
+    features: list[str],
+    encoder: Encoder | None,
+    allow_missing: bool,
 ) -> tuple[NDArray[np.float64], NDArray[Any]]:
-    """Features (encoded if ``encoder``) and labels of ``frame``."""
+    """Features (encoded if ``encoder``) and labels of ``frame``; errors begin with ``where``."""
     if not isinstance(frame, pd.DataFrame):
-        raise TypeError(
-            f"parameter '{param}' must be a pandas DataFrame; got {type(frame).__name__}"
-        )
+        raise TypeError(f"{where} must be a pandas DataFrame; got {type(frame).__name__}")
+    if frame.shape[0] == 0:
+        raise ValueError(f"{where} has no rows (columns: {list(frame.columns)})")
     missing = [c for c in [*features, target] if c not in frame.columns]
     if missing:
         raise ValueError(
-            f"parameter '{param}' lacks the columns {missing}; "
-            f"available columns: {list(frame.columns)}"
+            f"{where} lacks the columns {missing}; available columns: {list(frame.columns)}"
         )
     if encoder is None:
-        text = [c for c in features if not pd.api.types.is_numeric_dtype(frame[c])]
-        if text:
-            raise TypeError(
-                f"feature columns {text} of '{param}' are not numeric; encode them first "
-                "(e.g. one-hot) or pass 'encoder', a fitted transformer such as a fitted "
-                "sklearn ColumnTransformer"
-            )
+        from coopml.data.preprocessing import _first_text, _is_text
+
+        for column in features:
+            if _is_text(frame[column]):
+                value, row = _first_text(frame[column])
+                raise TypeError(
+                    f"{where}: column {column!r} is not numeric (it holds {value!r} in data "
+                    f"row {row}); {_FIX_TEXT}"
+                )
         X: Any = frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
-        _check_missing(param, X, features)
     else:
         if not callable(getattr(encoder, "transform", None)):
             raise TypeError(
@@ -396,29 +525,62 @@ def _split_frame(
                 f"parameter 'encoder' must be fitted (call encoder.fit(df) first); got an "
                 f"unfitted {type(encoder).__name__}"
             ) from None
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
         if sparse.issparse(X):
             X = X.toarray()
-    X = check_2d_features(param, X)
-    return X, _check_labels(f"{param}[{target!r}]", frame[target].to_numpy(), X.shape[0], param)
+    X = np.asarray(X, dtype=np.float64)
+    if not allow_missing and np.isnan(X).any():
+        _check_missing(where, frame, features)  # names the column of the raw frame
+        col = int(np.argwhere(np.isnan(X))[0][1])
+        raise ValueError(f"{where}: the encoder produced missing values (encoded column {col})")
+    X = check_2d_features(where, X, allow_nan=allow_missing)
+    return X, _frame_labels(where, frame[target])
 
 
-def _check_missing(param: str, X: NDArray[np.float64], features: Sequence[str]) -> None:
-    """Refuse missing or infinite feature values, naming the column and the row."""
-    bad = ~np.isfinite(X)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        count = int(bad[:, col].sum())
+def _check_missing(where: str, frame: pd.DataFrame, features: Sequence[str]) -> None:
+    """Refuse missing feature values, naming the column and the row."""
+    isna = frame[list(features)].isna().to_numpy()
+    if isna.any():
+        row, col = (int(i) for i in np.argwhere(isna)[0])
+        count = int(isna[:, col].sum())
         raise ValueError(
-            f"'{param}': column {features[col]!r} has {count} missing or infinite value(s), the "
-            f"first in data row {row + 1} ({X[row, col]}); fill or drop them before valuing "
-            "(the learner is fitted on these rows as they are)"
+            f"{where}: column {features[col]!r} has {count} missing value(s), the first in data "
+            f"row {row + 1}; {_FIX_MISSING}"
         )
+
+
+def _frame_labels(where: str, column: pd.Series) -> NDArray[Any]:
+    """The labels of a target column; missing or mixed labels name the row."""
+    name = str(column.name)
+    isna = column.isna().to_numpy()
+    if isna.any():
+        row = int(np.flatnonzero(isna)[0]) + 1
+        raise ValueError(
+            f"{where}: target column {name!r} has {int(isna.sum())} missing label(s), the first "
+            f"in data row {row}; drop the rows without a label (labels are never imputed)"
+        )
+    values = column.tolist()
+    text = [k for k, v in enumerate(values) if isinstance(v, str)]
+    if text and len(text) < len(values):
+        number = next(k for k, v in enumerate(values) if not isinstance(v, str))
+        raise TypeError(
+            f"{where}: target column {name!r} mixes text and number labels ({values[text[0]]!r} "
+            f"in data row {text[0] + 1}, {values[number]!r} in data row {number + 1}); write "
+            "every label the same way"
+        )
+    try:
+        return _check_labels(name, column.to_numpy(), None)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
 
 
 def check_parties(
     parties: Sequence[Party],
     validation: tuple[ArrayLike, ArrayLike] | None = None,
     task: str = "classification",
+    *,
+    allow_missing: bool | None = None,
 ) -> list[Party]:
     """Check that parties can be pooled: distinct names, equal feature counts, known labels.
 
@@ -431,7 +593,14 @@ def check_parties(
         (n_val,).
     task : {"classification", "regression"}
         For classification every label of ``y_val`` and of each party's own ``y_val``
-        must occur in some party's training labels.
+        must occur in some party's training labels, and the labels of all parties must
+        be all text or all numbers.
+    allow_missing : bool, optional
+        ``False``: a party (or validation data) with missing feature values (``NaN``)
+        is an error naming it, the column and the row (the learner cannot handle them);
+        ``True``: they are accepted. ``None`` (default): parties are accepted as built
+        (a party holds missing values only if built with ``allow_missing=True``), and
+        so is validation data.
 
     Returns
     -------
@@ -472,9 +641,33 @@ def check_parties(
                 "rows are pooled by column, so build every party with the same "
                 "features=[...] (matched by name in any order)"
             )
+    if allow_missing is False:
+        for party in parties:
+            if party.has_missing:
+                arrays = [("training", party.X), ("validation", party.X_val)]
+                kind, X = next((k, a) for k, a in arrays if a is not None and np.isnan(a).any())
+                row, col = (int(i) for i in np.argwhere(np.isnan(X))[0])
+                column = party.feature_names[col] if party.feature_names else f"#{col}"
+                raise ValueError(
+                    f"party {party.name!r}: {kind} column {column!r} has a missing value in "
+                    f"data row {row + 1}, and the learner does not accept missing values; "
+                    f"{_FIX_MISSING}"
+                )
+    if task == "classification":
+        kinds = {p.name: "text" if p.y.dtype.kind == "U" else "numbers" for p in parties}
+        if len(set(kinds.values())) > 1:
+            text = next(p for p in parties if kinds[p.name] == "text")
+            number = next(p for p in parties if kinds[p.name] == "numbers")
+            raise ValueError(
+                f"party {text.name!r} has text labels (e.g. {text.y[0].item()!r}) but party "
+                f"{number.name!r} has number labels (e.g. {number.y[0].item()!r}); write every "
+                "party's labels the same way"
+            )
     val_labels = [p.y_val for p in parties if p.y_val is not None]
     if validation is not None:
-        X_val = check_2d_features("validation[0]", validation[0])
+        X_val = check_2d_features(
+            "validation[0]", validation[0], allow_nan=allow_missing is not False
+        )
         if X_val.shape[1] != parties[0].n_features:
             raise ValueError(
                 "parameter 'validation' must have as many features as the parties "
@@ -492,3 +685,29 @@ def check_parties(
                 f"training labels: {sorted(known, key=str)}"
             )
     return parties
+
+
+def party_warnings(
+    parties: Sequence[Party], *, classification: bool = True, where: str | None = None
+) -> list[str]:
+    """Warnings about parties too small to value meaningfully (one row, one class).
+
+    Such a party is valid, but its value rests on one row or one label: a model trained
+    on it alone is a constant. ``where`` replaces ``party '<name>'`` in the message.
+
+    Examples
+    --------
+    >>> party_warnings([Party("h1", [[0.0], [1.0]], [1, 1])])
+    ["party 'h1' has a single class (1) in its 2 training rows; a model trained on its data alone predicts that class everywhere"]
+    """  # noqa: E501
+    out = []
+    for party in parties:
+        who = where or f"party {party.name!r}"
+        if party.n_samples == 1:
+            out.append(f"{who} has a single training row; its value rests on that one row")
+        elif classification and np.unique(party.y).size == 1:
+            out.append(
+                f"{who} has a single class ({party.y[0].item()!r}) in its {party.n_samples} "
+                "training rows; a model trained on its data alone predicts that class everywhere"
+            )
+    return out

@@ -49,6 +49,7 @@ from sklearn.metrics import check_scoring
 from coopml._bitmask import mask_of
 from coopml._validation import RandomState, check_2d_features, check_choice, check_seed
 from coopml.data import Party, check_parties
+from coopml.data.preprocessing import accepts_missing
 from coopml.learning.fast import FastBlock, FastLearner, fast_learner_for, membership
 from coopml.learning.fast._base import blas_threads
 
@@ -148,14 +149,20 @@ class CoalitionUtility:
                 "parameter 'validation' must be a pair (X_val, y_val); "
                 f"got {type(validation).__name__}"
             )
-        self.X_val = check_2d_features("validation[0]", validation[0])
+        # Missing values (NaN) only reach a learner that accepts them (its allow_nan tag).
+        missing_ok = accepts_missing(learner)
+        self.X_val = check_2d_features("validation[0]", validation[0], allow_nan=missing_ok)
         self.y_val = np.asarray(validation[1])
         if self.y_val.ndim != 1 or self.y_val.shape[0] != self.X_val.shape[0]:
             raise ValueError(
                 "parameter 'validation' must pair X_val with a 1-D y_val of the same length; "
                 f"got X_val {self.X_val.shape} and y_val {self.y_val.shape}"
             )
-        self.parties = tuple(check_parties(list(parties), (self.X_val, self.y_val), task=task))
+        self.parties = tuple(
+            check_parties(
+                list(parties), (self.X_val, self.y_val), task=task, allow_missing=missing_ok
+            )
+        )
         self.scorer_name = scorer if isinstance(scorer, str) else _qualname(scorer)
         try:
             self._scorer: Scorer = check_scoring(learner, scoring=scorer)
@@ -171,9 +178,9 @@ class CoalitionUtility:
         self.empty_value = empty_value
         self.single_class = check_choice("single_class", single_class, {"constant", "fit", "raise"})
         self.on_error = on_error
-        # Pooled training data, with each party's row range.
-        self._X = np.concatenate([p.X for p in self.parties])
-        self._y = np.concatenate([np.asarray(p.y) for p in self.parties])
+        # Each party's row range in the pooled data. The pooled copy itself is never
+        # kept: a coalition's rows are concatenated from its parties' arrays, so the
+        # utility holds (and ships to every executor) the training data once.
         sizes = np.array([p.n_samples for p in self.parties])
         self._bounds = np.concatenate([[0], np.cumsum(sizes)])
         self._empty: float | None = None
@@ -246,9 +253,9 @@ class CoalitionUtility:
                 f"parameter 'players' must hold indices in 0..{self.n_players - 1}; got {players}"
             )
         if not players:
-            return self._constant_model(self._y)
-        rows = self.rows(players)
-        X, y = self._X[rows], self._y[rows]
+            return self._constant_model(self._labels(range(self.n_players)))
+        X = np.concatenate([self.parties[i].X for i in players])
+        y = self._labels(players)
         if self.is_classifier and np.unique(y).size < 2 and self.single_class != "fit":
             if self.single_class == "raise":
                 raise ValueError(
@@ -277,7 +284,9 @@ class CoalitionUtility:
 
         Substituted failures are appended to ``self.failures``.
         """
-        values, failures = self.evaluate_block(np.asarray(masks, dtype=np.int64))
+        # int64 bitmasks, or Python integers (object array) beyond 62 players
+        arr = np.asarray(masks)
+        values, failures = self.evaluate_block(arr if arr.dtype == object else arr.astype(np.int64))
         self.failures.extend(failures)
         return values
 
@@ -364,10 +373,14 @@ class CoalitionUtility:
     def _empty_coalition_value(self) -> float:
         if self._empty is None:
             if self.empty_value == "dummy":
-                self._empty = self.score(self._constant_model(self._y))
+                self._empty = self.score(self._constant_model(self._labels(range(self.n_players))))
             else:
                 self._empty = float(self.empty_value)
         return self._empty
+
+    def _labels(self, players: Iterable[int]) -> NDArray[Any]:
+        """The pooled training labels of ``players`` (in player order)."""
+        return np.concatenate([np.asarray(self.parties[i].y) for i in players])
 
     def _constant_model(self, y: NDArray[Any]) -> Any:
         dummy = (

@@ -13,6 +13,7 @@ from coopml.coalitions.executors import ProgressCallback
 from coopml.config import MarketConfig, build_learner, build_parties
 from coopml.market.market import MarketResult, run_market
 from coopml.market.replication import ReplicationAudit, replication_audit
+from coopml.market.sampled_shares import market_stopping
 
 __all__ = ["MarketJob", "run_market_job"]
 
@@ -43,11 +44,11 @@ def run_market_job(
         "tolerance": m.tolerance,
         "discount": m.discount,
         "empty_value": m.empty_value,
-        "executor": m.executor,
-        "n_jobs": m.n_jobs,
+        "executor": cfg.executor_settings.build(),  # [executor], or [market] executor/n_jobs
+        "n_jobs": cfg.executor_settings.n_jobs,
     }
     shared = None if multi else validation
-    learner = build_learner(cfg.learner)
+    learner = build_learner(cfg.learner, cfg.preprocessing)
     result = run_market(
         parties,
         learner,
@@ -55,6 +56,8 @@ def run_market_job(
         rule=m.rule,
         random_state=m.random_state,
         progress=progress,
+        valuation=m.valuation,
+        stopping=market_stopping(m.max_evaluations, m.stderr_target),
         **options,
     )
     report = None

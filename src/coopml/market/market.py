@@ -13,6 +13,15 @@ end. Parties submit training data and a validation task; the market
    [multi-task: **reconstructed** from the full version, arXiv 1911.09052];
 4. settles fees and payouts with a payment rule (:mod:`coopml.market.settlement`).
 
+**Large markets.** A gain table has :math:`2^n` entries; above
+:data:`~coopml.market.sampled_shares.EXACT_LIMIT` parties (``valuation="auto"``), or
+always with ``valuation="monte_carlo"``, the shares are estimated from a sample of
+coalitions within an evaluation budget, and the settlement records the sample so that
+anyone can recompute them (:mod:`coopml.market.sampled_shares`). Greedy forward
+selection costs at most :math:`1 + n(n-1)/2` fits per requester (each step fits every
+candidate once); with estimated shares it may spend at most half of the evaluation
+budget, and what it spends is taken off the estimate's budget.
+
 Customisation makes the honest validation task a party's best report: a model tuned to
 a false task scores worse on its true one.
 """
@@ -29,13 +38,30 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from coopml._bitmask import MAX_MASK_PLAYERS, encode_members
 from coopml._validation import RandomState, check_choice, check_positive, check_seed
+from coopml.coalitions._sampling import budgets, resolve_executor
 from coopml.coalitions.executors import Executor, ProgressCallback
 from coopml.coalitions.game import CoalitionGame
+from coopml.coalitions.stopping import StoppingRule
 from coopml.data import Party, check_parties
 from coopml.learning import CoalitionUtility
 from coopml.market.duplicates import DuplicateReport, find_duplicates, resolve_duplicates
-from coopml.market.payment import PAYMENT_RULES, EmptyValue, check_empty_value
+from coopml.market.payment import (
+    PAYMENT_RULES,
+    EmptyValue,
+    check_empty_value,
+    empty_coalition_gain,
+)
+from coopml.market.sampled_shares import (
+    ESTIMATORS,
+    EXACT_LIMIT,
+    VALUATIONS,
+    check_estimable,
+    estimate_gains,
+    market_stopping,
+    stopping_to_json,
+)
 from coopml.market.settlement import Settlement, Task, settle
 
 __all__ = ["CustomModel", "MarketResult", "run_market", "select_training_set"]
@@ -81,11 +107,14 @@ class MarketResult:
     def compare_rules(self, rules: Sequence[str] = PAYMENT_RULES) -> pd.DataFrame:
         """Net gain of every party under each payment rule, on the same value tables.
 
-        ``similarity_shapley`` is included only when the market measured similarity.
+        ``similarity_shapley`` is included only when the market measured similarity;
+        estimated shares only under the rule they were sampled for.
         """
         columns = {}
         for rule in rules:
             if rule == "similarity_shapley" and self.duplicates is None:
+                continue
+            if self.settlement.estimated and rule != self.settlement.rule:
                 continue
             settled = self._resettle(rule)
             columns[rule] = [p.net_gain for p in settled.parties]
@@ -125,6 +154,8 @@ def run_market(
     n_jobs: int | None = None,
     random_state: RandomState = 0,
     progress: ProgressCallback | None = None,
+    valuation: Literal["auto", "exact", "monte_carlo"] = "auto",
+    stopping: StoppingRule | None = None,
     **utility_options: Any,
 ) -> MarketResult:
     """Run one market round and settle it.
@@ -162,7 +193,20 @@ def run_market(
         (:meth:`~coopml.market.Settlement.with_empty_value`).
     executor, n_jobs, progress : see :meth:`CoalitionGame.from_utility`.
     random_state : int, Generator or None, default 0
-        Seed of the learner's randomness (the same for every coalition).
+        Seed of the learner's randomness (the same for every coalition) and of the
+        estimator's samples.
+    valuation : {"auto", "exact", "monte_carlo"}, default "auto"
+        ``"exact"``: full gain tables (at most 25 parties). ``"monte_carlo"``: shares
+        estimated from a sample of coalitions by the rule's estimator
+        (:data:`~coopml.market.sampled_shares.ESTIMATORS`; ``"loo"`` has none), with
+        standard errors (``PartyLine.payout_stderr``) and the sample recorded for
+        :meth:`~coopml.market.Settlement.verify`. ``"auto"``: exact up to
+        :data:`~coopml.market.sampled_shares.EXACT_LIMIT` parties, estimated above.
+    stopping : StoppingRule, optional
+        When an estimate stops; default
+        :func:`~coopml.market.sampled_shares.market_stopping` (10,000 fits, or every
+        standard error below 0.5% of the total). Rules with ``MaxTime`` are refused
+        (a record must be replayable).
     **utility_options
         Passed to :class:`~coopml.learning.CoalitionUtility` (``single_class``,
         ``on_error``).
@@ -179,6 +223,18 @@ def run_market(
     (True, True)
     >>> result.settlement.empty_value
     'majority'
+
+    A large market estimates its shares; the record carries their standard errors and
+    the sample they came from:
+
+    >>> from coopml.coalitions.stopping import MaxEvaluations
+    >>> parties = make_parties(X, y, 30, random_state=0)
+    >>> big = run_market(parties, GaussianNB(), (X_val, y_val), stopping=MaxEvaluations(600))
+    >>> s = big.settlement
+    >>> s.valuation["method"], s.valuation["estimator"], s.valuation["evaluations"]
+    ('monte_carlo', 'svarm_shapley', 600)
+    >>> s.checks["balanced"], s.verify().ok, max(p.payout_stderr for p in s.parties) > 0
+    (True, True, True)
     """
     rule = check_choice("rule", rule, PAYMENT_RULES)
     empty_value = check_empty_value(empty_value)
@@ -194,6 +250,38 @@ def run_market(
                 f"Party.y_val), or pass a shared 'validation'; missing for {missing}"
             )
     seed = None if random_state is None else check_seed(random_state)
+    valuation = check_choice("valuation", valuation, VALUATIONS)  # type: ignore[assignment]
+    n = len(parties)
+    estimate = valuation == "monte_carlo" or (
+        valuation == "auto" and n > EXACT_LIMIT and (rule in ESTIMATORS or n > 25)
+    )
+    if estimate:
+        check_estimable(rule)
+    rule_stop = market_stopping() if stopping is None else stopping
+    stopping_to_json(rule_stop)  # refuses rules a record cannot replay
+    sample_seed = seed if seed is not None else check_seed(None)
+    pool = resolve_executor(executor, n_jobs)
+
+    def empty_gain(measured: float) -> float:
+        return empty_coalition_gain([measured], empty_value)
+
+    def sampled(
+        u: CoalitionUtility, members: tuple[int, ...], released: float, spent: int = 0
+    ) -> Task:
+        sample = estimate_gains(
+            u,
+            members,
+            rule,
+            stopping=rule_stop,
+            seed=sample_seed,
+            empty_gain=empty_gain,
+            overrides={(1 << len(members)) - 1: released},
+            executor=pool,
+            progress=progress,
+            selection_evaluations=spent,
+        )
+        return Task(members[0], members, sample=sample)
+
     actions: list[dict[str, Any]] = []
     if duplicates == "drop" or duplicates == "merge":
         parties, actions = resolve_duplicates(parties, duplicates, tolerance=tolerance)
@@ -218,21 +306,43 @@ def run_market(
         shared = utility(parties, (validation[0], validation[1]))
         everyone = tuple(range(len(parties)))
         estimator = shared.fit(everyone)
-        game = _priced_as_released(table(shared), shared.score(estimator))
-        games.append(game)
-        for i, party in enumerate(parties):
-            tasks.append(Task(i, everyone, game.table))
-            models[party.name] = CustomModel(party.name, game.names, estimator, game.grand_value)
+        released = shared.score(estimator)
+        names = tuple(p.name for p in parties)
+        if estimate:
+            one = sampled(shared, everyone, released)
+            for i, party in enumerate(parties):
+                tasks.append(Task(i, everyone, sample=one.sample))
+                models[party.name] = CustomModel(party.name, names, estimator, released)
+        else:
+            game = _priced_as_released(table(shared), released)
+            games.append(game)
+            for i, party in enumerate(parties):
+                tasks.append(Task(i, everyone, game.table))
+                models[party.name] = CustomModel(party.name, names, estimator, released)
     else:
         for i, party in enumerate(parties):
             u = utility(parties, (party.X_val, party.y_val))
-            members, game = select_training_set(u, i, table)
-            estimator = u.fit(members)
-            game = _priced_as_released(game, u.score(estimator))
-            games.append(game)
-            tasks.append(Task(i, members, game.table))
-            chosen = tuple(parties[j].name for j in members)
-            models[party.name] = CustomModel(party.name, chosen, estimator, game.grand_value)
+            chosen_ix: tuple[int, ...]
+            spent = 0
+            if estimate and n > EXHAUSTIVE_LIMIT:
+                half = _budget_of(rule_stop) // 2
+                chosen_ix, spent = greedy_selection(u, i, budget=half or None)
+            else:
+                chosen_ix, game = select_training_set(u, i, table)
+            estimator = u.fit(chosen_ix)
+            released = u.score(estimator)
+            if estimate and (valuation == "monte_carlo" or len(chosen_ix) > EXACT_LIMIT):
+                task = sampled(u, chosen_ix, released, spent)
+                tasks.append(Task(i, chosen_ix, sample=task.sample))
+            else:
+                if estimate and n > EXHAUSTIVE_LIMIT:
+                    names_ix = tuple(u.names[j] for j in chosen_ix)
+                    game = CoalitionGame(u.evaluate_masks(_expand(chosen_ix, n)), names_ix)
+                game = _priced_as_released(game, released)
+                games.append(game)
+                tasks.append(Task(i, chosen_ix, game.table))
+            chosen = tuple(parties[j].name for j in chosen_ix)
+            models[party.name] = CustomModel(party.name, chosen, estimator, released)
     provenance = _provenance(parties, learner, scorer, seed, mode, duplicates, actions)
     settlement = settle(
         [p.name for p in parties],
@@ -271,32 +381,66 @@ def select_training_set(
         best = candidates[np.lexsort((candidates, sizes, -full.table[candidates]))[0]]
         members = tuple(j for j in range(n) if (best >> j) & 1)
         names = tuple(full.names[j] for j in members)
-        return members, CoalitionGame(full.table[_expand(members)], names)
+        return members, CoalitionGame(full.table[_expand(members, n)], names)
+    members, _ = greedy_selection(utility, requester)
+    table = utility.evaluate_masks(_expand(members, n))
+    return members, CoalitionGame(table, tuple(utility.names[j] for j in members))
+
+
+def greedy_selection(
+    utility: CoalitionUtility, requester: int, *, budget: int | None = None
+) -> tuple[tuple[int, ...], int]:
+    """Greedy forward selection of a requester's training set, within a budget of fits.
+
+    Starting from the requester alone, each step fits every remaining candidate added
+    to the current set (one batch) and keeps the best one while it raises the gain:
+    at most :math:`1 + n(n-1)/2` fits. A step that would exceed ``budget`` fits is not
+    taken (the set chosen so far is kept). Returns the members (sorted) and the fits
+    made.
+    """
+    n = utility.n_players
     chosen = [requester]
-    current = utility(chosen)
+    current = float(utility.evaluate_masks(_masks([chosen], n))[0])
+    spent = 1
     while True:
         others = [j for j in range(n) if j not in chosen]
-        if not others:
+        if not others or (budget is not None and spent + len(others) > budget):
             break
-        scores = [utility([*chosen, j]) for j in others]
+        scores = utility.evaluate_masks(_masks([[*chosen, j] for j in others], n))
+        spent += len(others)
         k = int(np.argmax(scores))
         if scores[k] <= current:
             break
         chosen.append(others[k])
-        current = scores[k]
-    members = tuple(sorted(chosen))
-    table = utility.evaluate_masks(_expand(members))
-    return members, CoalitionGame(table, tuple(utility.names[j] for j in members))
+        current = float(scores[k])
+    return tuple(sorted(chosen)), spent
 
 
-def _expand(members: Sequence[int]) -> NDArray[np.int64]:
+def _masks(coalitions: Sequence[Sequence[int]], n: int) -> NDArray[Any]:
+    member = np.zeros((len(coalitions), n), dtype=bool)
+    for row, c in enumerate(coalitions):
+        member[row, list(c)] = True
+    return encode_members(member)
+
+
+def _expand(members: Sequence[int], n: int = 0) -> NDArray[Any]:
     """Full-game bitmask of every coalition of ``members`` (sub-bitmask ``k`` over
-    ``members`` in order)."""
+    ``members`` in order); Python integers when a member's bit is beyond int64."""
     k = np.arange(1 << len(members), dtype=np.int64)
-    full = np.zeros_like(k)
+    if max(members, default=0) < MAX_MASK_PLAYERS:
+        full = np.zeros_like(k)
+        for bit, player in enumerate(members):
+            full |= ((k >> bit) & 1) << player
+        return full
+    member = np.zeros((k.size, max(n, max(members) + 1)), dtype=bool)
     for bit, player in enumerate(members):
-        full |= ((k >> bit) & 1) << player
-    return full
+        member[:, player] = ((k >> bit) & 1).astype(bool)
+    return encode_members(member)
+
+
+def _budget_of(rule: StoppingRule) -> int:
+    limit = budgets(rule).evaluations
+    return 0 if limit is None else int(limit.limit)
 
 
 def _priced_as_released(game: CoalitionGame, released_gain: float) -> CoalitionGame:
@@ -326,7 +470,7 @@ def _identical_groups(parties: Sequence[Party], mode: str) -> list[list[int]]:
 def _val_print(p: Party) -> str:
     if p.X_val is None or p.y_val is None:
         return ""
-    return Party("v", p.X_val, p.y_val).fingerprint()
+    return Party("v", p.X_val, p.y_val, allow_missing=True).fingerprint()
 
 
 def _provenance(

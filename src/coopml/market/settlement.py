@@ -59,7 +59,20 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from coopml._validation import check_choice
-from coopml.market.payment import PAYMENT_RULES, EmptyValue, check_empty_value, payment_shares
+from coopml.market.payment import (
+    PAYMENT_RULES,
+    EmptyValue,
+    _normalise,
+    check_empty_value,
+    empty_coalition_gain,
+    payment_shares,
+)
+from coopml.market.sampled_shares import (
+    GainSample,
+    sampled_shares,
+    share_stderr,
+    stopping_from_json,
+)
 
 __all__ = [
     "FLAG_SUMMARIES",
@@ -77,8 +90,9 @@ TOLERANCE = 1e-9
 
 #: Version of the record :meth:`Settlement.to_dict` writes. Version 1 (no
 #: ``format_version`` key) stored one value table for a single-task market and no
-#: charges, flags or empty-coalition convention; it is still read.
-FORMAT_VERSION = 2
+#: charges, flags or empty-coalition convention; version 2 had no ``payout_stderr``,
+#: ``valuation`` block or sampled tasks. Both are still read.
+FORMAT_VERSION = 3
 
 #: One sentence per flag code that names no party (what a party may be shown about a
 #: round whose other lines it must not see).
@@ -103,39 +117,71 @@ class Task:
     """One requester's validation task: who trained its model and the gain table.
 
     ``gain_table[k]`` is the gain on the requester's validation data of the model
-    trained on the members selected by bitmask ``k`` over ``members`` (in order).
+    trained on the members selected by bitmask ``k`` over ``members`` (in order). A
+    large task has instead a ``sample``: the gains of the coalitions its estimate used
+    (:class:`~coopml.market.sampled_shares.GainSample`, bitmasks over ``members``).
     """
 
     requester: int
     members: tuple[int, ...]
-    gain_table: NDArray[np.float64]
+    gain_table: NDArray[np.float64] | None = None
+    sample: GainSample | None = None
 
     def __post_init__(self) -> None:
+        if self.requester not in self.members:
+            raise ValueError(
+                f"task of requester {self.requester}: members must include the requester; "
+                f"got members {list(self.members)}"
+            )
+        if (self.gain_table is None) == (self.sample is None):
+            raise ValueError(
+                f"task of requester {self.requester}: give exactly one of 'gain_table' and 'sample'"
+            )
+        if self.sample is not None:
+            if self.sample.n_players != len(self.members):
+                raise ValueError(
+                    f"task of requester {self.requester}: the sample is over "
+                    f"{self.sample.n_players} players, the task has {len(self.members)} members"
+                )
+            object.__setattr__(self, "members", tuple(int(j) for j in self.members))
+            _check_gains(self.sample.values)
+            return
         table = np.asarray(self.gain_table, dtype=np.float64)
-        if table.size != 1 << len(self.members) or self.requester not in self.members:
+        if table.size != 1 << len(self.members):
             raise ValueError(
                 f"task of requester {self.requester}: the gain table must have 2**len(members) "
                 f"= {1 << len(self.members)} entries and members must include the requester; "
                 f"got {table.size} entries and members {list(self.members)}"
             )
-        if np.any(table < -1e-12) or np.any(table > 1 + 1e-12):
-            raise ValueError(
-                "gains must lie in [0, 1] (the market prices units of performance); got "
-                f"values in [{table.min():.4g}, {table.max():.4g}]. Use a scorer such as "
-                "'accuracy' or 'balanced_accuracy', or map yours into [0, 1]."
-            )
+        _check_gains(table)
         object.__setattr__(self, "members", tuple(int(j) for j in self.members))
         object.__setattr__(self, "gain_table", table)
+
+    def gain(self, mask: int) -> float:
+        """The gain of coalition ``mask`` (a bitmask over ``members``)."""
+        if self.sample is not None:
+            return self.sample.gain(mask)
+        assert self.gain_table is not None
+        return float(self.gain_table[mask])
 
     @property
     def own_gain(self) -> float:
         """:math:`G(V_i, M(X_i))`, the requester's gain from its own data."""
-        return float(self.gain_table[1 << self.members.index(self.requester)])
+        return self.gain(1 << self.members.index(self.requester))
 
     @property
     def model_gain(self) -> float:
         """:math:`G(V_i, M^i)`, the gain of the model the market trained for it."""
-        return float(self.gain_table[-1])
+        return self.gain((1 << len(self.members)) - 1)
+
+
+def _check_gains(table: NDArray[np.float64]) -> None:
+    if table.size and (np.any(table < -1e-12) or np.any(table > 1 + 1e-12)):
+        raise ValueError(
+            "gains must lie in [0, 1] (the market prices units of performance); got "
+            f"values in [{table.min():.4g}, {table.max():.4g}]. Use a scorer such as "
+            "'accuracy' or 'balanced_accuracy', or map yours into [0, 1]."
+        )
 
 
 @dataclass(frozen=True)
@@ -144,7 +190,10 @@ class PartyLine:
 
     ``charge`` is what the party pays for its improvement: :math:`c\\,a_i`, or 0 when
     its payment was refunded (see the module docstring). ``net_gain`` is
-    ``payout - charge`` and ``payoff`` is ``fee + net_gain``.
+    ``payout - charge`` and ``payoff`` is ``fee + net_gain``. ``payout_stderr`` is the
+    standard error of an estimated payout (0 when the shares are exact;
+    :mod:`coopml.market.sampled_shares`); it carries over to ``share``, ``net_gain``
+    and ``payoff``.
     """
 
     name: str
@@ -158,6 +207,7 @@ class PartyLine:
     net_gain: float
     payoff: float
     members: tuple[str, ...]
+    payout_stderr: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -202,6 +252,11 @@ class Settlement:
         (:func:`~coopml.market.payment.empty_coalition_gain`).
     flags : tuple of Flag
         Rules applied beyond the paper's formulas (clipped shares, refunds).
+    valuation : dict
+        How the shares were valued: ``method`` (``"exact"`` or ``"monte_carlo"``),
+        ``estimator``, ``evaluations`` (model fits behind the shares), ``stopped_by``
+        (the stopping rule that fired), ``converged``, ``seed`` and, per estimated
+        task, the same in ``tasks``.
     format_version : int
         Version of the record this settlement was read from (:data:`FORMAT_VERSION`
         when computed here).
@@ -219,6 +274,7 @@ class Settlement:
     empty_value: EmptyValue = "majority"
     flags: tuple[Flag, ...] = ()
     format_version: int = FORMAT_VERSION
+    valuation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -227,12 +283,26 @@ class Settlement:
 
     @property
     def value_table(self) -> NDArray[np.float64] | None:
-        """The shared gain table (single validation task), else ``None``."""
+        """The shared gain table (single validation task, exact), else ``None``."""
         return self.tasks[0].gain_table if self.mode == "single" else None
+
+    @property
+    def estimated(self) -> bool:
+        """Whether some task's shares were estimated from a sample of coalitions."""
+        return any(t.sample is not None for t in self.tasks)
 
     def with_rule(self, rule: str) -> Settlement:
         """The same market settled under another payment rule (same value tables and
-        empty-coalition convention)."""
+        empty-coalition convention).
+
+        Estimated shares are tied to the rule they were sampled for: another rule is a
+        ValueError (run the market again with it).
+        """
+        if self.estimated and rule != self.rule:
+            raise ValueError(
+                f"this settlement's shares were estimated for rule {self.rule!r}; another "
+                f"rule ({rule!r}) needs a new estimate: run the market again with it"
+            )
         return settle(
             self.names,
             self.tasks,
@@ -258,6 +328,12 @@ class Settlement:
         >>> [round(p.share, 4) for p in s.with_empty_value("zero").parties]
         [0.4444, 0.5556]
         """
+        if self.estimated and empty_value != self.empty_value:
+            raise ValueError(
+                "this settlement's shares were estimated with empty_value="
+                f"{self.empty_value!r}; another value ({empty_value!r}) changes the sampled "
+                "game and needs a new estimate: run the market again with it"
+            )
         return settle(
             self.names,
             self.tasks,
@@ -280,7 +356,8 @@ class Settlement:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable record (format :data:`FORMAT_VERSION`, one value table per
         task, and the shared one again as ``value_table`` in the single-task market);
-        :meth:`Settlement.from_dict` reads it back.
+        :meth:`Settlement.from_dict` reads it back. Estimated tasks store their
+        ``sample`` instead of a table (once, as ``sample``, in the single-task market).
 
         Examples
         --------
@@ -288,24 +365,28 @@ class Settlement:
         >>> s = settle(["a", "b"], [Task(0, (0, 1), g), Task(1, (0, 1), g)], mode="single")
         >>> record = json.loads(json.dumps(s.to_dict()))
         >>> record["format_version"], record["empty_value"], record["tasks"][1]["value_table"]
-        (2, 'majority', [0.5, 0.6, 0.7, 0.9])
+        (3, 'majority', [0.5, 0.6, 0.7, 0.9])
         >>> Settlement.from_dict(record).verify().ok
         True
         """
+        shared = self.mode == "single" and self.tasks[0].sample is not None
         return {
             "format_version": FORMAT_VERSION,
             "rule": self.rule,
             "mode": self.mode,
             "price": self.price,
             "empty_value": self.empty_value,
+            "valuation": self.valuation,
             "parties": [{**asdict(p), "members": list(p.members)} for p in self.parties],
             # the shared table again, for readers of format 1 (from_dict checks it)
             "value_table": None if self.value_table is None else self.value_table.tolist(),
+            "sample": self.tasks[0].sample.to_dict() if shared else None,  # type: ignore[union-attr]
             "tasks": [
                 {
                     "requester": self.names[t.requester],
                     "members": [self.names[j] for j in t.members],
-                    "value_table": t.gain_table.tolist(),
+                    "value_table": None if t.gain_table is None else t.gain_table.tolist(),
+                    "sample": None if t.sample is None or shared else t.sample.to_dict(),
                 }
                 for t in self.tasks
             ],
@@ -333,7 +414,7 @@ class Settlement:
                 f"not a coopml settlement record: expected a mapping; got {type(record).__name__}"
             )
         version = record.get("format_version", 1)
-        if version not in (1, FORMAT_VERSION):
+        if version not in (1, 2, FORMAT_VERSION):
             raise ValueError(
                 f"settlement record format_version {version!r} is not supported: this coopml "
                 f"reads versions 1 to {FORMAT_VERSION}; upgrade coopml to read it"
@@ -342,19 +423,24 @@ class Settlement:
             names = [p["name"] for p in record["parties"]]
             index = {name: i for i, name in enumerate(names)}
             price = float(record["price"])
-            tasks = tuple(
-                Task(
-                    index[t["requester"]],
-                    tuple(index[m] for m in t["members"]),
-                    np.asarray(
-                        record["value_table"]
-                        if version == 1 and t["value_table"] is None
-                        else t["value_table"],
-                        dtype=np.float64,
-                    ),
-                )
-                for t in record["tasks"]
+            shared_sample = (
+                None if record.get("sample") is None else GainSample.from_dict(record["sample"])
             )
+
+            def task(t: dict[str, Any]) -> Task:
+                members = tuple(index[m] for m in t["members"])
+                sample = t.get("sample")
+                if sample is not None or (t["value_table"] is None and shared_sample is not None):
+                    gains = shared_sample if sample is None else GainSample.from_dict(sample)
+                    return Task(index[t["requester"]], members, sample=gains)
+                table = (
+                    record["value_table"]
+                    if version == 1 and t["value_table"] is None
+                    else t["value_table"]
+                )
+                return Task(index[t["requester"]], members, np.asarray(table, dtype=np.float64))
+
+            tasks = tuple(task(t) for t in record["tasks"])
             lines = tuple(
                 PartyLine(
                     **{
@@ -367,7 +453,7 @@ class Settlement:
             )
             shared = record.get("value_table")
             if version > 1 and shared is not None:
-                if any(not np.array_equal(t.gain_table, shared) for t in tasks):
+                if any(not np.array_equal(t.gain_table, shared) for t in tasks):  # type: ignore[arg-type]
                     raise ValueError("its value_table differs from the tasks' value tables")
             identical = tuple(tuple(index[n] for n in g) for g in record.get("identical", []))
             flags = tuple(
@@ -375,6 +461,9 @@ class Settlement:
                 for f in record.get("flags", [])
             )
             empty_value = check_empty_value(record.get("empty_value", "majority"))
+            valuation = record.get("valuation", {})
+            if not isinstance(valuation, dict):
+                raise ValueError(f"its valuation block is not a mapping: {valuation!r}")
             return cls(
                 record["rule"],
                 record["mode"],
@@ -388,6 +477,7 @@ class Settlement:
                 empty_value=empty_value,
                 flags=flags,
                 format_version=int(version),
+                valuation=dict(valuation),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a coopml settlement record: {exc!r}") from None
@@ -404,6 +494,10 @@ class Settlement:
     # ------------------------------------------------------------------ audit
     def verify(self) -> Verification:
         """Recompute every line, check and flag from the stored value tables.
+
+        Estimated shares are recomputed by replaying their estimator on the stored
+        samples (:func:`~coopml.market.sampled_shares.sampled_shares`), so an edited
+        sample value, payout, share or standard error is found.
 
         The record is consistent when every stored figure equals its recomputation (to
         1e-9), payouts balance and are non-negative, the market keeps no money, and the
@@ -436,6 +530,7 @@ class Settlement:
                 "payout",
                 "net_gain",
                 "payoff",
+                "payout_stderr",
             ):
                 a, b = getattr(stored, key), getattr(fresh, key)
                 if not np.isclose(a, b, rtol=0, atol=TOLERANCE):
@@ -458,6 +553,11 @@ class Settlement:
                     f"stored check {key}={self.checks.get(key)} disagrees with the "
                     f"recomputed {redone.checks[key]}"
                 )
+        if self.format_version > 2 and self.valuation != redone.valuation:
+            problems.append(
+                f"stored valuation block {self.valuation} disagrees with the recomputed "
+                f"{redone.valuation}"
+            )
         stored_flags = [(f.code, f.parties) for f in self.flags]
         fresh_flags = [(f.code, f.parties) for f in redone.flags]
         if stored_flags != fresh_flags:
@@ -571,6 +671,8 @@ def settle(
     improvement = model - own
     charge = price * improvement
     payout = np.zeros(n)
+    payout_var = np.zeros(n)
+    estimates: dict[int, Any] = {}
     degenerate: list[str] = []
     flags: list[Flag] = []
     # A payment: the payers whose charges it collects and the task whose shares divide it.
@@ -581,13 +683,20 @@ def settle(
     )
     for payers, task in payments:
         members = list(task.members)
-        shares = payment_shares(
-            rule,
-            task.gain_table,
-            similarity=None if sim is None else sim[np.ix_(members, members)],
-            discount=discount,
-            empty_value=empty_value,
-        )
+        task_sim = None if sim is None else sim[np.ix_(members, members)]
+        if task.sample is None:
+            shares = payment_shares(
+                rule,
+                task.gain_table,  # type: ignore[arg-type]
+                similarity=task_sim,
+                discount=discount,
+                empty_value=empty_value,
+            )
+            share_se = np.zeros(len(members))
+        else:
+            shares, share_se = _estimated_shares(
+                rule, task, estimates, task_sim, discount, empty_value
+            )
         if shares.degenerate:
             degenerate.extend(names[i] for i in payers)
         amount = float(charge[payers].sum())
@@ -610,6 +719,7 @@ def settle(
             )
             continue
         payout[members] += amount * shares.shares
+        payout_var[members] += (amount * share_se) ** 2
         if shares.clipped:
             who = [members[k] for k in shares.clipped]
             flags.append(
@@ -626,6 +736,7 @@ def settle(
     payoff = fee + net
     collected = float(charge.sum())
     share = payout / collected if collected > TOLERANCE else np.zeros(n)
+    payout_se = np.sqrt(payout_var)
     lines = tuple(
         PartyLine(
             names[i],
@@ -639,6 +750,7 @@ def settle(
             float(net[i]),
             float(payoff[i]),
             tuple(names[j] for j in by_requester[i].members),
+            float(payout_se[i]),
         )
         for i in range(n)
     )
@@ -658,7 +770,82 @@ def settle(
         dict(provenance or {}),
         empty_value=empty_value,
         flags=tuple(flags),
+        valuation=_valuation(names, by_requester, estimates, mode),
     )
+
+
+def _estimated_shares(
+    rule: str,
+    task: Task,
+    estimates: dict[int, Any],
+    similarity: NDArray[np.float64] | None,
+    discount: float,
+    empty_value: EmptyValue,
+) -> tuple[Any, NDArray[np.float64]]:
+    """Shares of a sampled task (its estimate replayed from the sample) and their
+    standard errors (:mod:`coopml.market.sampled_shares`)."""
+    assert task.sample is not None
+    sample = task.sample
+    if id(sample) not in estimates:
+
+        def empty_gain(measured: float) -> float:
+            return empty_coalition_gain([measured], empty_value)
+
+        estimates[id(sample)] = sampled_shares(sample, rule, empty_gain)
+    result = estimates[id(sample)]
+    raw, se = result.values.copy(), result.stderr.copy()
+    if rule == "similarity_shapley":
+        if similarity is None:
+            raise ValueError("rule 'similarity_shapley' needs parameter 'similarity'; got None")
+        lam = float(discount)
+        factor = np.exp(-lam * (similarity.sum(axis=1) - np.diag(similarity)))
+        raw, se = raw * factor, se * factor
+    return _normalise(raw), share_stderr(raw, se)
+
+
+def _valuation(
+    names: tuple[str, ...], tasks: Sequence[Task], estimates: dict[int, Any], mode: str
+) -> dict[str, Any]:
+    """The record's ``valuation`` block: how the shares were valued."""
+    samples = {id(t.sample): (t, t.sample) for t in tasks if t.sample is not None}
+    if not samples:
+        sizes = [int(np.size(t.gain_table)) for t in tasks]  # type: ignore[arg-type]
+        return {
+            "method": "exact",
+            "estimator": None,
+            "evaluations": int(sizes[0] if mode == "single" else sum(sizes)),
+            "stopped_by": None,
+            "converged": True,
+            "seed": None,
+        }
+    per_task: list[dict[str, Any]] = []
+    for key, (task, sample) in samples.items():
+        assert sample is not None
+        per_task.append(
+            {
+                "requester": names[task.requester] if len(samples) > 1 else None,
+                "estimator": sample.estimator,
+                "evaluations": sample.n_evaluations,
+                "selection_evaluations": sample.selection_evaluations,
+                "stopping": str(stopping_from_json(sample.stopping)),
+                "stopped_by": sample.stopped_by,
+                "converged": bool(estimates[key].converged),
+                "seed": sample.seed,
+            }
+        )
+    exact = [t for t in tasks if t.sample is None]
+    return {
+        "method": "monte_carlo",
+        "estimator": sorted({p["estimator"] for p in per_task})[0],
+        "evaluations": int(
+            sum(p["evaluations"] + p["selection_evaluations"] for p in per_task)
+            + sum(int(np.size(t.gain_table)) for t in exact)  # type: ignore[arg-type, misc]
+        ),
+        "stopped_by": per_task[0]["stopped_by"] if len(per_task) == 1 else "see tasks",
+        "converged": all(p["converged"] for p in per_task),
+        "seed": per_task[0]["seed"],
+        "tasks": per_task,
+    }
 
 
 def _check_single(names: tuple[str, ...], tasks: Sequence[Task]) -> None:
@@ -673,7 +860,14 @@ def _check_single(names: tuple[str, ...], tasks: Sequence[Task]) -> None:
                 f"{names[t.requester]!r} has members {[names[j] for j in t.members]} "
                 "(settle tasks that differ with mode='multi')"
             )
-        if not np.array_equal(t.gain_table, first.gain_table):
+        if t.sample is not None or first.sample is not None:
+            if t.sample is not first.sample:
+                raise ValueError(
+                    "mode='single' needs one task sample shared by all parties; the sample of "
+                    f"{names[t.requester]!r}'s task differs from {names[first.requester]!r}'s"
+                )
+            continue
+        if not np.array_equal(t.gain_table, first.gain_table):  # type: ignore[arg-type]
             raise ValueError(
                 "mode='single' needs one task table shared by all parties; the gain table of "
                 f"{names[t.requester]!r}'s task differs from {names[first.requester]!r}'s "

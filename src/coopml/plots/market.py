@@ -29,12 +29,12 @@ def plot_settlement(settlement: Settlement) -> Figure:
 
     names = settlement.names
     series = {
-        "fee A": [p.fee for p in settlement.parties],
-        "pays for improvement (c·a, 0 if refunded)": [p.charge for p in settlement.parties],
-        "payout b": [p.payout for p in settlement.parties],
-        "net gain b − charge": [p.net_gain for p in settlement.parties],
+        "fee (to join)": [p.fee for p in settlement.parties],
+        "charge (c × improvement, 0 if refunded)": [p.charge for p in settlement.parties],
+        "payout (for its data)": [p.payout for p in settlement.parties],
+        "net gain (payout − charge)": [p.net_gain for p in settlement.parties],
     }
-    fig = Figure(figsize=(max(6.0, 1.1 * len(names) + 2), 4.0), layout="constrained")
+    fig = Figure(figsize=(max(6.0, 1.1 * len(names) + 2) + 2.5, 4.0), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(names))
     width = 0.8 / len(series)
@@ -43,9 +43,10 @@ def plot_settlement(settlement: Settlement) -> Figure:
     ax.axhline(0.0, color="black", linewidth=0.8)
     crowded = sum(len(n) for n in names) > 60
     ax.set_xticks(x, names, rotation=30 if crowded else 0, ha="right" if crowded else "center")
-    ax.set_ylabel(f"amount (price c = {settlement.price:g})")
+    ax.set_ylabel(f"money (units of the price c = {settlement.price:g})")
     ax.set_title(f"Settlement under the '{settlement.rule}' rule")
-    ax.legend(frameon=False, fontsize="small")
+    # the key sits beside the axes, never over the bars
+    ax.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
@@ -56,7 +57,7 @@ def plot_replication_audit(audit: ReplicationAudit) -> Figure:
 
     table = audit.table
     kinds = list(dict.fromkeys(table["kind"]))
-    fig = Figure(figsize=(4.2 * len(kinds) + 1, 3.6), layout="constrained")
+    fig = Figure(figsize=(4.2 * len(kinds) + 3, 3.6), layout="constrained")
     axes = fig.subplots(1, len(kinds), sharey=True, squeeze=False)[0]
     for ax, kind in zip(axes, kinds, strict=True):
         part = table[table["kind"] == kind]
@@ -66,6 +67,12 @@ def plot_replication_audit(audit: ReplicationAudit) -> Figure:
         ax.set_xticks(sorted(set(part["replicas"])))
         ax.set_xlabel("replicas")
         ax.set_title(f"{kind} copies")
-    axes[0].set_ylabel(f"gain of '{audit.party}' from replicating")
-    axes[-1].legend(frameon=False, fontsize="small")
+    axes[0].set_ylabel(f"gain of '{audit.party}' from replicating (units of c)")
+    axes[-1].legend(
+        frameon=False,
+        fontsize="small",
+        title="payment rule",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
     return fig

@@ -7,10 +7,21 @@ import html
 import io
 from typing import TYPE_CHECKING, Any
 
+from coopml.reports.summary import (
+    COLUMNS,
+    RULES,
+    members_note,
+    payout_text,
+    settlement_summary,
+    sig,
+)
+
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
     from coopml.market.job import MarketJob
+    from coopml.market.settlement import Settlement
 
 __all__ = ["figure_png", "market_report"]
 
@@ -19,6 +30,7 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; 
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+dt { font-weight: 600; } dd { margin: 0 0 0.3rem 1.5rem; }
 .ok { color: #1a7f37; } .bad { color: #cf222e; }
 img { max-width: 100%; }
 """
@@ -31,21 +43,67 @@ def figure_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _lines(settlement: Settlement) -> pd.DataFrame:
+    """The settlement's lines as a reader sees them: units in the headers, 4 significant
+    figures, the ``members`` column only when the models' training sets differ."""
+    import pandas as pd
+
+    rows = [
+        {
+            "party": p.name,
+            "fee": p.fee,
+            "own score": p.own_gain,
+            "model score": p.model_gain,
+            "improvement (points)": 100 * p.improvement,
+            "charge": p.charge,
+            "share": p.share,
+            "payout": payout_text(p),
+            "net": p.net_gain,
+            "members": ", ".join(p.members),
+        }
+        for p in settlement.parties
+    ]
+    frame = pd.DataFrame(rows)
+    if members_note(settlement) is not None:
+        frame = frame.drop(columns=["members"])
+    return frame
+
+
 def market_report(job: MarketJob, charts: dict[str, bytes]) -> str:
-    """HTML for a market job; ``charts`` maps a caption to PNG bytes shown inline."""
+    """HTML for a market job; ``charts`` maps a caption to PNG bytes shown inline.
+
+    It opens with the plain-language summary of
+    :func:`~coopml.reports.summary.settlement_summary`, names the units in every header,
+    explains each column and each payment rule in one line, and rounds to four
+    significant figures.
+    """
     s = job.result.settlement
-    lines = s.to_dataframe().drop(columns=["payoff"])
     checks = s.checks
     verdict = s.verify()
+    summary = settlement_summary(s)
+    table = _lines(s).to_html(index=False, float_format=sig, border=0)
     parts = [
         f"<h1>Market settlement: rule '{html.escape(s.rule)}', {s.mode} task, "
-        f"price c = {s.price:g}</h1>",
-        f"<p>Value of the empty coalition: {html.escape(str(s.empty_value))} "
-        "(<code>empty_value</code>; shares are the rule's values normalised to sum to one, "
-        "coopml's reading of the paper).</p>",
+        f"price c = {sig(s.price)}</h1>",
+        "<h2>In short</h2>",
+        *(f"<p>{html.escape(sentence)}</p>" for sentence in summary),
         "<h2>Parties</h2>",
-        lines.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0),
+        "<p>Money is in units of the price c; scores are between 0 and 1; improvements are "
+        "in points (1 point = 0.01 of the score).</p>",
+        table,
     ]
+    note = members_note(s)
+    if note:
+        parts.append(f"<p>{html.escape(note)}</p>")
+    parts.append("<dl>")
+    parts.extend(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in COLUMNS.items())
+    parts.append("</dl>")
+    parts.append(
+        f"<p>Value of the empty coalition: {html.escape(str(s.empty_value))} "
+        "(<code>empty_value</code>: the score credited to no data at all, which the rules "
+        "subtract; shares are the rule's values normalised to sum to one, coopml's reading "
+        "of the paper).</p>"
+    )
     if s.flags:
         parts.append("<h2>Flags</h2><ul>")
         parts.extend(
@@ -86,8 +144,17 @@ def market_report(job: MarketJob, charts: dict[str, bytes]) -> str:
             "; ".join(verdict.problems),
         ),
         "</ul>",
-        "<h2>Payment rules side by side (net gain)</h2>",
-        job.result.compare_rules().to_html(float_format=lambda v: f"{v:.4f}", border=0),
+    ]
+    compared = job.result.compare_rules()
+    parts += [
+        "<h2>Payment rules side by side (net gain, in units of c)</h2>",
+        compared.to_html(float_format=sig, border=0),
+        "<ul>",
+        *(
+            f"<li><code>{html.escape(rule)}</code>: {html.escape(RULES.get(rule, rule))}</li>"
+            for rule in compared.columns
+        ),
+        "</ul>",
     ]
     dup = job.result.duplicates
     if dup is not None:
@@ -97,8 +164,10 @@ def market_report(job: MarketJob, charts: dict[str, bytes]) -> str:
     if job.audit is not None:
         parts.append(f"<h2>Replication audit: party '{html.escape(job.audit.party)}'</h2>")
         parts.append(
-            job.audit.table.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0)
+            "<p>What the party gains in total (units of c) by joining again under extra "
+            "names, against joining once; above zero, replication paid.</p>"
         )
+        parts.append(job.audit.table.to_html(index=False, float_format=sig, border=0))
     for caption, png in charts.items():
         data = base64.b64encode(png).decode("ascii")
         parts.append(
@@ -125,3 +194,7 @@ def _records(rows: list[dict[str, Any]]) -> str:
         for row in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(value: Any) -> str:
+    return sig(value) if isinstance(value, float) else str(value)

@@ -2,7 +2,9 @@
 
 :meth:`Settings.from_env` reads ``COOPML_DATA_DIR``, ``COOPML_DATABASE_URL``,
 ``COOPML_SECRET_KEY``, ``COOPML_OPERATOR_TOKEN``, ``COOPML_MAX_UPLOAD_BYTES``,
-``COOPML_LEASE_SECONDS`` and ``COOPML_EXECUTOR``.
+``COOPML_LEASE_SECONDS``; where rounds' coalition evaluations run: ``COOPML_EXECUTOR``,
+``COOPML_N_JOBS``, ``COOPML_RAY_ADDRESS`` and ``COOPML_EXECUTOR_TIMEOUT`` (seconds, or
+``none`` to wait forever).
 Tokens and dashboard sessions: ``COOPML_TOKEN_TTL``, ``COOPML_SESSION_TTL`` and
 ``COOPML_TRUST_PROXY``. Default prediction quota of new markets: ``COOPML_PREDICT_QUOTA``
 (rows) and ``COOPML_PREDICT_WINDOW`` (seconds). Upload quotas and the request rate
@@ -17,6 +19,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from coopml.coalitions.executors import DEFAULT_TIMEOUT, Executor, check_timeout, get_executor
 
 __all__ = ["Settings"]
 
@@ -62,7 +66,13 @@ class Settings:
     executor : {"serial", "joblib", "ray"}, default "serial"
         Where a round's coalition evaluations run.
     n_jobs : int, optional
-        Parallelism of the joblib/ray executors.
+        Tasks the joblib/ray executor runs at once (default: all cores, or the Ray
+        cluster's CPUs).
+    ray_address : str, optional
+        The Ray cluster of ``executor="ray"``: ``"auto"``, ``"HOST:PORT"`` or
+        ``"ray://HOST:PORT"``; ``None``: ``RAY_ADDRESS``, else a local Ray instance.
+    executor_timeout : float or None, default 3600
+        Seconds a round waits for one task's result before failing; ``None``: forever.
     round_delay_seconds : float, default 0
         Test-only: a round sleeps this long (heartbeating) before settling, so that a
         test can kill its worker mid-round.
@@ -104,6 +114,8 @@ class Settings:
     lease_seconds: float = 30.0
     executor: Literal["serial", "joblib", "ray"] = "serial"
     n_jobs: int | None = None
+    ray_address: str | None = None
+    executor_timeout: float | None = DEFAULT_TIMEOUT
     round_delay_seconds: float = 0.0
     token_ttl_seconds: float | None = None
     session_ttl_seconds: float = 8 * 3600.0
@@ -128,6 +140,19 @@ class Settings:
                 "parameter 'executor' must be one of 'serial', 'joblib', 'ray'; "
                 f"got {self.executor!r}"
             )
+        if self.n_jobs is not None and not (
+            isinstance(self.n_jobs, int) and not isinstance(self.n_jobs, bool) and self.n_jobs >= 1
+        ):
+            raise ValueError(f"parameter 'n_jobs' must be an integer >= 1; got {self.n_jobs!r}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ValueError(
+                "parameter 'ray_address' names a Ray cluster and needs executor='ray'; "
+                f"got executor={self.executor!r}"
+            )
+        try:
+            object.__setattr__(self, "executor_timeout", check_timeout(self.executor_timeout))
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("'timeout'", "'executor_timeout'")) from None
         if self.secret_key is not None and len(self.secret_key) != 32:
             raise ValueError(
                 f"parameter 'secret_key' must be 32 bytes; got {len(self.secret_key)} bytes"
@@ -170,6 +195,12 @@ class Settings:
         """Interval between lease renewals (a third of the lease)."""
         return max(0.05, self.lease_seconds / 3)
 
+    def build_executor(self) -> Executor:
+        """The executor of a round's coalition evaluations (connects to the Ray cluster)."""
+        return get_executor(
+            self.executor, self.n_jobs, address=self.ray_address, timeout=self.executor_timeout
+        )
+
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         return replace(self, **changes)
@@ -200,6 +231,7 @@ class Settings:
             "COOPML_MAX_CONCURRENT_UPLOADS": ("max_concurrent_uploads", int),
             "COOPML_RATE_LIMIT": ("rate_limit_per_second", float),
             "COOPML_RATE_BURST": ("rate_limit_burst", int),
+            "COOPML_N_JOBS": ("n_jobs", int),
         }
         for var, (name, kind) in numeric.items():
             if env.get(var):
@@ -211,6 +243,17 @@ class Settings:
                     ) from None
         if env.get("COOPML_EXECUTOR"):
             kwargs["executor"] = env["COOPML_EXECUTOR"]
+        if env.get("COOPML_RAY_ADDRESS"):
+            kwargs["ray_address"] = env["COOPML_RAY_ADDRESS"]
+        if env.get("COOPML_EXECUTOR_TIMEOUT"):
+            text = env["COOPML_EXECUTOR_TIMEOUT"].strip().lower()
+            try:
+                kwargs["executor_timeout"] = None if text == "none" else float(text)
+            except ValueError:
+                raise ValueError(
+                    "environment variable COOPML_EXECUTOR_TIMEOUT: not a number of seconds "
+                    f"or 'none'; got {text!r}"
+                ) from None
         if env.get("COOPML_TRUST_PROXY"):
             flag = env["COOPML_TRUST_PROXY"].strip().lower()
             if flag not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:

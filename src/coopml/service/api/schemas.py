@@ -7,7 +7,14 @@ import math
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "AuditLogEntryOut",
@@ -254,6 +261,29 @@ class RoundIn(_In):
         "score of a constant predictor: the majority class, or the training mean for "
         "regression), 'zero', or a number in [0, 1]. Recorded in the settlement.",
     )
+    valuation: Literal["auto", "exact", "monte_carlo"] = Field(
+        "auto",
+        description="'exact' gain tables; 'monte_carlo' shares estimated from a sample of "
+        "coalitions, each payout with its standard error and the sample in the record; "
+        "'auto': exact up to 14 parties, estimated above.",
+    )
+    max_evaluations: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
+        10_000, description="Evaluation budget (model fits) of an estimated share."
+    )
+    stderr_target: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        0.005,
+        description="Stop an estimate early once every standard error is at most this "
+        "fraction of the total; null: spend the whole budget.",
+    )
+
+    @model_validator(mode="after")
+    def _estimable(self) -> RoundIn:
+        if self.valuation == "monte_carlo" and self.payment_rule == "loo":
+            raise ValueError(
+                "payment_rule 'loo' has no sampling estimator; valuation 'monte_carlo' "
+                "settles 'ohrimenko', 'shapley', 'similarity_shapley' or 'banzhaf'"
+            )
+        return self
 
     @field_validator("empty_value", mode="before")
     @classmethod
@@ -302,6 +332,10 @@ class SettlementLineOut(BaseModel):
         description="The part of the fee returned: fee - charge (the ledger's fee_returned)"
     )
     payout: float
+    payout_stderr: float = Field(
+        0.0,
+        description="Standard error of an estimated payout (0 when the shares are exact)",
+    )
     net: float
     payoff: float
     improvement: float
@@ -336,6 +370,11 @@ class SettlementOut(BaseModel):
         "refunded payments"
     )
     lines: list[SettlementLineOut]
+    valuation: dict[str, Any] = Field(
+        default_factory=dict,
+        description="How the shares were valued: method ('exact' or 'monte_carlo'), "
+        "estimator, evaluations, stopped_by, converged, seed",
+    )
     totals: dict[str, float]
     verified: bool
 

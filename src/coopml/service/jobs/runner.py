@@ -21,6 +21,11 @@ from sqlalchemy.exc import IntegrityError
 
 from coopml._serialization import to_jsonable
 from coopml.market import MarketResult, ReplicationAudit, replication_audit, run_market
+from coopml.market.sampled_shares import (
+    DEFAULT_MAX_EVALUATIONS,
+    DEFAULT_STDERR_TARGET,
+    market_stopping,
+)
 from coopml.service.artifacts import dump_model
 from coopml.service.context import ServiceContext, record_audit
 from coopml.service.domain import release
@@ -112,7 +117,7 @@ def compute_round(
         "duplicates": config["duplicates"],
         # rounds opened before the option existed used the measured value ("majority")
         "empty_value": config.get("empty_value", "majority"),
-        "executor": ctx.settings.executor,
+        "executor": ctx.settings.build_executor(),  # COOPML_EXECUTOR, _RAY_ADDRESS, ...
         "n_jobs": ctx.settings.n_jobs,
     }
     n_tables = len(parties) if config["tasks"] == "per_party" else 1
@@ -130,6 +135,12 @@ def compute_round(
         rule=config["payment_rule"],
         random_state=int(config["random_state"]),
         progress=progress,
+        # rounds opened before these options existed: "auto" (exact up to 14 parties)
+        valuation=config.get("valuation", "auto"),
+        stopping=market_stopping(
+            int(config.get("max_evaluations", DEFAULT_MAX_EVALUATIONS)),
+            config.get("stderr_target", DEFAULT_STDERR_TARGET),
+        ),
         **options,
     )
     replication = None

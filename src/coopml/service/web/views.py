@@ -139,6 +139,7 @@ def _line(line: Mapping[str, Any]) -> dict[str, Any]:
         "fee": _float(line.get("fee")),
         "fee_returned": _float(line.get("fee_returned")),
         "payout": _float(line.get("payout")),
+        "payout_stderr": _float(line.get("payout_stderr", 0.0)),
         "net": net,
         "value_before": _float(line.get("value_before", line.get("own_gain"))),
         "value_after": _float(line.get("value_after", line.get("model_gain"))),

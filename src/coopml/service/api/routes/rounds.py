@@ -55,11 +55,17 @@ from coopml.service.storage.models import (
 
 router = APIRouter(tags=["rounds"])
 
-#: Largest number of parties in one round (training sets are chosen exhaustively).
+#: Largest number of parties in one round with exact gain tables (valuation "exact").
 MAX_ROUND_PARTIES = 12
 
+#: Largest number of parties in one round whose shares may be estimated ("auto",
+#: "monte_carlo"; docs/market.md, large markets).
+MAX_ESTIMATED_ROUND_PARTIES = 1000
 
-def _round_inputs(s: Session, market_id: str, tasks: str) -> dict[str, Any]:
+
+def _round_inputs(
+    s: Session, market_id: str, tasks: str, valuation: str = "exact"
+) -> dict[str, Any]:
     """The datasets a new round will use (a snapshot: later uploads do not change it)."""
     parties = list(
         s.scalars(select(Party).where(Party.market_id == market_id).order_by(Party.created_at))
@@ -99,11 +105,13 @@ def _round_inputs(s: Session, market_id: str, tasks: str) -> dict[str, Any]:
         )
     if problems:
         raise ApiError(409, "missing_data", "; ".join(problems))
-    if len(entries) > MAX_ROUND_PARTIES:
+    limit = MAX_ROUND_PARTIES if valuation == "exact" else MAX_ESTIMATED_ROUND_PARTIES
+    if len(entries) > limit:
         raise ApiError(
             409,
             "too_many_parties",
-            f"a round takes at most {MAX_ROUND_PARTIES} parties; {len(entries)} have data",
+            f"a round with valuation {valuation!r} takes at most {limit} parties; "
+            f"{len(entries)} have data",
         )
     first = datasets[0]
     return {
@@ -137,7 +145,7 @@ def open_round(market_id: str, body: RoundIn, caller: Caller, s: Db) -> dict[str
             "payment_rule 'similarity_shapley' needs duplicates 'report', 'drop' or 'merge'; "
             "received duplicates 'ignore'",
         )
-    inputs = _round_inputs(s, market.id, body.tasks)
+    inputs = _round_inputs(s, market.id, body.tasks, body.valuation)
     names = [e["name"] for e in inputs["parties"]]
     if body.replication_party is not None and body.replication_party not in names:
         raise ApiError(
@@ -155,6 +163,9 @@ def open_round(market_id: str, body: RoundIn, caller: Caller, s: Db) -> dict[str
         "random_state": body.random_state,
         "replication_party": body.replication_party,
         "empty_value": body.empty_value,
+        "valuation": body.valuation,
+        "max_evaluations": body.max_evaluations,
+        "stderr_target": body.stderr_target,
         "n_parties": len(names),
         "_inputs": inputs,
     }
@@ -221,6 +232,11 @@ def _line(line: SettlementLineRow, caller: Principal, charge: float) -> dict[str
     }
 
 
+def _valuation_view(valuation: dict[str, Any], caller: Principal) -> dict[str, Any]:
+    """The record's valuation block; a party does not see other requesters' tasks."""
+    return valuation if caller.is_operator else {k: v for k, v in valuation.items() if k != "tasks"}
+
+
 def _flag(flag: dict[str, Any], caller: Principal) -> dict[str, str]:
     """A settlement flag; a party sees the sentence that names no party."""
     code = str(flag.get("code", ""))
@@ -247,6 +263,9 @@ def read_settlement(round_id: str, caller: Caller, s: Db) -> dict[str, Any]:
         _line(x, caller, charges.get(x.name, price * x.improvement))
         for x in s.scalars(query.order_by(SettlementLineRow.name))
     ]
+    stderr = {str(p["name"]): float(p.get("payout_stderr", 0.0)) for p in record["parties"]}
+    for line in lines:  # estimated shares (format 3); exact: 0
+        line["payout_stderr"] = stderr.get(line["name"], 0.0)
     totals: dict[str, float] = {}
     if caller.is_operator:
         totals = {
@@ -262,6 +281,7 @@ def read_settlement(round_id: str, caller: Caller, s: Db) -> dict[str, Any]:
         "empty_value": record.get("empty_value", "majority"),
         "flags": [_flag(f, caller) for f in record.get("flags", [])],
         "lines": lines,
+        "valuation": _valuation_view(record.get("valuation") or {}, caller),
         "totals": totals,
         "verified": bool(row.verified),
     }

@@ -1,0 +1,225 @@
+"""Large markets: estimated, exactly balanced, verifiable shares (issue 18, items 1-3, 6)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import zlib
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from typer.testing import CliRunner
+
+from coopml.coalitions.stopping import MaxEvaluations, MaxTime
+from coopml.config import MarketConfig
+from coopml.data import Party, load_dataset, make_parties, train_validation_split
+from coopml.market import Settlement, run_market
+from coopml.market.sampled_shares import EXACT_LIMIT, GainSample, market_stopping
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    ds = load_dataset("breast_cancer")
+    X, X_val, y, y_val = train_validation_split(ds.X, ds.y, random_state=0)
+    return X, y, (X_val, y_val)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ds = load_dataset("digits")
+    X, X_val, y, y_val = train_validation_split(ds.X, ds.y, random_state=0)
+    return X, y, (X_val, y_val)
+
+
+@pytest.fixture(scope="module")
+def forty(digits):
+    X, y, val = digits
+    parties = make_parties(X, y, 40, random_state=0)
+    result = run_market(parties, GaussianNB(), val, stopping=market_stopping(1500, None))
+    return result.settlement
+
+
+@pytest.mark.parametrize(
+    ("learner", "n_parties"),
+    [(GaussianNB(), 10), (LogisticRegression(max_iter=500), 8)],
+    ids=["gaussian_nb", "logistic"],
+)
+def test_forced_estimate_agrees_with_exact_within_its_stderr(cancer, learner, n_parties):
+    X, y, val = cancer
+    parties = make_parties(X, y, n_parties, random_state=1)
+    options = {"duplicates": "ignore", "random_state": 3}
+    exact = run_market(parties, learner, val, valuation="exact", **options).settlement
+    est = run_market(
+        parties,
+        learner,
+        val,
+        valuation="monte_carlo",
+        stopping=market_stopping(2 ** (n_parties - 1), None),
+        **options,
+    ).settlement
+    assert exact.valuation["method"] == "exact" and not exact.estimated
+    assert all(p.payout_stderr == 0 for p in exact.parties)
+    assert est.valuation["method"] == "monte_carlo"
+    assert est.valuation["estimator"] == "svarm_shapley"
+    assert est.valuation["evaluations"] <= 2 ** (n_parties - 1)
+    close = [
+        abs(e.payout - x.payout) <= 3 * e.payout_stderr + 1e-3
+        for e, x in zip(est.parties, exact.parties, strict=True)
+    ]
+    assert np.mean(close) >= 0.9, [
+        (e.payout, x.payout, e.payout_stderr)
+        for e, x in zip(est.parties, exact.parties, strict=True)
+    ]
+    assert all(p.payout_stderr > 0 for p in est.parties)
+    # the market balances exactly whatever the estimate
+    charges = sum(p.charge for p in est.parties)
+    assert abs(sum(p.payout for p in est.parties) - charges) <= 1e-9
+    assert est.checks["balanced"] and est.verify().ok
+
+
+def test_auto_is_exact_up_to_the_limit_and_estimates_above(cancer):
+    X, y, val = cancer
+    small = make_parties(X, y, 3, random_state=0)
+    assert run_market(small, GaussianNB(), val).settlement.valuation["method"] == "exact"
+    big = make_parties(X, y, EXACT_LIMIT + 1, random_state=0)
+    s = run_market(big, GaussianNB(), val, stopping=MaxEvaluations(300)).settlement
+    assert s.valuation["method"] == "monte_carlo" and s.valuation["evaluations"] == 300
+
+
+def test_forty_parties_settle_verify_and_tampering_is_found(forty, tmp_path):
+    s = forty
+    assert len(s.parties) == 40 and s.estimated and s.checks["balanced"]
+    assert s.valuation["stopped_by"] == "MaxEvaluations(1500)" and s.valuation["seed"] == 0
+    assert s.verify().ok
+    record = json.loads(json.dumps(s.to_dict()))
+    assert record["format_version"] == 3 and record["sample"]["n_evaluations"] == 1500
+    assert Settlement.from_dict(record).verify().ok
+
+    payout = json.loads(json.dumps(record))
+    payout["parties"][5]["payout"] += 0.01
+    verdict = Settlement.from_dict(payout).verify()
+    assert not verdict.ok and any("payout" in p for p in verdict.problems)
+
+    stderr = json.loads(json.dumps(record))
+    stderr["parties"][5]["payout_stderr"] /= 2
+    assert not Settlement.from_dict(stderr).verify().ok
+
+    tampered = _tamper_sample_value(record, index=100, delta=0.05)
+    verdict = Settlement.from_dict(tampered).verify()
+    assert not verdict.ok and any("share" in p or "payout" in p for p in verdict.problems)
+
+    unhashed = json.loads(json.dumps(tampered))
+    unhashed["sample"]["sha256"] = record["sample"]["sha256"]
+    with pytest.raises(ValueError, match="sha256"):
+        Settlement.from_dict(unhashed)
+
+
+def test_cli_verify_replays_a_forty_party_record(forty, tmp_path):
+    from coopml.cli import app
+
+    runner = CliRunner()
+    good = tmp_path / "settlement.json"
+    forty.save(good)
+    ok = runner.invoke(app, ["market", "verify", str(good)])
+    assert ok.exit_code == 0, ok.output
+    assert "replayed by svarm_shapley" in ok.output
+    record = json.loads(good.read_text())
+    bad_payout = json.loads(json.dumps(record))
+    bad_payout["parties"][0]["payout"] *= 1.01
+    (tmp_path / "payout.json").write_text(json.dumps(bad_payout))
+    result = runner.invoke(app, ["market", "verify", str(tmp_path / "payout.json")])
+    assert result.exit_code == 1 and "payout" in result.output
+    (tmp_path / "sample.json").write_text(json.dumps(_tamper_sample_value(record, 7, -0.02)))
+    result = runner.invoke(app, ["market", "verify", str(tmp_path / "sample.json")])
+    assert result.exit_code == 1
+
+
+def test_more_than_64_parties_round_trip(digits):
+    X, y, val = digits
+    parties = make_parties(X, y, 70, random_state=0)
+    s = run_market(parties, GaussianNB(), val, stopping=MaxEvaluations(900)).settlement
+    sample = s.tasks[0].sample
+    assert sample is not None and max(sample.masks) >= 1 << 69
+    record = json.loads(json.dumps(s.to_dict()))
+    again = GainSample.from_dict(record["sample"])
+    assert again.masks == sample.masks and np.array_equal(again.values, sample.values)
+    assert Settlement.from_dict(record).verify().ok
+
+
+def test_estimation_refuses_rules_and_stopping_it_cannot_replay(cancer):
+    X, y, val = cancer
+    parties = make_parties(X, y, 4, random_state=0)
+    with pytest.raises(ValueError, match=r"'loo' has no sampling estimator.*'banzhaf'"):
+        run_market(parties, GaussianNB(), val, rule="loo", valuation="monte_carlo")
+    with pytest.raises(ValueError, match="MaxTime"):
+        run_market(parties, GaussianNB(), val, valuation="monte_carlo", stopping=MaxTime(5))
+    with pytest.raises(ValueError, match="parameter 'valuation'"):
+        run_market(parties, GaussianNB(), val, valuation="sampled")  # type: ignore[arg-type]
+
+
+def test_banzhaf_is_estimated_by_msr(cancer):
+    X, y, val = cancer
+    parties = make_parties(X, y, 6, random_state=0)
+    s = run_market(
+        parties,
+        GaussianNB(),
+        val,
+        rule="banzhaf",
+        valuation="monte_carlo",
+        stopping=MaxEvaluations(40),
+    ).settlement
+    assert s.valuation["estimator"] == "msr_banzhaf" and s.verify().ok
+    assert s.checks["balanced"]
+
+
+def test_multi_task_greedy_selection_counts_against_the_budget(cancer):
+    X, y, _ = cancer
+    rows = make_parties(X, y, 13, random_state=0)
+    parties = [
+        Party(
+            p.name,
+            p.X[: p.n_samples // 2],
+            p.y[: p.n_samples // 2],
+            X_val=p.X[p.n_samples // 2 :],
+            y_val=p.y[p.n_samples // 2 :],
+        )
+        for p in rows
+    ]
+    s = run_market(
+        parties,
+        GaussianNB(),
+        rule="shapley",
+        valuation="monte_carlo",
+        stopping=MaxEvaluations(400),
+    ).settlement
+    tasks = s.valuation["tasks"]
+    assert len(tasks) == 13
+    assert all(0 < t["selection_evaluations"] <= 200 for t in tasks)
+    assert all(t["evaluations"] + t["selection_evaluations"] <= 400 + 13 for t in tasks)
+    assert s.checks["balanced"] and s.verify().ok
+
+
+def test_job_file_fields_and_the_60_party_example_parse():
+    import tomllib
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "examples" / "large_market_60.toml"
+    cfg = MarketConfig.model_validate(tomllib.loads(path.read_text()))
+    assert cfg.market.valuation == "auto" and cfg.market.max_evaluations > 0
+    assert cfg.partition is not None and cfg.partition.n_parties == 60
+
+
+def _tamper_sample_value(record: dict, index: int, delta: float) -> dict:
+    """The record with one stored coalition value changed and its hash recomputed."""
+    out = json.loads(json.dumps(record))
+    sample = out["sample"]
+    masks = zlib.decompress(base64.b64decode(sample["masks"]))
+    values = np.frombuffer(zlib.decompress(base64.b64decode(sample["values"])), "<f8").copy()
+    values[index] = min(1.0, max(0.0, values[index] + delta))
+    raw = values.astype("<f8").tobytes()
+    sample["values"] = base64.b64encode(zlib.compress(raw)).decode()
+    sample["sha256"] = hashlib.sha256(masks + raw).hexdigest()
+    return out
