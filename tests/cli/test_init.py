@@ -99,3 +99,17 @@ def test_init_refusals_name_the_problem(tmp_path):
     (folder / "test.csv").write_text((folder / "validation.csv").read_text())
     result = runner.invoke(app, ["init", str(folder), "--target", "outcome", "--force"])
     assert result.exit_code == 2 and "--validation" in result.output
+
+
+def test_a_single_class_party_is_warned_about_in_the_output_and_the_report(tmp_path):
+    folder = hospital_folder(tmp_path / "data")
+    frame = pd.read_csv(folder / "h3.csv")
+    frame["outcome"] = 1  # every row of h3 has the same label
+    frame.to_csv(folder / "h3.csv", index=False)
+    assert runner.invoke(app, ["init", str(folder), "--target", "outcome"]).exit_code == 0
+    out = tmp_path / "market"
+    result = runner.invoke(app, ["market", "run", str(folder / "job.toml"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "warning: party 'h3' has a single class (1) in its 40 training rows" in text
+    assert "party &#x27;h3&#x27; has a single class" in (out / "report.html").read_text()

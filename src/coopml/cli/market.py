@@ -96,18 +96,16 @@ def run_command(
     _print_settlement(job)
     console.print(f"settlement, report and charts written to {out}/")
     if export_models is not None:
-        _export(cfg, base, job, export_models)
+        _export(job, export_models)
 
 
-def _export(cfg: MarketConfig, base: Path, job: object, folder: Path) -> None:
+def _export(job: object, folder: Path) -> None:
     """Write every party's model (the CLI's user is the operator, who holds all data)."""
-    from coopml.config import build_parties
     from coopml.market.export import MANIFEST, describe_export, export_models
     from coopml.market.job import MarketJob
 
     assert isinstance(job, MarketJob)
-    parties, _ = build_parties(cfg, base, own_validation=cfg.market.mode == "multi")
-    manifest = export_models(job.result, parties, folder)
+    manifest = export_models(job.result, list(job.parties), folder)
     for line in describe_export(manifest):
         console.print(f"  {escape(line)}", highlight=False)
     console.print(f"models written to {folder}/ (manifest {MANIFEST})")
@@ -180,6 +178,8 @@ def _print_settlement(job: object) -> None:
     s = job.result.settlement
     for sentence in settlement_summary(s):
         console.print(escape(sentence), highlight=False)
+    for warning in job.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     note = members_note(s)
     table = Table(
         title=(

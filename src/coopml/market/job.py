@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sklearn.base import is_classifier
+
 from coopml.coalitions.executors import ProgressCallback
 from coopml.config import MarketConfig, build_learner, build_parties
+from coopml.data import Party, party_warnings
 from coopml.market.market import MarketResult, run_market
 from coopml.market.replication import ReplicationAudit, replication_audit
 from coopml.market.sampled_shares import market_stopping
@@ -20,10 +23,17 @@ __all__ = ["MarketJob", "run_market_job"]
 
 @dataclass(frozen=True, eq=False)
 class MarketJob:
-    """A settled round and, when configured, its replication audit."""
+    """A settled round and, when configured, its replication audit.
+
+    ``parties`` are the parties as the round saw them (for exporting their models);
+    ``warnings`` name parties too small to value meaningfully (one row, one class),
+    shown in the terminal output and the report.
+    """
 
     result: MarketResult
     audit: ReplicationAudit | None = None
+    parties: tuple[Party, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def run_market_job(
@@ -74,4 +84,5 @@ def run_market_job(
             random_state=m.random_state or 0,
             **options,
         )
-    return MarketJob(result, report)
+    found = party_warnings(parties, classification=is_classifier(learner))
+    return MarketJob(result, report, parties=tuple(parties), warnings=tuple(found))

@@ -87,6 +87,7 @@ def market_report(job: MarketJob, charts: dict[str, bytes]) -> str:
         f"price c = {sig(s.price)}</h1>",
         "<h2>In short</h2>",
         *(f"<p>{html.escape(sentence)}</p>" for sentence in summary),
+        *(f"<p class='bad'>Warning: {html.escape(w)}</p>" for w in job.warnings),
         "<h2>Parties</h2>",
         "<p>Money is in units of the price c; scores are between 0 and 1; improvements are "
         "in points (1 point = 0.01 of the score).</p>",
