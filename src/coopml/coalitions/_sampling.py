@@ -14,7 +14,19 @@ estimate -- plugged into :func:`run_sampler`, which owns what they have in commo
   collected from every worker;
 * **budgets** -- a batch is cut so that a ``MaxEvaluations`` or ``MaxPermutations``
   budget is never overrun (:func:`budgets`);
-* **stopping** -- the rule is checked after every batch.
+* **stopping** -- the rule is checked after every batch;
+* **progress** -- after every batch a ``progress(done, total)`` callback hears how far
+  the nearest budget is spent (evaluations, permutations or seconds); a callback that
+  takes the keywords ``unit`` and ``detail`` also hears which budget and, for
+  ``StandardErrorBelow``, the largest standard error against its target;
+* **checkpoints** -- with a ``cache_dir`` (:func:`open_checkpoint`), the state at the
+  start of a batch (the memo of evaluated coalitions and substituted failures, the
+  sampler's running moments, its random generator's ``bit_generator.state``, the
+  stopping rule's counters, the loop's counts) is written every
+  :data:`~coopml.coalitions._checkpoint.CHECKPOINT_SECONDS` seconds and when the run
+  is interrupted (an exception or Ctrl-C). A run with the same source fingerprint,
+  estimator, parameters and seed resumes from it and gives exactly the values and
+  standard errors of an uninterrupted run; a finished run removes the file.
 
 A source is ``value_fn(frozenset_of_players) -> float`` (with ``n_players``) or a
 *utility*: an object with ``n_players``, ``names`` and ``evaluate_masks(masks)``, and
@@ -50,24 +62,32 @@ measures the intervals this gives.
 from __future__ import annotations
 
 import copy
+import inspect
+import itertools
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from coopml._bitmask import MAX_MASK_PLAYERS, members
-from coopml._validation import check_int, check_names
-from coopml.coalitions.executors import Executor, get_executor
+from coopml._validation import RandomState, check_int, check_names
+from coopml.coalitions import _checkpoint
+from coopml.coalitions.executors import Executor, ProgressCallback, get_executor
 from coopml.coalitions.stopping import (
     MaxEvaluations,
     MaxPermutations,
+    MaxTime,
     SamplerState,
+    StandardErrorBelow,
     StoppingRule,
     _And,
+    _Composite,
     _Or,
 )
 
@@ -82,6 +102,7 @@ __all__ = [
     "call_value_function",
     "check_values",
     "merge_moments",
+    "open_checkpoint",
     "resolve_executor",
     "resolve_source",
     "resolve_stopping",
@@ -332,12 +353,50 @@ class Evaluator:
             seen |= fresh
         return rows.shape[0]
 
+    def save_state(
+        self, n_cache: int | None = None, n_failures: int | None = None
+    ) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
+        """The memo (its first ``n_cache`` entries) and the first ``n_failures`` failures,
+        as arrays and a JSON document for a checkpoint."""
+        items = list(itertools.islice(self.cache.items(), n_cache))
+        keys = [k for k, _ in items]
+        key_array = (
+            np.array(keys, dtype=np.int64)
+            if self.n <= MAX_MASK_PLAYERS
+            else np.array([str(k) for k in keys], dtype=str)
+        )
+        arrays = {
+            "memo_keys": key_array,
+            "memo_values": np.array([v for _, v in items], dtype=np.float64),
+        }
+        failures = [getattr(f, "__dict__", f) for f in self.failures[:n_failures]]
+        return arrays, {"failures": failures}
+
+    def load_state(self, arrays: dict[str, NDArray[Any]], meta: dict[str, Any]) -> None:
+        """Restore :meth:`save_state`'s memo and failures (also onto a utility's own list)."""
+        keys = [int(k) for k in arrays["memo_keys"].tolist()]
+        self.cache = dict(zip(keys, arrays["memo_values"].tolist(), strict=True))
+        failures = [_failure(f) for f in meta["failures"]]
+        self.failures = list(failures)
+        own = getattr(self.source, "failures", None)
+        if failures and isinstance(own, list):
+            own.extend(failures)
+
     def failure_info(self) -> dict[str, Any]:
         """``n_failures`` and ``failures`` (as dictionaries) for a result's ``info``."""
         return {
             "n_failures": len(self.failures),
             "failures": [getattr(f, "__dict__", f) for f in self.failures],
         }
+
+
+def _failure(record: Any) -> Any:
+    """A stored failure as the utility reported it (a FitFailure where it was one)."""
+    if isinstance(record, dict) and set(record) == {"mask", "error", "substituted"}:
+        from coopml.learning.utility import FitFailure
+
+        return FitFailure(**record)
+    return record
 
 
 def adjusted_stderr(
@@ -428,6 +487,15 @@ class Sampler(Protocol):
         """``(estimates, standard errors, n_samples)`` for the stopping rule."""
         ...
 
+    def save_state(self) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
+        """Copies of everything ``propose`` and ``update`` change (arrays, JSON document),
+        the random generator's ``bit_generator.state`` included."""
+        ...
+
+    def load_state(self, arrays: dict[str, NDArray[Any]], meta: dict[str, Any]) -> None:
+        """Restore :meth:`save_state`'s result."""
+        ...
+
 
 @dataclass
 class Run:
@@ -437,51 +505,270 @@ class Run:
     n_rows: int
     n_units: float
     seconds: float
+    resumed: bool = False
+
+
+@dataclass
+class Checkpoint:
+    """Where a sampling run is checkpointed, and the state it resumes from (if any)."""
+
+    path: Path
+    key: str
+    saved: tuple[dict[str, NDArray[Any]], dict[str, Any]] | None = None
+
+
+def random_state_spec(random_state: RandomState) -> Any:
+    """What identifies the stream of ``random_state``: the seed, or a generator's state;
+    ``None`` when it cannot be reproduced (fresh entropy)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.Generator):
+        bits = random_state.bit_generator
+        seq = getattr(bits, "seed_seq", None)
+        spawned = None
+        if isinstance(seq, np.random.SeedSequence):
+            spawned = [seq.entropy, list(seq.spawn_key), seq.n_children_spawned]
+        return {"state": bits.state, "seed_seq": spawned}
+    return int(random_state)
+
+
+def open_checkpoint(
+    cache_dir: str | Path | None,
+    source: Any,
+    method: str,
+    params: dict[str, Any],
+    random_state: RandomState,
+    evaluate: Evaluator,
+) -> Checkpoint | None:
+    """The checkpoint of an estimator run in ``cache_dir``, restoring ``evaluate``'s memo.
+
+    The file is keyed by the source's ``fingerprint()``, ``method``, ``params`` (every
+    parameter that changes the result) and the random stream, so a changed job never
+    resumes a stale state. ``None`` without ``cache_dir``, and (with a warning) with
+    ``random_state=None``, whose stream cannot be reproduced.
+    """
+    if cache_dir is None:
+        return None
+    fingerprint = getattr(source, "fingerprint", None)
+    if not callable(fingerprint):
+        raise TypeError(
+            "parameter 'cache_dir' needs a utility with a fingerprint() method (such as "
+            "coopml.learning.CoalitionUtility) to key its checkpoints; got "
+            f"{_describe(source)}, which cannot be fingerprinted"
+        )
+    seed = random_state_spec(random_state)
+    if seed is None:
+        warnings.warn(
+            f"{method}: not checkpointed to cache_dir: random_state=None draws a fresh "
+            "random stream, so an interrupted run cannot be resumed; pass an integer seed",
+            stacklevel=3,
+        )
+        return None
+    from coopml import __version__
+
+    spec = {
+        "method": method,
+        "fingerprint": str(fingerprint()),
+        "params": params,
+        "seed": seed,
+        "coopml": __version__,
+    }
+    key = _checkpoint.state_key(spec)
+    path = _checkpoint.partial_path(cache_dir, key)
+    saved = _checkpoint.load_checkpoint(path)
+    if saved is not None and saved[1].get("key") != key:
+        saved = None
+    if saved is not None:
+        arrays, meta = saved
+        evaluate.load_state(_part(arrays, "evaluator"), meta["evaluator"])
+    return Checkpoint(path, key, saved)
+
+
+def _part(arrays: dict[str, NDArray[Any]], prefix: str) -> dict[str, NDArray[Any]]:
+    return {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
+
+
+def _leaves(rule: StoppingRule, through_and: bool = True) -> list[StoppingRule]:
+    """The leaf rules of ``rule`` (through ``|``, and through ``&`` if ``through_and``)."""
+    if isinstance(rule, _Or) or (through_and and isinstance(rule, _Composite)):
+        assert isinstance(rule, _Composite)
+        return _leaves(rule.left, through_and) + _leaves(rule.right, through_and)
+    return [] if isinstance(rule, _Composite) else [rule]
+
+
+def _rule_state(rule: StoppingRule) -> list[dict[str, Any]]:
+    """The plain attributes of every leaf rule (e.g. ``RankStable``'s streak)."""
+    plain = (bool, int, float, str, type(None))
+    return [{k: v for k, v in vars(leaf).items() if isinstance(v, plain)} for leaf in _leaves(rule)]
+
+
+def _load_rule_state(rule: StoppingRule, state: list[dict[str, Any]]) -> None:
+    for leaf, attributes in zip(_leaves(rule), state, strict=True):
+        for name, value in attributes.items():
+            setattr(leaf, name, value)
+
+
+def _accepts_details(progress: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(progress).parameters
+    except (TypeError, ValueError):
+        return False
+    kinds = {p.kind for p in parameters.values()}
+    return inspect.Parameter.VAR_KEYWORD in kinds or {"unit", "detail"} <= set(parameters)
+
+
+def _progress_of(
+    rule: StoppingRule, limits: Budgets, state: SamplerState
+) -> tuple[int, int, str, str]:
+    """``(done, total, unit, detail)``: the budget nearest to firing, and the first
+    ``StandardErrorBelow``'s largest standard error against its target."""
+    candidates: list[tuple[float, int, int, str]] = []
+    if limits.evaluations is not None:
+        e = limits.evaluations.limit
+        candidates.append((state.n_evaluations / e, state.n_evaluations, e, "evaluations"))
+    if limits.permutations is not None:
+        p = limits.permutations.limit
+        candidates.append((state.n_permutations / p, state.n_permutations, p, "permutations"))
+    for leaf in _leaves(rule, through_and=False):
+        if isinstance(leaf, MaxTime):
+            t = int(np.ceil(leaf.seconds))
+            candidates.append((state.elapsed / leaf.seconds, int(state.elapsed), t, "seconds"))
+    _, done, total, unit = max(candidates, default=(0.0, 0, 0, "samples"))
+    detail = ""
+    for leaf in _leaves(rule):
+        if isinstance(leaf, StandardErrorBelow) and state.stderr.size:
+            scale = {
+                None: 1.0,
+                "total": abs(float(np.sum(state.means))),
+                "max": float(np.max(np.abs(state.means))),
+            }[leaf.relative_to]
+            detail = (
+                f"largest standard error {float(np.max(state.stderr)):.4g}, "
+                f"target {leaf.tol * scale:.4g}"
+            )
+            break
+    return min(done, total), total, unit, detail
 
 
 def run_sampler(
-    sampler: Sampler, evaluate: Evaluator, rule: StoppingRule, *, max_batches: int | None = None
+    sampler: Sampler,
+    evaluate: Evaluator,
+    rule: StoppingRule,
+    *,
+    max_batches: int | None = None,
+    progress: ProgressCallback | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Run:
     """Propose, evaluate (within the budgets), update and check ``rule`` until it fires.
 
     ``max_batches`` ends a sampler that has nothing left to sample (``fired`` None).
+    ``progress`` hears the nearest budget's progress after every batch (module
+    docstring); ``checkpoint`` (from :func:`open_checkpoint`) saves the state and
+    resumes from it.
     """
     limits = budgets(rule)
-    start, n_rows, n_units, previous = time.perf_counter(), 0, 0.0, None
+    n_rows, n_units, previous, elapsed0 = 0, 0.0, None, 0.0
     fired: StoppingRule | None = None
     n_batches = 0
-    while max_batches is None or n_batches < max_batches:
-        n_batches += 1
-        batch = sampler.propose()
-        k = len(batch)
-        blocked: StoppingRule | None = None
-        if limits.permutations is not None:
-            room = limits.permutations.limit - n_units
-            k_units = min(k, max(0, int(np.floor(room / batch.units + 1e-9))))
-            k, blocked = k_units, (limits.permutations if k_units == 0 else None)
-        if limits.evaluations is not None and k:
-            room_e = limits.evaluations.limit - evaluate.n_evaluations
-            k = evaluate.affordable(batch.masks[:k], max(0, room_e))
-            blocked = limits.evaluations if k == 0 else blocked
-        if k == 0:  # not one more sample fits: the budget that blocked it is spent
-            fired = blocked
-            break
-        batch = batch.head(k)
-        sampler.update(batch, evaluate(batch.masks))
-        n_rows += k
-        n_units += k * batch.units
-        means, stderr, n_samples = sampler.state()
-        state = SamplerState(
-            n_samples=n_samples,
-            n_permutations=round(n_units),
-            n_evaluations=evaluate.n_evaluations,
-            elapsed=time.perf_counter() - start,
-            means=means.copy(),
-            stderr=stderr.copy(),
-            previous_means=previous,
-        )
-        previous = means.copy()
-        fired = rule.check(state)
-        if fired is not None:
-            break
-    return Run(fired, n_rows, n_units, time.perf_counter() - start)
+    resumed = checkpoint is not None and checkpoint.saved is not None
+    if checkpoint is not None and checkpoint.saved is not None:
+        arrays, meta = checkpoint.saved
+        sampler.load_state(_part(arrays, "sampler"), meta["sampler"])
+        _load_rule_state(rule, meta["rule"])
+        n_rows, n_units, n_batches = meta["n_rows"], meta["n_units"], meta["n_batches"]
+        elapsed0 = meta["elapsed"]
+        previous = arrays["previous"] if meta["has_previous"] else None
+    start = time.perf_counter() - elapsed0
+    report = None
+    if progress is not None:
+        detailed = _accepts_details(progress)
+
+        def report(state: SamplerState) -> None:
+            done, total, unit, detail = _progress_of(rule, limits, state)
+            if detailed:
+                progress(done, total, unit=unit, detail=detail)  # type: ignore[call-arg]
+            else:
+                progress(done, total)
+
+    snapshot: tuple[dict[str, NDArray[Any]], dict[str, Any]] | None = None
+    saved_at, saved_batches = time.perf_counter(), n_batches
+
+    def take_snapshot() -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
+        """Copies of the sampler's state; the memo and failures as their lengths (they
+        only grow, so their first entries are the state at this point)."""
+        assert checkpoint is not None
+        sampler_arrays, sampler_meta = sampler.save_state()
+        arrays = {f"sampler/{k}": v for k, v in sampler_arrays.items()}
+        arrays["previous"] = np.zeros(0) if previous is None else previous.copy()
+        meta = {
+            "key": checkpoint.key,
+            "sampler": sampler_meta,
+            "n_cache": len(evaluate.cache),
+            "n_failures": len(evaluate.failures),
+            "rule": _rule_state(rule),
+            "n_rows": n_rows,
+            "n_units": n_units,
+            "n_batches": n_batches,
+            "elapsed": time.perf_counter() - start,
+            "has_previous": previous is not None,
+        }
+        return arrays, meta
+
+    def save(snapshot: tuple[dict[str, NDArray[Any]], dict[str, Any]]) -> None:
+        assert checkpoint is not None
+        arrays, meta = snapshot
+        memo, failures = evaluate.save_state(meta["n_cache"], meta["n_failures"])
+        arrays = arrays | {f"evaluator/{k}": v for k, v in memo.items()}
+        _checkpoint.save_checkpoint(checkpoint.path, arrays, meta | {"evaluator": failures})
+
+    try:
+        while max_batches is None or n_batches < max_batches:
+            if checkpoint is not None:
+                # The state at a batch boundary: what an interrupted batch resumes from.
+                snapshot = take_snapshot()
+                now = time.perf_counter()
+                if n_batches > saved_batches and now - saved_at >= _checkpoint.CHECKPOINT_SECONDS:
+                    save(snapshot)
+                    saved_at, saved_batches = now, n_batches
+            n_batches += 1
+            batch = sampler.propose()
+            k = len(batch)
+            blocked: StoppingRule | None = None
+            if limits.permutations is not None:
+                room = limits.permutations.limit - n_units
+                k_units = min(k, max(0, int(np.floor(room / batch.units + 1e-9))))
+                k, blocked = k_units, (limits.permutations if k_units == 0 else None)
+            if limits.evaluations is not None and k:
+                room_e = limits.evaluations.limit - evaluate.n_evaluations
+                k = evaluate.affordable(batch.masks[:k], max(0, room_e))
+                blocked = limits.evaluations if k == 0 else blocked
+            if k == 0:  # not one more sample fits: the budget that blocked it is spent
+                fired = blocked
+                break
+            batch = batch.head(k)
+            sampler.update(batch, evaluate(batch.masks))
+            n_rows += k
+            n_units += k * batch.units
+            means, stderr, n_samples = sampler.state()
+            state = SamplerState(
+                n_samples=n_samples,
+                n_permutations=round(n_units),
+                n_evaluations=evaluate.n_evaluations,
+                elapsed=time.perf_counter() - start,
+                means=means.copy(),
+                stderr=stderr.copy(),
+                previous_means=previous,
+            )
+            previous = means.copy()
+            fired = rule.check(state)
+            if report is not None:
+                report(state)
+            if fired is not None:
+                break
+    except BaseException:
+        if checkpoint is not None and snapshot is not None:
+            save(snapshot)
+        raise
+    if checkpoint is not None:
+        checkpoint.path.unlink(missing_ok=True)
+    return Run(fired, n_rows, n_units, time.perf_counter() - start, resumed)

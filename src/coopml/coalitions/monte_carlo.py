@@ -44,6 +44,7 @@ a player never pivotal in the sample still gets the uncertainty the sample leave
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -56,12 +57,13 @@ from coopml.coalitions._sampling import (
     Evaluator,
     adjusted_stderr,
     evaluate_chunk,
+    open_checkpoint,
     resolve_executor,
     resolve_source,
     resolve_stopping,
     run_sampler,
 )
-from coopml.coalitions.executors import Executor
+from coopml.coalitions.executors import Executor, ProgressCallback
 from coopml.coalitions.result import ValuationResult
 from coopml.coalitions.stopping import MaxPermutations, StandardErrorBelow, StoppingRule
 
@@ -108,6 +110,8 @@ def monte_carlo_shapley(
     n_jobs: int | None = None,
     random_state: RandomState = None,
     names: Sequence[str] | None = None,
+    cache_dir: str | Path | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ValuationResult:
     """Estimate Shapley values by sampling permutations (Castro et al. 2009).
 
@@ -142,6 +146,15 @@ def monte_carlo_shapley(
         Seed of the permutations.
     names : sequence of str, optional
         Player names; default the utility's names, or ``"0", "1", ...``.
+    cache_dir : path, optional
+        Checkpoint the run there (a utility with ``fingerprint()`` and a seeded
+        ``random_state`` are needed), so an interrupted run resumes where it stopped and
+        gives exactly the result of an uninterrupted one; see
+        :mod:`coopml.coalitions._sampling`.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after every batch with the progress of the
+        nearest budget (evaluations, permutations or seconds); see
+        :mod:`coopml.coalitions._sampling`.
 
     Returns
     -------
@@ -175,8 +188,12 @@ def monte_carlo_shapley(
         batch_size = max(1, 256 // (n * pairs))
     batch_size = check_int("batch_size", batch_size, minimum=1)
     evaluate = Evaluator(source, is_utility, n, resolve_executor(executor, n_jobs))
+    params = {"n": n, "stopping": str(rule), "antithetic": bool(antithetic), "batch": batch_size}
+    checkpoint = open_checkpoint(
+        cache_dir, source, "monte_carlo_shapley", params, random_state, evaluate
+    )
     sampler = _PermutationSampler(n, check_random_state(random_state), batch_size, bool(antithetic))
-    run = run_sampler(sampler, evaluate, rule)
+    run = run_sampler(sampler, evaluate, rule, progress=progress, checkpoint=checkpoint)
     values, stderr, count = sampler.state()
     full = (1 << n) - 1
     total = evaluate.cache[full] - evaluate.cache[0] if count else 0.0
@@ -199,6 +216,7 @@ def monte_carlo_shapley(
             "stopped_by": str(fired),
             "antithetic": bool(antithetic),
             **evaluate.failure_info(),
+            **({} if checkpoint is None else {"resumed": run.resumed}),
         },
     )
 
@@ -229,6 +247,21 @@ class _PermutationSampler:
         self.low = min(self.low, float(samples.min()))
         self.high = max(self.high, float(samples.max()))
         self.count, self.mean, self.m2 = _merge(self.count, self.mean, self.m2, samples)
+
+    def _spawned(self) -> int:
+        """Children spawned from the root's seed sequence: batch ``b`` used child ``b``."""
+        return int(getattr(self.root.bit_generator.seed_seq, "n_children_spawned", 0))
+
+    def save_state(self) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
+        meta = {"count": self.count, "low": self.low, "high": self.high}
+        return {"mean": self.mean.copy(), "m2": self.m2.copy()}, meta | {"spawned": self._spawned()}
+
+    def load_state(self, arrays: dict[str, NDArray[Any]], meta: dict[str, Any]) -> None:
+        self.mean, self.m2 = arrays["mean"], arrays["m2"]
+        self.count, self.low, self.high = meta["count"], meta["low"], meta["high"]
+        behind = meta["spawned"] - self._spawned()
+        if behind > 0:  # advance to the next batch's stream
+            self.root.spawn(behind)
 
     def state(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
         count = np.full(self.n, float(self.count))

@@ -32,6 +32,8 @@ learning", AISTATS 2023, PMLR 206, pp. 6388-6421.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,12 +45,13 @@ from coopml.coalitions._sampling import (
     Evaluator,
     adjusted_stderr,
     merge_moments,
+    open_checkpoint,
     resolve_executor,
     resolve_source,
     resolve_stopping,
     run_sampler,
 )
-from coopml.coalitions.executors import Executor
+from coopml.coalitions.executors import Executor, ProgressCallback
 from coopml.coalitions.monte_carlo import MaskUtility, ValueFunction
 from coopml.coalitions.result import ValuationResult
 from coopml.coalitions.stopping import MaxPermutations, StandardErrorBelow, StoppingRule
@@ -79,6 +82,8 @@ def msr_banzhaf(
     n_jobs: int | None = None,
     random_state: RandomState = None,
     names: Sequence[str] | None = None,
+    cache_dir: str | Path | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ValuationResult:
     """Estimate raw Banzhaf values with maximum sample reuse (Wang & Jia 2023).
 
@@ -102,6 +107,12 @@ def msr_banzhaf(
         Workers of a parallel executor (``n_jobs > 1`` with ``"serial"``: joblib).
     random_state : int, Generator or None
     names : sequence of str, optional
+    cache_dir : path, optional
+        Checkpoint the run there, to resume after an interruption with exactly the
+        result of an uninterrupted run (as :func:`~coopml.coalitions.monte_carlo_shapley`).
+    progress : callable, optional
+        ``progress(done, total)`` after every batch (as
+        :func:`~coopml.coalitions.monte_carlo_shapley`).
 
     Returns
     -------
@@ -123,12 +134,16 @@ def msr_banzhaf(
     batch = check_int("batch_size", batch_size, minimum=1)
     rng = check_random_state(random_state)
     evaluate = Evaluator(value_fn_or_utility, is_utility, n, resolve_executor(executor, n_jobs))
+    params = {"n": n, "stopping": str(rule), "batch": batch}
+    checkpoint = open_checkpoint(
+        cache_dir, value_fn_or_utility, "msr_banzhaf", params, random_state, evaluate
+    )
     sampler = _MSRSampler(n, rng, batch)
     # v(empty) and v(N) anchor the range of the standard errors' adjustment: a sample whose
     # values all agree (a rare event unseen) must not look certain.
     anchors = evaluate(encode_members(np.array([[False] * n, [True] * n])))
     sampler.low, sampler.high = float(anchors.min()), float(anchors.max())
-    run = run_sampler(sampler, evaluate, rule)
+    run = run_sampler(sampler, evaluate, rule, progress=progress, checkpoint=checkpoint)
     estimate, stderr, _ = sampler.state()
     fired = run.fired
     return ValuationResult(
@@ -138,7 +153,12 @@ def msr_banzhaf(
         stderr=stderr,
         converged=fired is not None and fired.converges,
         n_evaluations=evaluate.n_evaluations,
-        info={"n_samples": run.n_rows, "stopped_by": str(fired), **evaluate.failure_info()},
+        info={
+            "n_samples": run.n_rows,
+            "stopped_by": str(fired),
+            **evaluate.failure_info(),
+            **({} if checkpoint is None else {"resumed": run.resumed}),
+        },
     )
 
 
@@ -161,6 +181,15 @@ class _MSRSampler:
         side = np.where(member, 1, 0)
         flat = (side * self.n + np.arange(self.n)).ravel()
         merge_moments(self.count, self.mean, self.m2, flat, np.repeat(values, self.n))
+
+    def save_state(self) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
+        arrays = {"count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}
+        return arrays, {"low": self.low, "high": self.high, "rng": self.rng.bit_generator.state}
+
+    def load_state(self, arrays: dict[str, NDArray[Any]], meta: dict[str, Any]) -> None:
+        self.count, self.mean, self.m2 = arrays["count"], arrays["mean"], arrays["m2"]
+        self.low, self.high = meta["low"], meta["high"]
+        self.rng.bit_generator.state = meta["rng"]
 
     def state(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
         se = adjusted_stderr(self.count, self.mean, self.m2, self.low, self.high)

@@ -73,6 +73,7 @@ Operations Research 82, 2017, pp. 180-188.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -86,12 +87,13 @@ from coopml.coalitions._sampling import (
     adjusted_stderr,
     budgets,
     merge_moments,
+    open_checkpoint,
     resolve_executor,
     resolve_source,
     resolve_stopping,
     run_sampler,
 )
-from coopml.coalitions.executors import Executor
+from coopml.coalitions.executors import Executor, ProgressCallback
 from coopml.coalitions.monte_carlo import MaskUtility, ValueFunction, default_stopping
 from coopml.coalitions.result import ValuationResult
 from coopml.coalitions.stopping import StoppingRule
@@ -146,6 +148,8 @@ def stratified_shapley(
     n_jobs: int | None = None,
     random_state: RandomState = None,
     names: Sequence[str] | None = None,
+    cache_dir: str | Path | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ValuationResult:
     """Estimate Shapley values by stratified sampling over coalition sizes.
 
@@ -175,6 +179,12 @@ def stratified_shapley(
         Workers of a parallel executor (``n_jobs > 1`` with ``"serial"``: joblib).
     random_state : int, Generator or None
     names : sequence of str, optional
+    cache_dir : path, optional
+        Checkpoint the run there, to resume after an interruption with exactly the
+        result of an uninterrupted run (as :func:`~coopml.coalitions.monte_carlo_shapley`).
+    progress : callable, optional
+        ``progress(done, total)`` after every batch (as
+        :func:`~coopml.coalitions.monte_carlo_shapley`).
 
     Returns
     -------
@@ -214,13 +224,24 @@ def stratified_shapley(
     batch = check_int("batch_size", default_batch if batch_size is None else batch_size, minimum=1)
     rng = check_random_state(random_state)
     evaluate = Evaluator(value_fn_or_utility, is_utility, n, resolve_executor(executor, n_jobs))
+    params = {"n": n, "stopping": str(rule), "allocation": allocation, "k": k, "batch": batch}
+    checkpoint = open_checkpoint(
+        cache_dir, value_fn_or_utility, "stratified_shapley", params, random_state, evaluate
+    )
     eye = np.eye(n, dtype=bool)
     empty, grand = encode_members(np.zeros((1, n), bool)), encode_members(np.ones((1, n), bool))
     values_empty, values_grand = evaluate(empty)[0], evaluate(grand)[0]
     singles = evaluate(encode_members(eye)) - values_empty  # s = 0
     lasts = values_grand - evaluate(encode_members(~eye))  # s = n - 1
     sampler = _StrataSampler(n, max(k, 1), rng, batch, allocation, singles, lasts)
-    run = run_sampler(sampler, evaluate, rule, max_batches=None if n > 2 else 0)
+    run = run_sampler(
+        sampler,
+        evaluate,
+        rule,
+        max_batches=None if n > 2 else 0,
+        progress=progress,
+        checkpoint=checkpoint,
+    )
     estimate, stderr, _ = sampler.state()
     gap = float(estimate.sum() - (values_grand - values_empty))
     fired = run.fired
@@ -239,6 +260,7 @@ def stratified_shapley(
             "efficiency_gap": gap,
             "efficiency_gap_stderr": float(np.sqrt(np.sum(stderr**2))),
             **evaluate.failure_info(),
+            **({} if checkpoint is None else {"resumed": run.resumed}),
         },
     )
 
@@ -303,6 +325,15 @@ class _StrataSampler:
         marginal = values[:, 0] - values[:, 1]
         self.low, self.high = min(self.low, marginal.min()), max(self.high, marginal.max())
         merge_moments(self.count, self.mean, self.m2, batch.data["flat"], marginal)
+
+    def save_state(self) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
+        arrays = {"count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}
+        return arrays, {"low": self.low, "high": self.high, "rng": self.rng.bit_generator.state}
+
+    def load_state(self, arrays: dict[str, NDArray[Any]], meta: dict[str, Any]) -> None:
+        self.count, self.mean, self.m2 = arrays["count"], arrays["mean"], arrays["m2"]
+        self.low, self.high = meta["low"], meta["high"]
+        self.rng.bit_generator.state = meta["rng"]
 
     def stderrs(self) -> NDArray[np.float64]:
         return adjusted_stderr(self.count, self.mean, self.m2, self.low, self.high)

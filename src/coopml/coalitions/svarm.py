@@ -71,7 +71,9 @@ value without marginal contributions", AAAI 2024, pp. 13246-13255.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,12 +87,13 @@ from coopml.coalitions._sampling import (
     adjusted_stderr,
     budgets,
     merge_moments,
+    open_checkpoint,
     resolve_executor,
     resolve_source,
     resolve_stopping,
     run_sampler,
 )
-from coopml.coalitions.executors import Executor
+from coopml.coalitions.executors import Executor, ProgressCallback
 from coopml.coalitions.game import CoalitionGame
 from coopml.coalitions.monte_carlo import MaskUtility, ValueFunction
 from coopml.coalitions.result import ValuationResult
@@ -134,6 +137,10 @@ class _GameUtility:
     def evaluate_masks(self, masks: NDArray[np.int64]) -> NDArray[np.float64]:
         return np.asarray(self.game.table[np.asarray(masks, dtype=np.int64)], dtype=np.float64)
 
+    def fingerprint(self) -> str:
+        """SHA-256 of the table (the key of a checkpoint)."""
+        return hashlib.sha256(np.ascontiguousarray(self.game.table).tobytes()).hexdigest()
+
 
 def svarm_shapley(
     value_fn_or_utility: ValueFunction | MaskUtility | CoalitionGame,
@@ -145,6 +152,8 @@ def svarm_shapley(
     n_jobs: int | None = None,
     random_state: RandomState = None,
     names: Sequence[str] | None = None,
+    cache_dir: str | Path | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ValuationResult:
     """Estimate Shapley values by stratified SVARM (Kolpaczki et al., AAAI 2024).
 
@@ -181,6 +190,12 @@ def svarm_shapley(
         Seed of the permutations, sizes and coalitions.
     names : sequence of str, optional
         Player names; default the utility's names, or ``"0", "1", ...``.
+    cache_dir : path, optional
+        Checkpoint the run there, to resume after an interruption with exactly the
+        result of an uninterrupted run (as :func:`~coopml.coalitions.monte_carlo_shapley`).
+    progress : callable, optional
+        ``progress(done, total)`` after every batch (as
+        :func:`~coopml.coalitions.monte_carlo_shapley`).
 
     Returns
     -------
@@ -227,9 +242,18 @@ def svarm_shapley(
             "monte_carlo_shapley"
         )
     evaluate = Evaluator(source, is_utility, n, resolve_executor(executor, n_jobs))
+    params = {"n": n, "stopping": str(rule), "batch": batch}
+    checkpoint = open_checkpoint(cache_dir, source, "svarm_shapley", params, random_state, evaluate)
     sampler = _SvarmSampler(n, rng, sizes, batch)
     sampler.exact(evaluate)
-    run = run_sampler(sampler, evaluate, rule, max_batches=None if sizes.size else 0)
+    run = run_sampler(
+        sampler,
+        evaluate,
+        rule,
+        max_batches=None if sizes.size else 0,
+        progress=progress,
+        checkpoint=checkpoint,
+    )
     estimate, stderr, _ = sampler.state()
     full = (1 << n) - 1
     gap = float(estimate.sum() - (evaluate.cache[full] - evaluate.cache[0]))
@@ -248,6 +272,7 @@ def svarm_shapley(
             "efficiency_gap": gap,
             "efficiency_gap_stderr": float(stderr.sum()),
             **evaluate.failure_info(),
+            **({} if checkpoint is None else {"resumed": run.resumed}),
         },
     )
 
@@ -270,7 +295,9 @@ class _SvarmSampler:
         )
         self.n_warm = _warm_up_size(n, sizes)
         p = 1.0 / np.maximum(sizes, 1) + 1.0 / np.maximum(n - sizes, 1)
-        self.batches = _batches(rng, n, sizes, p / max(p.sum(), 1.0), batch)
+        self.rng, self.sizes, self.p, self.batch = rng, sizes, p / max(p.sum(), 1.0), batch
+        self.warm = _warm_up(rng, n, sizes)
+        self.position = 0  # rows of the warm-up proposed so far
         self.low, self.high = np.inf, -np.inf
 
     def exact(self, evaluate: Evaluator) -> None:
@@ -279,8 +306,25 @@ class _SvarmSampler:
         self.sampled = np.isfinite(self.count) & (self.count == 0)
 
     def propose(self) -> Batch:
-        member = next(self.batches)
+        """The next rows of the warm-up (the last batch may be shorter), then sampled sizes."""
+        if self.position < self.warm.shape[0]:
+            member = self.warm[self.position : self.position + self.batch]
+            self.position += member.shape[0]
+        else:
+            drawn = self.rng.choice(self.sizes, size=self.batch, p=self.p)
+            keys = self.rng.random((self.batch, self.n)).argsort(axis=1)  # uniform permutations
+            member = keys < drawn[:, None]
         return Batch(encode_members(member)[:, None], {"member": member})
+
+    def save_state(self) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
+        arrays = {"count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}
+        meta = {"low": self.low, "high": self.high, "position": self.position}
+        return arrays, meta | {"rng": self.rng.bit_generator.state}
+
+    def load_state(self, arrays: dict[str, NDArray[Any]], meta: dict[str, Any]) -> None:
+        self.count, self.mean, self.m2 = arrays["count"], arrays["mean"], arrays["m2"]
+        self.low, self.high, self.position = meta["low"], meta["high"], meta["position"]
+        self.rng.bit_generator.state = meta["rng"]
 
     def update(self, batch: Batch, values: NDArray[np.float64]) -> None:
         n, member, values = self.n, batch.data["member"], values[:, 0]
@@ -333,13 +377,8 @@ def _exact_strata(
     return np.concatenate([empty, grand, singles, others])
 
 
-def _batches(
-    rng: np.random.Generator, n: int, sizes: NDArray[np.int64], p: NDArray[np.float64], batch: int
-) -> Iterator[NDArray[np.bool_]]:
-    """Member matrices of ``batch`` coalitions: the warm-up, then sampled sizes.
-
-    The last warm-up batch may be shorter.
-    """
+def _warm_up(rng: np.random.Generator, n: int, sizes: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Member rows of the warm-up: for each size, the blocks of one random permutation."""
     warm: list[NDArray[np.bool_]] = []
     for _ in range(WARM_UP_ROUNDS):
         for s in sizes.tolist():
@@ -352,9 +391,4 @@ def _batches(
             for row, j in enumerate(starts):
                 block[row, perm[j : j + k]] = True
             warm.extend(block if k == s else ~block)
-    for j in range(0, len(warm), batch):
-        yield np.array(warm[j : j + batch])
-    while True:
-        drawn = rng.choice(sizes, size=batch, p=p)
-        keys = rng.random((batch, n)).argsort(axis=1)  # a uniform permutation per row
-        yield keys < drawn[:, None]
+    return np.array(warm, dtype=bool).reshape(-1, n)
