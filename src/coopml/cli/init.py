@@ -142,13 +142,18 @@ def job_text(folder: Folder, target: str, out_dir: Path, learner: str) -> str:
         ]
     impute = "median" if folder.missing else "none"
     categorical = "onehot" if folder.text else "error"
+    # Linear, kernel, distance and gradient-based learners need comparable feature scales;
+    # trees and naive Bayes do not.
+    scale_free = any(kind in learner for kind in ("tree", "ensemble", "naive_bayes"))
+    scale = "false" if scale_free else "true"
+    scale_note = "" if scale_free else "; this learner needs comparable scales"
     lines += [
         "[preprocessing]  # fitted per coalition on its training rows, never on validation",
         f"# missing values found in: {list(folder.missing) or 'none'}",
         f'impute = "{impute}"  # "median", "mean", "most_frequent" or "none" (refuse them)',
         f"# text columns found: {list(folder.text) or 'none'}",
         f'categorical = "{categorical}"  # "onehot", "ordinal" or "error" (refuse text)',
-        "scale = false  # standardise the features (per coalition)",
+        f"scale = {scale}  # standardise the features (per coalition){scale_note}",
         "",
         "[learner]  # any scikit-learn estimator by import path",
         f"estimator = {_q(learner)}",
