@@ -19,15 +19,11 @@ import pytest
 pytest.importorskip("flwr")
 pytest.importorskip("ray")
 
+from coopml.federated.accounting import shapley_shares as _shares
 from coopml.federated.config import FLConfig
-from coopml.federated.flower import (
-    CoopetitiveFedAvg,
-    FlowerClient,
-    _decode_stream,
-    _encode_stream,
-    _shares,
-    run_flower_simulation,
-)
+from coopml.federated.flower import CoopetitiveFedAvg, FlowerClient, run_flower_simulation
+from coopml.federated.flower.client import decode_stream as _decode_stream
+from coopml.federated.flower.client import encode_stream as _encode_stream
 from coopml.federated.simulation import prepare, run_strategy
 
 ROUNDS = 3

@@ -7,6 +7,8 @@ without the simulation engine's start-up cost.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -162,3 +164,43 @@ def test_fit_config_carries_amounts_and_streams(setup):
     for _, ins in instructions:
         assert {"synthetic", "train_stream", "generation_stream", "server_round"} <= set(ins.config)
         assert ins.config["server_round"] == 1
+
+
+def test_one_engine_books_both_paths_identically(setup):
+    """The simulator and the Flower strategy share the round engine: the same plan and
+    the same books (every array of the ledger) for the same seed."""
+    for strategy in ("mechanism", "random"):
+        strat, _ = _drive(setup, strategy, beta=setup.config.game.beta)
+        flower = strat.strategy_result(len(setup.data.clients))
+        sim = run_strategy(setup, strategy)
+        for name in (
+            "participants", "sampled", "synthetic", "utilities_before", "transfers",
+            "utilities_equilibrium", "utilities_measured", "accuracy_per_round",
+        ):  # fmt: skip
+            np.testing.assert_array_equal(getattr(flower, name), getattr(sim, name), err_msg=name)
+
+
+def test_simulator_offers_shapley_shares_like_flower(setup):
+    """beta = "shapley" in the built-in simulator: the same per-round Shapley shares and
+    transfers as the Flower strategy's contribution accounting."""
+    strat, _ = _drive(setup, "mechanism", beta="shapley")
+    sim = run_strategy(setup, "mechanism", beta="shapley")
+    for t, r in enumerate(strat.rounds):
+        ids = list(r.organisations)
+        np.testing.assert_allclose(sim.transfers[t, ids], r.transfers, rtol=0, atol=1e-15)
+        gain = sim.utilities_after[t, ids] - sim.utilities_equilibrium[t, ids]
+        np.testing.assert_allclose(gain, r.redistribution.beta * r.redistribution.welfare_gain)
+
+
+def test_participation_rule_runs_inside_flower(setup):
+    """Organisations left for a configured outside option are not asked to train."""
+    cfg = setup.config.model_copy(
+        update={"game": setup.config.game.model_copy(update={"outside_option": 0.45})}
+    )
+    left_setup = dataclasses.replace(setup, config=cfg)
+    strat, _ = _drive(left_setup, "equilibrium", beta="contribution")
+    sim = run_strategy(left_setup, "equilibrium")
+    flower = strat.strategy_result(len(setup.data.clients))
+    np.testing.assert_array_equal(flower.participants, sim.participants)
+    np.testing.assert_array_equal(flower.accuracy_per_round, sim.accuracy_per_round)
+    assert (sim.participants.sum() < sim.sampled.sum()) and any(r.left for r in strat.rounds)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -22,7 +23,14 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ConfigArg = Annotated[Path, typer.Argument(help="TOML job (see examples/fl_digits.toml).")]
+ConfigArg = Annotated[
+    Path,
+    typer.Argument(
+        help="TOML job: a bundled dataset split ([data]) or one CSV/Parquet file per "
+        "organisation ([[parties]] + [validation]); see examples/fl_digits.toml and "
+        "examples/fl_parties.toml."
+    ),
+]
 OutOpt = Annotated[Path, typer.Option(help="Output folder.")]
 
 
@@ -62,17 +70,34 @@ def simulate_command(config: ConfigArg, out: OutOpt = Path("out/fl")) -> None:
     if "mechanism" in result.strategies:
         _png(plot_utilities_transfers(result), out / "utilities.png")
     table = Table(title="Strategies", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("strategy", "welfare", "measured", "final acc", "synthetic/round"):
+    columns = ["strategy", "welfare", "measured", "final acc", "synthetic/round", "in (min)"]
+    certified = any(s.max_deviation_gain is not None for s in result.strategies.values())
+    if certified:
+        columns.append("max dev. gain")
+    for column in columns:
         table.add_column(column, justify="right" if column != "strategy" else "left")
     for name, s in result.strategies.items():
-        table.add_row(
-            name,
-            f"{s.social_welfare:.4f}",
-            f"{s.social_welfare_measured:.4f}",
+        taking_part = s.participants.sum(axis=1)
+        sampled = s.sampled.sum(axis=1) if s.sampled is not None else taking_part
+        worst = int(s.participation_per_round.argmin())
+        row = [
+            escape(name),
+            f"{s.social_welfare:.4g}",
+            f"{s.social_welfare_measured:.4g}",
             f"{s.final_accuracy:.3f}",
             f"{s.synthetic_per_round.mean():.0f}",
-        )
+            f"{taking_part[worst]}/{sampled[worst]}",
+        ]
+        if certified:
+            gain = s.max_deviation_gain
+            row.append("-" if gain is None else f"{gain:.2g}")
+        table.add_row(*row)
     console.print(table)
+    if result.config.get("game", {}).get("outside_option", "none") != "none":
+        console.print(
+            "in (min): organisations taking part of those sampled, in the round with the "
+            "fewest; the others left for their outside option"
+        )
     console.print(
         f"kappa {result.kappa:.3f}   transfers sum {result.transfers_sum:.1e}   "
         f"individually rational: {result.individually_rational}   "

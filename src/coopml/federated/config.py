@@ -1,7 +1,9 @@
 """Federated-learning job files (TOML), validated with pydantic.
 
 A job names the data (a bundled classification dataset split among organisations with
-Dirichlet label skew), the FedAvg model, the generators, the game parameters and the
+Dirichlet label skew, or one CSV/Parquet file per organisation under ``[[parties]]``
+with a ``[validation]`` file, columns matched by name as in value and market jobs: see
+:func:`coopml.config.build_parties`), the FedAvg model, the generators, the game parameters and the
 strategies; a ``[sweep]`` table adds the competition intensities and skews to sweep.
 See ``examples/fl_digits.toml``.
 
@@ -19,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from coopml.config import ConfigError, load_config, parse_config
+from coopml.config import ConfigError, PartyFile, ValidationFile, load_config, parse_config
 
 __all__ = [
     "STRATEGIES",
@@ -62,10 +64,19 @@ class FLDataConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    """FedAvg: the model, local epochs, minibatches, client sampling."""
+    """FedAvg: the model, the local training budget, minibatches, client sampling.
+
+    ``budget`` states what one round of local training is: ``"local_steps"`` (default)
+    runs exactly ``local_steps`` minibatch SGD steps on every participant, however many
+    real and synthetic rows it holds, so generating data buys no extra training;
+    ``"epochs"`` runs ``local_epochs`` passes over the participant's rows (the steps then
+    grow with its synthetic data).
+    """
 
     model: Literal["logistic", "mlp"] = "logistic"
-    local_epochs: int = Field(1, ge=1)
+    budget: Literal["local_steps", "epochs"] = "local_steps"
+    local_steps: int = Field(10, ge=1, description="minibatch steps per round (budget)")
+    local_epochs: int = Field(1, ge=1, description="passes per round (budget = 'epochs')")
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(0.05, gt=0)
     client_fraction: float = Field(1.0, gt=0, le=1)
@@ -75,6 +86,7 @@ class TrainingConfig(_Strict):
         """Keyword arguments for :func:`coopml.federated.fedavg.make_model`."""
         options: dict[str, Any] = {
             "local_epochs": self.local_epochs,
+            "local_steps": self.local_steps if self.budget == "local_steps" else None,
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
         }
@@ -128,7 +140,11 @@ class GameConfig(_Strict):
     mu: float = Field(0.2, ge=0)
     kappa: float | Literal["measured"] = "measured"
     s_max_factor: float = Field(3.0, ge=0, description="s_max_i = s_max_factor * n_i")
-    beta: Literal["contribution", "equal"] = "contribution"
+    beta: Literal["contribution", "equal", "shapley"] = "contribution"
+    outside_option: Literal["none", "standalone"] | float | list[float] = Field(
+        "none",
+        description="participation rule: 'none' (everyone stays), 'standalone' or values",
+    )
     curve: CurveConfig = Field(default_factory=CurveConfig)
 
     @model_validator(mode="after")
@@ -177,6 +193,58 @@ class FLConfig(_Strict):
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     game: GameConfig = Field(default_factory=GameConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    parties: list[PartyFile] | None = Field(None, description="one CSV/Parquet file each")
+    validation: ValidationFile | None = None
+    features: list[str] | None = Field(None, min_length=1)
+    extra_columns: Literal["error", "ignore"] = "error"
+
+    @model_validator(mode="after")
+    def _one_data_source(self) -> FLConfig:
+        files = self.parties is not None or self.validation is not None
+        if not files:
+            if self.features is not None or "extra_columns" in self.model_fields_set:
+                raise ValueError("features and extra_columns apply only to [[parties]] files")
+            return self
+        if not self.parties or self.validation is None:
+            raise ValueError("[[parties]] and [validation] must be given together")
+        if len(self.parties) < 2:
+            raise ValueError(
+                f"[[parties]] must list at least 2 organisations; got {len(self.parties)}"
+            )
+        names = [p.name for p in self.parties]
+        if len(set(names)) != len(names):
+            raise ValueError(f"[[parties]] names must be unique; got {names}")
+        split = {"dataset", "n_organisations", "alpha", "validation_fraction", "min_size"}
+        given = sorted(split & self.data.model_fields_set)
+        if given:
+            raise ValueError(
+                f"data.{given[0]} splits a bundled dataset; with [[parties]] files each "
+                "organisation's rows come from its file (keep only data.reference)"
+            )
+        return self
+
+    def resolve_paths(self, base_dir: str | Path) -> FLConfig:
+        """The config with relative party and validation paths resolved against ``base_dir``."""
+        if self.parties is None or self.validation is None:
+            return self
+        base = Path(base_dir)
+
+        def full(path: str | None) -> str | None:
+            if path is None or Path(path).is_absolute():
+                return path
+            return str(base / path)
+
+        parties = [
+            p.model_copy(
+                update={
+                    "path": full(p.path),
+                    "validation": full(p.validation),
+                }
+            )
+            for p in self.parties
+        ]
+        validation = self.validation.model_copy(update={"path": full(self.validation.path)})
+        return self.model_copy(update={"parties": parties, "validation": validation})
 
 
 def parse_fl_config(raw: dict[str, Any], source: str = "config") -> FLConfig:
@@ -185,5 +253,6 @@ def parse_fl_config(raw: dict[str, Any], source: str = "config") -> FLConfig:
 
 
 def load_fl_config(path: str | Path) -> FLConfig:
-    """Read and validate a TOML job file."""
-    return load_config(path, FLConfig)[0]
+    """Read and validate a TOML job file (party files resolve against its folder)."""
+    config, base_dir = load_config(path, FLConfig)
+    return config.resolve_paths(base_dir)

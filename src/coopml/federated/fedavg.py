@@ -7,6 +7,11 @@ the server averages them weighted by the clients' sample counts:
 
 .. math:: w^{t+1} = \sum_{k \in S_t} \frac{n_k}{\sum_{j\in S_t} n_j}\, w_k^{t+1}.
 
+What one round of local training is, is a stated choice (the *training budget*): a fixed
+number of minibatch steps (``local_steps``), the same for every client however many rows
+it holds, or ``local_epochs`` passes over its rows (the classic FedAvg formulation, whose
+step count grows with the client's data) when ``local_steps`` is None.
+
 Parameters travel as a list of NumPy arrays (the form Flower uses), so a model is three
 functions: ``init``, ``local_train`` and ``predict``. Two models ship:
 :class:`LogisticModel` (multinomial logistic regression in NumPy) and :class:`MLPModel`
@@ -16,7 +21,7 @@ imported only when the model is used). Everything is deterministic given the see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -43,6 +48,7 @@ __all__ = [
     "fedavg",
     "fedavg_round",
     "make_model",
+    "minibatches",
     "sample_clients",
 ]
 
@@ -73,6 +79,42 @@ class FederatedModel(Protocol):
     def predict(self, params: Params, X: NDArray[np.float64]) -> NDArray[np.int64]: ...
 
 
+def minibatches(
+    n: int,
+    batch_size: int,
+    rng: np.random.Generator,
+    *,
+    epochs: int = 1,
+    steps: int | None = None,
+) -> Iterator[NDArray[np.intp]]:
+    """Row indices of each minibatch of one round of local training.
+
+    With ``steps`` exactly that many batches, passing over freshly shuffled rows as often
+    as needed (the last batch of a pass may be short); otherwise ``epochs`` full passes.
+    Each pass draws one permutation from ``rng``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> [b.size for b in minibatches(5, 2, rng, steps=4)]
+    [2, 2, 1, 2]
+    >>> [b.size for b in minibatches(5, 2, rng, epochs=2)]
+    [2, 2, 1, 2, 2, 1]
+    """
+    if n == 0:
+        return
+    done = 0
+    passes = 0
+    while (done < steps) if steps is not None else (passes < epochs):
+        order = rng.permutation(n)
+        passes += 1
+        for start in range(0, n, batch_size):
+            if steps is not None and done == steps:
+                return
+            done += 1
+            yield order[start : start + batch_size]
+
+
 def _softmax(z: NDArray[np.float64]) -> NDArray[np.float64]:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -88,11 +130,14 @@ class LogisticModel:
     ----------
     n_features, n_classes : int
     local_epochs : int, default 1
-        Passes over the client's data per round.
+        Passes over the client's data per round (when ``local_steps`` is None).
     batch_size : int, default 32
     learning_rate : float, default 0.1
     l2 : float, default 1e-4
         Weight decay.
+    local_steps : int or None, default None
+        Minibatch steps per round, whatever the client's size (the fixed training
+        budget); None runs ``local_epochs`` passes.
 
     Examples
     --------
@@ -110,6 +155,7 @@ class LogisticModel:
     batch_size: int = 32
     learning_rate: float = 0.1
     l2: float = 1e-4
+    local_steps: int | None = None
 
     def init(self, rng: np.random.Generator) -> Params:
         """Zero weights and biases (the logistic loss is convex)."""
@@ -122,20 +168,20 @@ class LogisticModel:
         y: NDArray[np.int64],
         rng: np.random.Generator,
     ) -> Params:
-        """``local_epochs`` passes of minibatch SGD from ``params`` (not modified)."""
+        """One round of minibatch SGD from ``params`` (not modified): ``local_steps``
+        steps, or ``local_epochs`` passes."""
         W, b = params[0].copy(), params[1].copy()
         n = X.shape[0]
         if n == 0:
             return [W, b]
         onehot = np.eye(self.n_classes)[y]
-        for _ in range(self.local_epochs):
-            order = rng.permutation(n)
-            for start in range(0, n, self.batch_size):
-                idx = order[start : start + self.batch_size]
-                P = _softmax(X[idx] @ W + b)
-                G = (P - onehot[idx]) / idx.size
-                W -= self.learning_rate * (X[idx].T @ G + self.l2 * W)
-                b -= self.learning_rate * G.sum(axis=0)
+        for idx in minibatches(
+            n, self.batch_size, rng, epochs=self.local_epochs, steps=self.local_steps
+        ):
+            P = _softmax(X[idx] @ W + b)
+            G = (P - onehot[idx]) / idx.size
+            W -= self.learning_rate * (X[idx].T @ G + self.l2 * W)
+            b -= self.learning_rate * G.sum(axis=0)
         return [W, b]
 
     def predict(self, params: Params, X: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -162,6 +208,9 @@ class MLPModel:
     threads : int or None, default 1
         torch intra-op threads while training (restored afterwards); one thread is
         fastest for a network this small. ``None`` leaves torch's setting alone.
+    local_steps : int or None, default None
+        Minibatch steps per round (the fixed training budget); None runs
+        ``local_epochs`` passes.
     """
 
     n_features: int
@@ -173,6 +222,7 @@ class MLPModel:
     momentum: float = 0.0
     weight_decay: float = 1e-4
     threads: int | None = 1
+    local_steps: int | None = None
 
     def _net(self) -> Any:
         import torch
@@ -211,7 +261,8 @@ class MLPModel:
         y: NDArray[np.int64],
         rng: np.random.Generator,
     ) -> Params:
-        """``local_epochs`` passes of minibatch SGD (cross-entropy) from ``params``."""
+        """One round of minibatch SGD (cross-entropy) from ``params``: ``local_steps``
+        steps, or ``local_epochs`` passes."""
         import torch
 
         net = self._net()
@@ -232,14 +283,14 @@ class MLPModel:
         if self.threads is not None and threads != self.threads:
             torch.set_num_threads(self.threads)
         try:
-            for _ in range(self.local_epochs):
-                order = torch.from_numpy(rng.permutation(n))
-                for start in range(0, n, self.batch_size):
-                    idx = order[start : start + self.batch_size]
-                    opt.zero_grad()
-                    loss = loss_fn(net(Xt[idx]), yt[idx])
-                    loss.backward()
-                    opt.step()
+            for batch in minibatches(
+                n, self.batch_size, rng, epochs=self.local_epochs, steps=self.local_steps
+            ):
+                idx = torch.from_numpy(batch)
+                opt.zero_grad()
+                loss = loss_fn(net(Xt[idx]), yt[idx])
+                loss.backward()
+                opt.step()
         finally:
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
@@ -257,7 +308,7 @@ def make_model(kind: str, n_features: int, n_classes: int, **options: Any) -> Fe
     Examples
     --------
     >>> make_model("logistic", 4, 3, local_epochs=2)
-    LogisticModel(n_features=4, n_classes=3, local_epochs=2, batch_size=32, learning_rate=0.1, l2=0.0001)
+    LogisticModel(n_features=4, n_classes=3, local_epochs=2, batch_size=32, learning_rate=0.1, l2=0.0001, local_steps=None)
     """  # noqa: E501
     check_int("n_features", n_features, minimum=1)
     check_int("n_classes", n_classes, minimum=2)

@@ -1,20 +1,24 @@
 r"""The coopetitive federated-learning loop: game, generation, FedAvg, booking.
 
 Set-up (once, shared by every strategy): split the dataset among organisations with
-Dirichlet label skew and measure each skew :math:`h_i^0`; fit one class-conditional
+Dirichlet label skew, or read one file per organisation, and measure each skew
+:math:`h_i^0`; fit one class-conditional
 generator per organisation on its own data and measure the synthetic quality
 :math:`\kappa`; fit the accuracy curve :math:`P(E)` from pilot FedAvg runs on IID subsets.
 
-Per round :math:`t` (the reconstruction of CoCoGen+, arXiv 2604.14886):
+Per round :math:`t` (the reconstruction of CoCoGen+, arXiv 2604.14886), steps 1-3 and 5
+by the round engine that the Flower adapter shares (:mod:`coopml.federated.rounds`):
 
 1. sample the participating organisations (client sampling);
-2. build their :class:`~coopml.federated.game.RoundGame` and solve the Nash equilibrium,
-   the social optimum and the redistribution;
+2. build their :class:`~coopml.federated.game.RoundGame` and solve the Nash equilibrium
+   and the social optimum;
 3. decide the synthetic amounts by the strategy -- ``mechanism`` (the optimum, with
    transfers), ``equilibrium`` (the Nash equilibrium, no transfers), ``no_generation``,
    ``competition_oblivious`` (the equilibrium of the same game with
-   :math:`\gamma = 0`) or ``random`` (uniform on :math:`[0, s_i^{max}]`);
-4. every participant draws its (rounded) synthetic samples, labels from the reference
+   :math:`\gamma = 0`) or ``random`` (uniform on :math:`[0, s_i^{max}]`) -- and let
+   organisations whose utility falls below their outside option leave (when
+   ``game.outside_option`` is set);
+4. every member draws its (rounded) synthetic samples, labels from the reference
    distribution, from the generator pool, mixes them with its real data for this round
    and trains locally; the server averages (FedAvg) and the global model is evaluated;
 5. book the round: game utilities :math:`u_i(s^t)` (the accuracy model the organisations
@@ -42,29 +46,18 @@ from numpy.typing import NDArray
 
 from coopml._serialization import to_jsonable
 from coopml._validation import RandomState, check_int, check_random_state
+from coopml.config import JobConfig, build_parties
+from coopml.federated._vectors import per_org
+from coopml.federated.accounting import coalition_values, shapley_values
 from coopml.federated.config import STRATEGIES, FLConfig
-from coopml.federated.fedavg import (
-    ClientData,
-    FederatedModel,
-    accuracy,
-    fedavg,
-    fedavg_round,
-    make_model,
-    sample_clients,
-)
-from coopml.federated.game import (
-    AccuracyCurve,
-    AccuracyModel,
-    RoundGame,
-    nash_equilibrium,
-    redistribution,
-    social_optimum,
-    utilities,
-)
+from coopml.federated.fedavg import FederatedModel, accuracy, aggregate, fedavg, make_model
+from coopml.federated.game import AccuracyCurve, AccuracyModel, RoundGame
+from coopml.federated.rounds import Ledger, RoundEngine, StrategyResult, decide
 from coopml.federated.synthetic import (
     FederatedData,
     GeneratorPool,
     QualityResult,
+    federated_from_parties,
     federated_split,
     fit_generators,
     label_distribution,
@@ -79,6 +72,7 @@ __all__ = [
     "StrategyResult",
     "decide",
     "fit_accuracy_curve",
+    "load_data",
     "prepare",
     "run_strategy",
     "simulate",
@@ -88,21 +82,14 @@ Progress = Callable[[int, int], None]
 FloatArray = NDArray[np.float64]
 
 
-def _per_org(name: str, value: float | Sequence[float], N: int) -> FloatArray:
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim == 0:
-        return np.full(N, float(arr))
-    if arr.shape != (N,):
-        raise ValueError(
-            f"parameter 'game.{name}' must be a number or have one entry per organisation "
-            f"({N}); got {arr.size} entries"
-        )
-    return arr
-
-
 def _scaled_epochs(model: FederatedModel, factor: int) -> FederatedModel:
-    """The model with ``factor`` times its local epochs (when it is a dataclass with them)."""
-    if factor > 1 and dataclasses.is_dataclass(model) and hasattr(model, "local_epochs"):
+    """The model with ``factor`` times its local epochs (epoch budget only)."""
+    if (
+        factor > 1
+        and dataclasses.is_dataclass(model)
+        and hasattr(model, "local_epochs")
+        and getattr(model, "local_steps", None) is None
+    ):
         scaled: FederatedModel = dataclasses.replace(
             model, local_epochs=int(model.local_epochs) * factor
         )
@@ -123,9 +110,11 @@ def fit_accuracy_curve(
 
     For each fraction ``f`` a random subset of ``f`` of the rows is dealt out IID to the
     organisations, FedAvg runs ``rounds`` rounds and the final validation accuracy is
-    recorded at :math:`E = f \\cdot n` (IID data has no skew). Small subsets get
-    proportionally more local epochs (``ceil(1 / f)`` times), so every pilot takes about
-    the same number of SGD steps and the curve measures data, not training time. The
+    recorded at :math:`E = f \\cdot n` (IID data has no skew). Every pilot takes the same
+    number of SGD steps, so the curve measures data, not training time, and matches the
+    training budget of the rounds: under a fixed ``local_steps`` budget every client
+    takes that many steps whatever its size, as in the rounds; under the epoch budget
+    small subsets get proportionally more local epochs (``ceil(1 / f)`` times). The
     accuracy of a run is the mean over its last three rounds (SGD noise).
 
     Returns
@@ -181,6 +170,27 @@ class Setup:
         t = self.config.training
         return make_model(t.model, self.data.n_features, self.data.n_classes, **t.model_options())
 
+    def engine(self, strategy: str, *, beta: str | None = None) -> RoundEngine:
+        """A round engine for ``strategy`` (``beta`` default: the config's rule)."""
+        g = self.config.game
+        outside = g.outside_option
+        return RoundEngine(
+            strategy,
+            theta=self.theta,
+            gamma=self.gamma,
+            c=self.c,
+            s_max=self.s_max,
+            kappa=self.kappa,
+            mu=g.mu,
+            curve=self.curve,
+            client_fraction=self.config.training.client_fraction,
+            beta=g.beta if beta is None else beta,
+            outside_option=outside
+            if isinstance(outside, str)
+            else per_org("game.outside_option", outside, len(self.data.clients)),
+            random_state=self.config.random_state,
+        )
+
     def game(self, participants: Sequence[int] | None = None) -> RoundGame:
         """The round game among ``participants`` (default: everyone)."""
         idx = (
@@ -188,18 +198,33 @@ class Setup:
             if participants is None
             else np.asarray(participants, dtype=np.intp)
         )
-        g = self.config.game
-        return RoundGame(
-            n=self.data.n[idx],
-            h0=self.data.h0[idx],
-            theta=self.theta[idx],
-            gamma=self.gamma[idx],
-            c=self.c[idx],
-            kappa=self.kappa,
-            mu=g.mu,
-            s_max=self.s_max[idx],
-            curve=self.curve,
+        return self.engine("equilibrium").game(idx, self.data.n[idx], self.data.h0[idx])
+
+
+def load_data(config: FLConfig) -> FederatedData:
+    """The organisations' data of a job: a bundled dataset split with Dirichlet label skew,
+    or one file per organisation (``[[parties]]``, columns matched by name)."""
+    d = config.data
+    if config.parties is None or config.validation is None:
+        return federated_split(
+            d.dataset,
+            d.n_organisations,
+            d.alpha,
+            validation_fraction=d.validation_fraction,
+            reference=d.reference,
+            min_size=d.min_size,
+            random_state=config.random_state,
         )
+    job = JobConfig(
+        parties=config.parties,
+        validation=config.validation,
+        features=config.features,
+        extra_columns=config.extra_columns,
+    )
+    parties, validation = build_parties(job)
+    return federated_from_parties(
+        [(p.name, p.X, p.y) for p in parties], validation, reference=d.reference
+    )
 
 
 def prepare(
@@ -210,25 +235,16 @@ def prepare(
     train: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> Setup:
-    """Split the data, fit the generators, measure κ and fit the accuracy curve.
+    """Load or split the data, fit the generators, measure κ and fit the accuracy curve.
 
     ``data`` and ``curve`` may be given to reuse them (sweeps). With ``train=False``
     generators are only fitted when κ must be measured.
     """
     say = progress or (lambda _msg: None)
     seed = config.random_state
-    d = config.data
     if data is None:
-        say("splitting data")
-        data = federated_split(
-            d.dataset,
-            d.n_organisations,
-            d.alpha,
-            validation_fraction=d.validation_fraction,
-            reference=d.reference,
-            min_size=d.min_size,
-            random_state=seed,
-        )
+        say("loading data" if config.parties else "splitting data")
+        data = load_data(config)
     N = len(data.clients)
     g = config.game
     pool: GeneratorPool | None = None
@@ -271,131 +287,11 @@ def prepare(
         curve=curve,
         pilot_E=pilot_E,
         pilot_accuracy=pilot_acc,
-        theta=_per_org("theta", g.theta, N),
-        gamma=_per_org("gamma", g.gamma, N),
-        c=_per_org("c", g.c, N),
+        theta=per_org("game.theta", g.theta, N),
+        gamma=per_org("game.gamma", g.gamma, N),
+        c=per_org("game.c", g.c, N),
         s_max=g.s_max_factor * data.n,
     )
-
-
-def decide(strategy: str, game: RoundGame, rng: np.random.Generator) -> FloatArray:
-    """Synthetic amounts of one round under ``strategy`` (continuous, in ``[0, s_max]``)."""
-    if strategy == "mechanism":
-        return social_optimum(game).s
-    if strategy == "equilibrium":
-        return nash_equilibrium(game).s
-    if strategy == "no_generation":
-        return np.zeros(game.N)
-    if strategy == "competition_oblivious":
-        return nash_equilibrium(game.replace(gamma=np.zeros(game.N))).s
-    if strategy == "random":
-        return rng.uniform(0.0, 1.0, game.N) * np.asarray(game.s_max, dtype=np.float64)
-    raise ValueError(
-        f"parameter 'strategy' must be one of {', '.join(STRATEGIES)}; got {strategy!r}"
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class StrategyResult:
-    """Per-round record of one strategy (arrays of shape (rounds, N); zero for absent orgs).
-
-    Attributes
-    ----------
-    name : str
-    accuracy_per_round : ndarray of shape (rounds,)
-        Validation accuracy of the global model after each round (NaN without training).
-    synthetic : ndarray
-        Synthetic samples decided (continuous; training uses them rounded).
-    participants : ndarray of bool
-    utilities_before : ndarray
-        Game utilities :math:`u_i(s^t)` without transfers.
-    transfers : ndarray
-        Net transfers received (mechanism only; each row sums to 0).
-    utilities_after : ndarray
-        ``utilities_before + transfers``.
-    utilities_equilibrium : ndarray
-        Game utilities at the round's Nash equilibrium (the no-mechanism benchmark).
-    utilities_measured : ndarray
-        Utilities with the measured accuracy in place of :math:`P(E)` (before transfers).
-    skew_after : ndarray
-        Measured label skew of each participant's real + synthetic training set.
-    """
-
-    name: str
-    accuracy_per_round: FloatArray
-    synthetic: FloatArray
-    participants: NDArray[np.bool_]
-    utilities_before: FloatArray
-    transfers: FloatArray
-    utilities_after: FloatArray
-    utilities_equilibrium: FloatArray
-    utilities_measured: FloatArray
-    skew_after: FloatArray
-
-    @property
-    def social_welfare(self) -> float:
-        """Sum over rounds and organisations of game utilities (transfers cancel)."""
-        return float(self.utilities_before.sum())
-
-    @property
-    def social_welfare_measured(self) -> float:
-        """The same with measured accuracies."""
-        return float(np.nansum(self.utilities_measured))
-
-    @property
-    def final_accuracy(self) -> float:
-        """Accuracy after the last round (NaN without training)."""
-        return float(self.accuracy_per_round[-1])
-
-    @property
-    def synthetic_per_round(self) -> FloatArray:
-        """Total synthetic samples decided per round."""
-        return np.asarray(self.synthetic.sum(axis=1), dtype=np.float64)
-
-    @property
-    def transfers_sum(self) -> float:
-        """Largest absolute per-round sum of transfers."""
-        return float(np.max(np.abs(self.transfers.sum(axis=1)))) if self.transfers.size else 0.0
-
-    @property
-    def individually_rational(self) -> bool:
-        """Every participant, every round, at or above its equilibrium payoff."""
-        return bool(np.all(self.utilities_after >= self.utilities_equilibrium - 1e-9))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary and per-round arrays."""
-        return to_jsonable(
-            {
-                "social_welfare": self.social_welfare,
-                "social_welfare_measured": self.social_welfare_measured,
-                "final_accuracy": None if np.isnan(self.final_accuracy) else self.final_accuracy,
-                "synthetic_per_round": self.synthetic_per_round,
-                "accuracy_per_round": [
-                    None if np.isnan(a) else float(a) for a in self.accuracy_per_round
-                ],
-                "synthetic": self.synthetic,
-                "participants": self.participants,
-                "utilities_before": self.utilities_before,
-                "transfers": self.transfers,
-                "utilities_after": self.utilities_after,
-                "utilities_equilibrium": self.utilities_equilibrium,
-                "utilities_measured": self.utilities_measured,
-                "skew_after": self.skew_after,
-                "transfers_sum": self.transfers_sum,
-                "individually_rational": self.individually_rational,
-            }
-        )
-
-
-def _measured_utilities(game: RoundGame, s: FloatArray, acc: float) -> FloatArray:
-    theta = np.asarray(game.theta, dtype=np.float64)
-    gamma = np.asarray(game.gamma, dtype=np.float64)
-    c = np.asarray(game.c, dtype=np.float64)
-    A = acc - game.mu * np.asarray(game.skew_map(s, game.h0, game.n), dtype=np.float64)
-    tA = theta * A
-    N = game.N
-    others = (tA.sum() - tA) / (N - 1) if N > 1 else np.zeros(1)
-    return np.asarray(tA - gamma * others - c * s, dtype=np.float64)
 
 
 def run_strategy(
@@ -404,73 +300,63 @@ def run_strategy(
     *,
     rounds: int | None = None,
     train: bool = True,
+    beta: str | None = None,
     progress: Callable[[], None] | None = None,
 ) -> StrategyResult:
-    """Run the per-round loop for one strategy (see the module docstring)."""
+    """Run the per-round loop for one strategy (see the module docstring).
+
+    The round engine (:class:`~coopml.federated.rounds.RoundEngine`) plans and books
+    every round; this function trains the members in this process: each draws its
+    rounded synthetic amount from the generator pool with its own stream, trains locally
+    on real + synthetic rows and the server takes the sample-weighted mean. With
+    ``beta="shapley"`` the round's coalition models are reconstructed from the updates
+    and scored (:mod:`coopml.federated.accounting`).
+    """
     cfg = setup.config
     R = check_int("rounds", cfg.rounds if rounds is None else rounds, minimum=1)
     data = setup.data
     N = len(data.clients)
-    streams = np.random.SeedSequence(cfg.random_state).spawn(5)
-    rng_init, rng_sample, rng_train, rng_gen, rng_random = (
-        np.random.default_rng(s) for s in streams
-    )
+    engine = setup.engine(strategy, beta=beta)
+    if engine.needs_accounting and not train:
+        raise ValueError(
+            "beta='shapley' needs training (the round's Shapley values come from the trained "
+            "coalition models); use train=True or beta='contribution' or 'equal'"
+        )
     model = setup.model() if train else None
-    params = model.init(rng_init) if model is not None else None
-    shape = (R, N)
-    acc = np.full(R, np.nan)
-    synthetic, before, transfers, eq_u, measured = (np.zeros(shape) for _ in range(5))
-    skew_after = np.full(shape, np.nan)
-    present = np.zeros(shape, dtype=bool)
-    beta_rule = cfg.game.beta
+    params = model.init(engine.streams.init) if model is not None else None
+    ledger = Ledger(strategy, R, N)
+    ids = np.arange(N)
     for t in range(R):
-        part = sample_clients(N, cfg.training.client_fraction, rng_sample)
-        present[t, part] = True
-        game = setup.game(part.tolist())
-        ne = nash_equilibrium(game)
-        s = decide(strategy, game, rng_random)
-        u = utilities(game, s)
-        synthetic[t, part] = s
-        before[t, part] = u
-        eq_u[t, part] = ne.utilities
-        if strategy == "mechanism":
-            beta = np.full(game.N, 1.0 / game.N) if beta_rule == "equal" else None
-            red = redistribution(game, beta, equilibrium=ne)
-            transfers[t, part] = red.transfers
+        plan = engine.plan(t, ids, data.n, data.h0)
+        acc = float("nan")
+        phi: FloatArray | None = None
+        skew_after: FloatArray | None = None
         if model is not None and params is not None:
             assert setup.pool is not None
-            local: list[ClientData] = list(data.clients)
-            # One generation stream per participant and round, as separate Flower
-            # clients have (coopml.federated.flower): both engines draw the same samples.
-            gen_rngs = rng_gen.spawn(part.size)
-            for k, i in enumerate(part):
-                m = int(np.floor(s[k] + 0.5))
+            updates, sizes, skews = [], [], []
+            for k, i in enumerate(plan.members):
                 X, y = data.clients[i]
+                m = int(plan.synthetic_sent[k])
                 if m > 0:
-                    Xs, ys = setup.pool.generate(m, data.reference, gen_rngs[k])
+                    Xs, ys = setup.pool.generate(m, data.reference, plan.generation_streams[k])
                     X, y = np.vstack([X, Xs]), np.concatenate([y, ys])
-                local[i] = (X, y)
-                skew_after[t, i] = skew(label_distribution(y, data.n_classes), data.reference)
-            rngs = list(rng_train.spawn(part.size))
-            params = fedavg_round(model, params, local, part.tolist(), rngs)
-            acc[t] = accuracy(model, params, data.X_val, data.y_val)
-            measured[t, part] = _measured_utilities(game, s, float(acc[t]))
-        else:
-            measured[t, part] = np.nan
+                skews.append(skew(label_distribution(y, data.n_classes), data.reference))
+                updates.append(model.local_train(params, X, y, plan.train_streams[k]))
+                sizes.append(X.shape[0])
+            if updates:
+                incoming = params
+                params = aggregate(updates, sizes)
+                if engine.needs_accounting:
+                    table = coalition_values(
+                        model, incoming, updates, sizes, data.X_val, data.y_val
+                    )
+                    phi = shapley_values(table, plan.members.tolist())
+            acc = accuracy(model, params, data.X_val, data.y_val)
+            skew_after = np.asarray(skews)
+        ledger.add(engine.book(plan, acc, shapley=phi), skew_after=skew_after)
         if progress is not None:
             progress()
-    return StrategyResult(
-        name=strategy,
-        accuracy_per_round=acc,
-        synthetic=synthetic,
-        participants=present,
-        utilities_before=before,
-        transfers=transfers,
-        utilities_after=before + transfers,
-        utilities_equilibrium=eq_u,
-        utilities_measured=measured,
-        skew_after=skew_after,
-    )
+    return ledger.result()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -493,6 +379,7 @@ class SimulationResult:
     rounds: int
     runtime_s: float
     config: dict[str, Any] = field(default_factory=dict)
+    organisations: tuple[str, ...] = ()
 
     @property
     def transfers_sum(self) -> float:
@@ -515,6 +402,7 @@ class SimulationResult:
                 "transfers_sum": self.transfers_sum,
                 "individually_rational": self.individually_rational,
                 "rounds": self.rounds,
+                "organisations": list(self.organisations) or None,
                 "n": self.n,
                 "h0": self.h0,
                 "kappa": self.kappa,
@@ -594,4 +482,5 @@ def simulate(
         rounds=R,
         runtime_s=time.perf_counter() - start,
         config=config.model_dump(mode="json"),
+        organisations=setup.data.organisations,
     )

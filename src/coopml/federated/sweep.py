@@ -112,6 +112,12 @@ def sweep(
     True
     """
     parameter = check_choice("parameter", parameter, ("gamma", "alpha"))
+    if parameter == "alpha" and config.parties is not None:
+        raise ValueError(
+            "parameter 'parameter' can be 'alpha' only for a bundled dataset split with "
+            "Dirichlet skew; a job with [[parties]] files has fixed organisations "
+            "(sweep 'gamma', or set sweep.alpha = [])"
+        )
     vals = np.asarray(values, dtype=np.float64)
     R = config.rounds if rounds is None else rounds
     if base is None:
@@ -167,13 +173,20 @@ def sweep(
 def run_sweeps(
     config: FLConfig, *, progress: Callable[[str, int, int], None] | None = None
 ) -> dict[str, SweepResult]:
-    """The sweeps named in ``config.sweep``: over ``gamma`` and over ``alpha``."""
+    """The sweeps named in ``config.sweep``: over ``gamma`` and over ``alpha`` (the latter
+    only for a bundled dataset split; a job with ``[[parties]]`` files skips it)."""
     sc = config.sweep
     base = prepare(config, train=sc.train)
     out: dict[str, SweepResult] = {}
     for parameter, values in (("gamma", sc.gamma), ("alpha", sc.alpha)):
         if not values:
             continue
+        if (
+            parameter == "alpha"
+            and config.parties is not None
+            and "alpha" not in sc.model_fields_set
+        ):
+            continue  # the default alpha sweep needs a bundled split
 
         def relay(done: int, total: int, _p: str = parameter) -> None:
             if progress is not None:

@@ -47,6 +47,7 @@ __all__ = [
     "GeneratorPool",
     "QualityResult",
     "VAEGenerator",
+    "federated_from_parties",
     "federated_split",
     "fit_generators",
     "label_distribution",
@@ -107,6 +108,8 @@ class FederatedData:
     label_distributions: NDArray[np.float64]
     h0: NDArray[np.float64]
     name: str = ""
+    organisations: tuple[str, ...] = ()
+    classes: tuple[Any, ...] = ()
 
     @property
     def n(self) -> NDArray[np.float64]:
@@ -186,6 +189,79 @@ def federated_split(
         label_distributions=P,
         h0=h0,
         name=dataset,
+    )
+
+
+def federated_from_parties(
+    parties: Sequence[tuple[str, ArrayLike, ArrayLike]],
+    validation: tuple[ArrayLike, ArrayLike],
+    *,
+    reference: str = "uniform",
+    name: str = "parties",
+) -> FederatedData:
+    """Organisations with their own data (one file each), as :class:`FederatedData`.
+
+    Labels of any type are encoded ``0..K-1`` in sorted order over every party's and the
+    validation labels (:attr:`FederatedData.classes` keeps the originals). Features are
+    standardised with the pooled training rows' mean and standard deviation, as
+    :func:`federated_split` does: one pooled statistic, never the validation rows.
+
+    Parameters
+    ----------
+    parties : sequence of (name, X, y)
+        Each organisation's training data, columns already matched by name
+        (:func:`coopml.config.build_parties`).
+    validation : (X_val, y_val)
+    reference : {"uniform", "global"}
+    name : str
+
+    Examples
+    --------
+    >>> a = ("a", [[0.0], [1.0], [2.0]], ["no", "no", "yes"])
+    >>> b = ("b", [[3.0], [4.0]], ["yes", "yes"])
+    >>> fd = federated_from_parties([a, b], ([[1.0], [3.0]], ["no", "yes"]))
+    >>> fd.organisations, fd.classes, fd.h0.round(3).tolist()
+    (('a', 'b'), ('no', 'yes'), [0.167, 0.5])
+    """
+    from sklearn.preprocessing import LabelEncoder
+
+    reference = check_choice("reference", reference, ("uniform", "global"))
+    if len(parties) < 2:
+        raise ValueError(
+            f"parameter 'parties' must hold at least 2 organisations; got {len(parties)}"
+        )
+    names = tuple(str(p[0]) for p in parties)
+    Xs = [np.asarray(X, dtype=np.float64) for _, X, _ in parties]
+    ys = [np.asarray(y) for _, _, y in parties]
+    X_val = np.asarray(validation[0], dtype=np.float64)
+    y_val_raw = np.asarray(validation[1])
+    encoder = LabelEncoder().fit(np.concatenate([*ys, y_val_raw]))
+    K = len(encoder.classes_)
+    if K < 2:
+        raise ValueError(
+            f"the parties' and validation labels must hold at least 2 classes; got {K}"
+        )
+    X_tr = np.vstack(Xs)
+    mean, std = X_tr.mean(axis=0), X_tr.std(axis=0)
+    std[std == 0] = 1.0
+    clients = [
+        ((X - mean) / std, np.asarray(encoder.transform(y), dtype=np.int64))
+        for X, y in zip(Xs, ys, strict=True)
+    ]
+    P = np.vstack([label_distribution(y, K) for _, y in clients])
+    y_all = np.concatenate([y for _, y in clients])
+    u = np.full(K, 1.0 / K) if reference == "uniform" else label_distribution(y_all, K)
+    return FederatedData(
+        clients=clients,
+        X_val=(X_val - mean) / std,
+        y_val=np.asarray(encoder.transform(y_val_raw), dtype=np.int64),
+        n_classes=K,
+        reference=u,
+        label_distributions=P,
+        h0=np.array([skew(p, u) for p in P]),
+        name=name,
+        organisations=names,
+        classes=tuple(c.item() if hasattr(c, "item") else c for c in encoder.classes_),
     )
 
 
