@@ -74,6 +74,9 @@ def test_fl_simulate_reads_one_file_per_organisation(folder):
     )
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "results.json").read_text())
+    for strategy in doc["strategies"]:  # printed whole off a terminal, never "equilibri…"
+        assert f" {strategy} " in result.output
+    assert "…" not in result.output
     assert doc["organisations"] == ["north", "south", "east"]
     sizes = [len(pd.read_csv(folder / f"{n}.csv")) for n in ("north", "south", "east")]
     assert doc["n"] == sizes

@@ -16,6 +16,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from coopml.cli._render import print_table
 from coopml.cli._root import console, err_console, fail
 from coopml.contracts import ContractError, ContractResult
 from coopml.contracts.config import ContractConfigError, load_contract_config, solve_config
@@ -44,7 +45,7 @@ def solve_command(
     if as_json:
         print(json.dumps(result.to_dict()))
     else:
-        console.print(_menu(result))
+        print_table(_menu(result), console)
         console.print(
             f"expected model value {result.expected_model_value:.4f}, expected accuracy "
             f"{result.expected_accuracy:.6f}; {result.info.get('n_outcomes')} outcomes "

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from coopml.cli._render import print_table
 from coopml.cli._root import console, fail
 
 app = typer.Typer(
@@ -82,7 +83,7 @@ def solve_command(
             ", ".join(f"{a:.4f}" for a in eq.alpha),
             ", ".join(eq.regimes),
         )
-    console.print(table)
+    print_table(table, console)
     if result.shares == "common":
         console.print(f"Pareto-optimal shares: {result.pareto_set.format(4)}")
     vi = result.integrated

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from coopml.cli._render import print_table
 from coopml.cli._root import console, fail
 from coopml.config import ConfigError
 
@@ -92,7 +93,7 @@ def simulate_command(config: ConfigArg, out: OutOpt = Path("out/fl")) -> None:
             gain = s.max_deviation_gain
             row.append("-" if gain is None else f"{gain:.2g}")
         table.add_row(*row)
-    console.print(table)
+    print_table(table, console)
     if result.config.get("game", {}).get("outside_option", "none") != "none":
         console.print(
             "in (min): organisations taking part of those sampled, in the round with the "
@@ -140,5 +141,5 @@ def sweep_command(config: ConfigArg, out: OutOpt = Path("out/fl_sweep")) -> None
             table.add_column(f"{name}={v:g}", justify="right")
         for k, strategy in enumerate(r.strategies):
             table.add_row(strategy, *(f"{w:.3f}" for w in r.social_welfare[k]))
-        console.print(table)
+        print_table(table, console)
     console.print(f"sweeps written to {out}/sweep.json")

@@ -20,6 +20,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from coopml.cli._render import print_table
 from coopml.cli._root import console, fail
 
 app = typer.Typer(
@@ -75,7 +76,7 @@ def _print_analysis(result: Any, names: list[str] | None = None) -> None:
             f"{bargain.profits[i]:.6f}",
             f"{tu.utilities[i]:.6f}",
         )
-    console.print(table)
+    print_table(table, console)
     console.print(
         f"full sharing: {'yes' if full.unanimous else 'no'}; Nash bargaining: "
         + ("agreement" if bargain.agreement else "no agreement (no sharing)")
