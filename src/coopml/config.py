@@ -56,6 +56,7 @@ from coopml.data.preprocessing import (
     observed_categories,
     preprocessing_steps,
 )
+from coopml.market.sampled_shares import DEFAULT_MAX_EVALUATIONS, DEFAULT_STDERR_TARGET
 
 __all__ = [
     "AuditSettings",
@@ -345,13 +346,15 @@ class MarketSettings(_Strict):
         "up to 14 parties, estimated above (docs/market.md, large markets)",
     )
     max_evaluations: int = Field(
-        10_000, ge=1, description="evaluation budget (model fits) of an estimated share"
+        DEFAULT_MAX_EVALUATIONS,
+        ge=1,
+        description="evaluation budget (model fits) of an estimated share",
     )
     stderr_target: float | None = Field(
-        0.005,
+        DEFAULT_STDERR_TARGET,
         gt=0,
-        description="stop an estimate early once every standard error is at most this "
-        "fraction of the total; none: spend the whole budget",
+        description="stop an estimate early once every payout's standard error is at most "
+        "this fraction of the total paid out; none: spend the whole budget",
     )
 
     @field_validator("empty_value", mode="before")

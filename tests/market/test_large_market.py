@@ -17,7 +17,12 @@ from coopml.coalitions.stopping import MaxEvaluations, MaxTime
 from coopml.config import MarketConfig
 from coopml.data import Party, load_dataset, make_parties, train_validation_split
 from coopml.market import Settlement, run_market
-from coopml.market.sampled_shares import EXACT_LIMIT, GainSample, market_stopping
+from coopml.market.sampled_shares import (
+    EXACT_LIMIT,
+    GainSample,
+    ShareStderrBelow,
+    market_stopping,
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +100,7 @@ def test_forty_parties_settle_verify_and_tampering_is_found(forty, tmp_path):
     assert s.valuation["stopped_by"] == "MaxEvaluations(1500)" and s.valuation["seed"] == 0
     assert s.verify().ok
     record = json.loads(json.dumps(s.to_dict()))
-    assert record["format_version"] == 3 and record["sample"]["n_evaluations"] == 1500
+    assert record["format_version"] == 4 and record["sample"]["n_evaluations"] == 1500
     assert Settlement.from_dict(record).verify().ok
 
     payout = json.loads(json.dumps(record))
@@ -210,6 +215,73 @@ def test_job_file_fields_and_the_60_party_example_parse():
     cfg = MarketConfig.model_validate(tomllib.loads(path.read_text()))
     assert cfg.market.valuation == "auto" and cfg.market.max_evaluations > 0
     assert cfg.partition is not None and cfg.partition.n_parties == 60
+
+
+def test_default_stopping_targets_every_payout_stderr_at_one_percent_of_the_total(digits):
+    assert str(market_stopping()) == "MaxEvaluations(25000) | ShareStderrBelow(0.01)"
+    X, y, val = digits
+    parties = make_parties(X, y, 20, random_state=0)
+    rule = MaxEvaluations(5000) | ShareStderrBelow(0.03)
+    s = run_market(parties, GaussianNB(), val, stopping=rule, duplicates="ignore").settlement
+    assert s.valuation["stopped_by"] == "ShareStderrBelow(0.03)" and s.valuation["converged"]
+    assert s.valuation["evaluations"] < 5000
+    paid = sum(p.payout for p in s.parties)
+    worst = max(p.payout_stderr for p in s.parties) / paid
+    assert 0 < worst <= 0.03
+    record = json.loads(json.dumps(s.to_dict()))
+    assert record["sample"]["stopping"]["any"][1] == {"share_stderr_below": 0.03, "min_samples": 8}
+    assert Settlement.from_dict(record).verify().ok  # the replay stops at the same batch
+
+
+def test_records_list_members_once_and_format_3_still_verifies(forty):
+    record = json.loads(json.dumps(forty.to_dict()))
+    assert all(p["members"] == "all" for p in record["parties"])
+    assert all(t["members"] == "all" for t in record["tasks"])
+    names = [p["name"] for p in record["parties"]]
+    old = json.loads(json.dumps(record))  # as format 3 wrote it: every list spelled out
+    old["format_version"] = 3
+    for item in (*old["parties"], *old["tasks"]):
+        item["members"] = list(names)
+    assert len(json.dumps(old)) - len(json.dumps(record)) > 2 * 40 * 40 * 10
+    again = Settlement.from_dict(old)
+    assert again.format_version == 3 and again.verify().ok
+    assert again.parties[0].members == tuple(names)
+    assert again.to_dict()["parties"][0]["members"] == "all"
+
+
+def test_multi_task_members_stay_listed_unless_everyone(cancer):
+    X, y, _ = cancer
+    parties = [
+        Party(f"p{i}", X[i::4][:40], y[i::4][:40], X_val=X[i::4][40:], y_val=y[i::4][40:])
+        for i in range(4)
+    ]
+    s = run_market(parties, GaussianNB(), valuation="exact", duplicates="ignore").settlement
+    record = json.loads(json.dumps(s.to_dict()))
+    for line, task in zip(s.parties, record["tasks"], strict=True):
+        expected = "all" if line.members == s.names else list(line.members)
+        assert task["members"] == expected
+    assert Settlement.from_dict(record).verify().ok
+
+
+@pytest.mark.slow  # starts a local Ray instance
+def test_joblib_and_ray_give_identical_settlements(digits):
+    ray = pytest.importorskip("ray")
+    import os
+
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    X, y, val = digits
+    parties = make_parties(X, y, 20, random_state=0)
+    options = {"stopping": MaxEvaluations(400), "random_state": 5, "n_jobs": 2}
+    on_joblib = run_market(parties, GaussianNB(), val, executor="joblib", **options).settlement
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        on_ray = run_market(parties, GaussianNB(), val, executor="ray", **options).settlement
+    finally:
+        ray.shutdown()
+    a, b = on_joblib.to_dict(), on_ray.to_dict()
+    assert a["sample"] == b["sample"] and a["valuation"] == b["valuation"]
+    assert a["parties"] == b["parties"] and a["checks"] == b["checks"]
+    assert on_ray.valuation["evaluations"] == 400 and on_ray.verify().ok
 
 
 def _tamper_sample_value(record: dict, index: int, delta: float) -> dict:

@@ -43,7 +43,7 @@ def test_empty_value_is_a_recorded_round_option(client: TestClient, operator_hea
     assert zero["config"]["empty_value"] == "zero"
     for rnd, expected in ((default, "majority"), (zero, "zero")):
         record = _record(client, rnd["id"])
-        assert record["empty_value"] == expected and record["format_version"] == 3
+        assert record["empty_value"] == expected and record["format_version"] == 4
         assert Settlement.from_dict(record).verify().ok
         s = client.get(f"{API}/rounds/{rnd['id']}/settlement", headers=operator_headers).json()
         assert s["empty_value"] == expected

@@ -82,6 +82,8 @@ def run_market_job(
             kinds=a.kinds,
             noise=a.noise,
             random_state=m.random_state or 0,
+            valuation=m.valuation,
+            stopping=market_stopping(m.max_evaluations, m.stderr_target),
             **options,
         )
     found = party_warnings(parties, classification=is_classifier(learner))

@@ -64,7 +64,13 @@ from coopml.market.sampled_shares import (
 )
 from coopml.market.settlement import Settlement, Task, settle
 
-__all__ = ["CustomModel", "MarketResult", "run_market", "select_training_set"]
+__all__ = [
+    "CustomModel",
+    "MarketResult",
+    "estimates_shares",
+    "run_market",
+    "select_training_set",
+]
 
 #: Largest market for which training sets are chosen exhaustively.
 EXHAUSTIVE_LIMIT = 12
@@ -204,9 +210,9 @@ def run_market(
         :data:`~coopml.market.sampled_shares.EXACT_LIMIT` parties, estimated above.
     stopping : StoppingRule, optional
         When an estimate stops; default
-        :func:`~coopml.market.sampled_shares.market_stopping` (10,000 fits, or every
-        standard error below 0.5% of the total). Rules with ``MaxTime`` are refused
-        (a record must be replayable).
+        :func:`~coopml.market.sampled_shares.market_stopping` (every payout's standard
+        error at most 1% of the total paid out, or 25,000 fits, whichever comes first).
+        Rules with ``MaxTime`` are refused (a record must be replayable).
     **utility_options
         Passed to :class:`~coopml.learning.CoalitionUtility` (``single_class``,
         ``on_error``).
@@ -252,9 +258,7 @@ def run_market(
     seed = None if random_state is None else check_seed(random_state)
     valuation = check_choice("valuation", valuation, VALUATIONS)  # type: ignore[assignment]
     n = len(parties)
-    estimate = valuation == "monte_carlo" or (
-        valuation == "auto" and n > EXACT_LIMIT and (rule in ESTIMATORS or n > 25)
-    )
+    estimate = estimates_shares(n, valuation, rule)
     if estimate:
         check_estimable(rule)
     rule_stop = market_stopping() if stopping is None else stopping
@@ -357,6 +361,19 @@ def run_market(
         provenance=provenance,
     )
     return MarketResult(settlement, models, tuple(games), report, actions)
+
+
+def estimates_shares(n_parties: int, valuation: str, rule: str) -> bool:
+    """Whether :func:`run_market` estimates the shares of ``n_parties`` under ``rule``.
+
+    Examples
+    --------
+    >>> estimates_shares(14, "auto", "ohrimenko"), estimates_shares(15, "auto", "ohrimenko")
+    (False, True)
+    """
+    return valuation == "monte_carlo" or (
+        valuation == "auto" and n_parties > EXACT_LIMIT and (rule in ESTIMATORS or n_parties > 25)
+    )
 
 
 def select_training_set(

@@ -91,8 +91,13 @@ TOLERANCE = 1e-9
 #: Version of the record :meth:`Settlement.to_dict` writes. Version 1 (no
 #: ``format_version`` key) stored one value table for a single-task market and no
 #: charges, flags or empty-coalition convention; version 2 had no ``payout_stderr``,
-#: ``valuation`` block or sampled tasks. Both are still read.
-FORMAT_VERSION = 3
+#: ``valuation`` block or sampled tasks; version 3 listed every line's and every task's
+#: members and repeated a single-task market's table in every task. All are still read.
+FORMAT_VERSION = 4
+
+#: A line's or task's ``members`` in the record when they are all parties in player
+#: order (format 4): the list is written once, as the parties' names.
+ALL_MEMBERS = "all"
 
 #: One sentence per flag code that names no party (what a party may be shown about a
 #: round whose other lines it must not see).
@@ -365,9 +370,15 @@ class Settlement:
         >>> s = settle(["a", "b"], [Task(0, (0, 1), g), Task(1, (0, 1), g)], mode="single")
         >>> record = json.loads(json.dumps(s.to_dict()))
         >>> record["format_version"], record["empty_value"], record["tasks"][1]["value_table"]
-        (3, 'majority', [0.5, 0.6, 0.7, 0.9])
+        (4, 'majority', [0.5, 0.6, 0.7, 0.9])
+        >>> record["tasks"][1]["members"], record["parties"][0]["members"]
+        ('all', 'all')
         >>> Settlement.from_dict(record).verify().ok
         True
+
+        Members equal to all parties in player order are written ``"all"`` (the names
+        are the parties' lines), so a 300-party record does not repeat 300 names on 600
+        lists.
         """
         shared = self.mode == "single" and self.tasks[0].sample is not None
         return {
@@ -377,14 +388,14 @@ class Settlement:
             "price": self.price,
             "empty_value": self.empty_value,
             "valuation": self.valuation,
-            "parties": [{**asdict(p), "members": list(p.members)} for p in self.parties],
+            "parties": [{**asdict(p), "members": self._members(p.members)} for p in self.parties],
             # the shared table again, for readers of format 1 (from_dict checks it)
             "value_table": None if self.value_table is None else self.value_table.tolist(),
             "sample": self.tasks[0].sample.to_dict() if shared else None,  # type: ignore[union-attr]
             "tasks": [
                 {
                     "requester": self.names[t.requester],
-                    "members": [self.names[j] for j in t.members],
+                    "members": self._members(tuple(self.names[j] for j in t.members)),
                     "value_table": None if t.gain_table is None else t.gain_table.tolist(),
                     "sample": None if t.sample is None or shared else t.sample.to_dict(),
                 }
@@ -397,6 +408,9 @@ class Settlement:
             "provenance": self.provenance,
         }
 
+    def _members(self, members: tuple[str, ...]) -> str | list[str]:
+        return ALL_MEMBERS if members == self.names else list(members)
+
     def save(self, path: str | Path) -> None:
         """Write the record as JSON."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
@@ -405,7 +419,7 @@ class Settlement:
     def from_dict(cls, record: dict[str, Any]) -> Settlement:
         """Rebuild a settlement from :meth:`to_dict` output (values as stored).
 
-        Reads format 2 and the format 1 records of earlier coopml versions (no
+        Reads formats 2 and 3 and the format 1 records of earlier coopml versions (no
         ``format_version`` key: one value table for a single-task market, charges equal
         to ``price * improvement``, empty coalition as measured, no flags).
         """
@@ -414,7 +428,7 @@ class Settlement:
                 f"not a coopml settlement record: expected a mapping; got {type(record).__name__}"
             )
         version = record.get("format_version", 1)
-        if version not in (1, 2, FORMAT_VERSION):
+        if version not in (1, 2, 3, FORMAT_VERSION):
             raise ValueError(
                 f"settlement record format_version {version!r} is not supported: this coopml "
                 f"reads versions 1 to {FORMAT_VERSION}; upgrade coopml to read it"
@@ -427,18 +441,25 @@ class Settlement:
                 None if record.get("sample") is None else GainSample.from_dict(record["sample"])
             )
 
+            def members(listed: Any) -> tuple[str, ...]:
+                if listed == ALL_MEMBERS:
+                    return tuple(names)
+                if not isinstance(listed, list):
+                    raise ValueError(f"members must be a list of names; got {listed!r}")
+                return tuple(str(m) for m in listed)
+
             def task(t: dict[str, Any]) -> Task:
-                members = tuple(index[m] for m in t["members"])
+                ix = tuple(index[m] for m in members(t["members"]))
                 sample = t.get("sample")
                 if sample is not None or (t["value_table"] is None and shared_sample is not None):
                     gains = shared_sample if sample is None else GainSample.from_dict(sample)
-                    return Task(index[t["requester"]], members, sample=gains)
+                    return Task(index[t["requester"]], ix, sample=gains)
                 table = (
                     record["value_table"]
                     if version == 1 and t["value_table"] is None
                     else t["value_table"]
                 )
-                return Task(index[t["requester"]], members, np.asarray(table, dtype=np.float64))
+                return Task(index[t["requester"]], ix, np.asarray(table, dtype=np.float64))
 
             tasks = tuple(task(t) for t in record["tasks"])
             lines = tuple(
@@ -446,7 +467,7 @@ class Settlement:
                     **{
                         **p,
                         **({"charge": price * float(p["improvement"])} if version == 1 else {}),
-                        "members": tuple(p["members"]),
+                        "members": members(p["members"]),
                     }
                 )
                 for p in record["parties"]
