@@ -29,21 +29,36 @@ from coopml.service.storage.models import Job, LedgerEntry, SettlementRow
 LEASE = 1.0
 
 
-def _worker(data_dir: Path, *, delay: float, once: bool) -> subprocess.Popen[bytes]:
+def _env() -> dict[str, str]:
     env = {
         **os.environ,
         "COOPML_SECRET_KEY": SECRET.hex(),
         "COOPML_OPERATOR_TOKEN": OPERATOR_TOKEN,
         "COOPML_LEASE_SECONDS": str(LEASE),
-        "COOPML_TEST_ROUND_DELAY": str(delay),
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     env.pop("COOPML_DATABASE_URL", None)
+    return env
+
+
+def _worker(data_dir: Path, *, once: bool) -> subprocess.Popen[bytes]:
+    """``coopml worker`` (the production command)."""
     exe = shutil.which("coopml", path=str(Path(sys.executable).parent)) or "coopml"
     args = [exe, "worker", "--data-dir", str(data_dir), "--poll-interval", "0.1"]
     return subprocess.Popen(
         args + (["--once"] if once else []),
-        env=env,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _slow_worker(data_dir: Path, *, delay: float) -> subprocess.Popen[bytes]:
+    """A worker whose rounds wait ``delay`` s before settling (a test-only hook)."""
+    script = Path(__file__).with_name("slow_worker.py")
+    return subprocess.Popen(
+        [sys.executable, str(script), str(data_dir), str(delay)],
+        env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -59,7 +74,7 @@ def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_killed_worker_round_completes_once(tmp_path: Path):
+def test_killed_worker_round_completes_once(tmp_path: Path) -> None:
     settings = Settings(
         tmp_path / "data",
         secret_key=SECRET,
@@ -78,7 +93,7 @@ def test_killed_worker_round_completes_once(tmp_path: Path):
         def status() -> dict:
             return client.get(f"{API}/rounds/{round_id}", headers=headers).json()
 
-        first = _worker(settings.data_dir, delay=60.0, once=False)
+        first = _slow_worker(settings.data_dir, delay=60.0)
         try:
             seen = _wait(
                 lambda: (r := status())["message"].startswith("settling") and r, 60, "worker 1"
@@ -92,7 +107,7 @@ def test_killed_worker_round_completes_once(tmp_path: Path):
 
         db = app.state.service.db
         time.sleep(LEASE + 0.2)  # let the dead worker's lease expire
-        second = _worker(settings.data_dir, delay=0.0, once=True)
+        second = _worker(settings.data_dir, once=True)
         out, _ = second.communicate(timeout=120)
         assert second.returncode == 0, out.decode()
         assert b"processed 1 job" in out

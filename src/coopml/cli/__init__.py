@@ -35,6 +35,9 @@ def build_app() -> typer.Typer:
     app.add_typer(sharing.app, name="sharing")
     app.add_typer(fl.app, name="fl")
     app.add_typer(client.app, name="client")
+    from coopml.cli.agent import agent_command
+
+    app.command("agent")(agent_command)
     app.add_typer(admin.app, name="admin")
     app.command("serve")(serve.serve)
     app.command("worker")(serve.worker)

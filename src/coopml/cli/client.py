@@ -21,6 +21,7 @@ from rich import box
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from coopml.cli._render import print_table
 from coopml.cli._root import console, err_console, fail
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def _list_page(
         _print_json(page)
         return
     total = f"{page['total']} {unit}".strip()
-    console.print(_table(f"{title} ({total})", page["items"], columns))
+    print_table(_table(f"{title} ({total})", page["items"], columns), console)
 
 
 @app.command("health")
@@ -255,6 +256,14 @@ def create_market_command(
             show_default=False,
         ),
     ] = None,
+    custody: Annotated[
+        str,
+        typer.Option(
+            help="Who holds the parties' rows: operator (they upload datasets, stored "
+            "encrypted) or parties (no row leaves its owner; each party runs `coopml "
+            "agent`).",
+        ),
+    ] = "operator",
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
@@ -262,6 +271,8 @@ def create_market_command(
 ) -> None:
     """Create a market (operator), with its model release policy and prediction quota
     (set once; every party sees them)."""
+    if custody not in ("operator", "parties"):
+        raise fail(f"--custody must be one of operator, parties; got {custody!r}")
     if release_policy is not None and release_policy not in RELEASE_POLICIES:
         choices = ", ".join(RELEASE_POLICIES)
         raise fail(f"--release-policy must be one of {choices}; got {release_policy!r}")
@@ -284,6 +295,7 @@ def create_market_command(
             predict_window_seconds=predict_window,
             schema=declared,
             quotas=quotas,
+            custody=custody,
         )
     if as_json:
         _print_json(market)
@@ -292,6 +304,7 @@ def create_market_command(
     else:
         console.print(f"market {market['name']} created: id {market['id']}", highlight=False)
         console.print(_policy_line(market), highlight=False)
+        console.print(f"custody: {market.get('custody', 'operator')}", highlight=False)
 
 
 #: The model release policies a market may have (see docs/service.md).
@@ -330,7 +343,16 @@ def markets_command(
         token,
         lambda c: c.list_markets(limit=limit, offset=offset),
         "Markets",
-        ["id", "name", "task", "release_policy", "predict_quota", "n_parties", "created_at"],
+        [
+            "id",
+            "name",
+            "task",
+            "custody",
+            "release_policy",
+            "predict_quota",
+            "n_parties",
+            "created_at",
+        ],
         as_json,
     )
 
@@ -640,7 +662,7 @@ def settlement_command(
     columns = [c for c in preferred if any(c in line for line in lines)] or sorted(
         {k for line in lines for k in line}
     )
-    console.print(_table(f"Settlement of round {round_id}", lines, columns))
+    print_table(_table(f"Settlement of round {round_id}", lines, columns), console)
     extra = {k: v for k, v in answer.items() if k not in {"lines", "round_id"}}
     for key, value in extra.items():
         console.print(f"{key}: {json.dumps(value)}", highlight=False)

@@ -74,7 +74,7 @@ def simulate_command(config: ConfigArg, out: OutOpt = Path("out/fl")) -> None:
     columns = ["strategy", "welfare", "measured", "final acc", "synthetic/round", "in (min)"]
     certified = any(s.max_deviation_gain is not None for s in result.strategies.values())
     if certified:
-        columns.append("max dev. gain")
+        columns += ["max dev. gain", "converged"]
     for column in columns:
         table.add_column(column, justify="right" if column != "strategy" else "left")
     for name, s in result.strategies.items():
@@ -90,8 +90,9 @@ def simulate_command(config: ConfigArg, out: OutOpt = Path("out/fl")) -> None:
             f"{taking_part[worst]}/{sampled[worst]}",
         ]
         if certified:
-            gain = s.max_deviation_gain
+            gain, converged = s.max_deviation_gain, s.converged
             row.append("-" if gain is None else f"{gain:.2g}")
+            row.append("-" if converged is None else ("yes" if converged else "NO"))
         table.add_row(*row)
     print_table(table, console)
     if result.config.get("game", {}).get("outside_option", "none") != "none":

@@ -21,7 +21,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from coopml.config import ConfigError, PartyFile, ValidationFile, load_config, parse_config
+from coopml.config import (
+    ConfigError,
+    PartyFile,
+    PreprocessingConfig,
+    ValidationFile,
+    load_config,
+    parse_config,
+)
+from coopml.federated.competition import MarketCompetition
 
 __all__ = [
     "STRATEGIES",
@@ -132,7 +140,15 @@ class CurveConfig(_Strict):
 
 
 class GameConfig(_Strict):
-    """Parameters of the per-round game (scalars apply to every organisation)."""
+    """Parameters of the per-round game (scalars apply to every organisation).
+
+    ``competition`` says how rivals' accuracy enters utility
+    (:mod:`coopml.federated.competition`): ``"linear"`` (default) or ``"market"``, a
+    differentiated-products oligopoly (``market = "cournot"`` or ``"bertrand"``, with
+    ``base_margin``) whose product similarity is ``gamma`` (one value for everyone;
+    Bertrand needs ``gamma < 1``). The ``"standalone"`` outside option models a leaver's
+    competition linearly, so it needs ``competition = "linear"``.
+    """
 
     theta: float | list[float] = 1.0
     gamma: float | list[float] = 0.5
@@ -146,6 +162,13 @@ class GameConfig(_Strict):
         description="participation rule: 'none' (everyone stays), 'standalone' or values",
     )
     curve: CurveConfig = Field(default_factory=CurveConfig)
+    competition: Literal["linear", "market"] = "linear"
+    market: Literal["cournot", "bertrand"] = Field(
+        "cournot", description="competition = 'market': the oligopoly model"
+    )
+    base_margin: float = Field(
+        0.0, description="competition = 'market': margin of a product of zero accuracy"
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> GameConfig:
@@ -160,7 +183,30 @@ class GameConfig(_Strict):
             raise ValueError(f"c must be >= 0; got {self.c}")
         if self.kappa != "measured" and not 0 < float(self.kappa) <= 1:
             raise ValueError(f"kappa must lie in (0, 1] or be 'measured'; got {self.kappa}")
+        if self.competition == "linear":
+            given = sorted({"market", "base_margin"} & self.model_fields_set)
+            if given:
+                raise ValueError(f"{given[0]} applies only with competition = 'market'")
+            return self
+        if len(set(values(self.gamma))) > 1:
+            raise ValueError(
+                "competition = 'market' needs one product similarity: gamma must be one "
+                f"number (or equal entries); got {self.gamma}"
+            )
+        if self.market == "bertrand" and values(self.gamma)[0] >= 1:
+            raise ValueError(f"market = 'bertrand' needs gamma < 1; got {self.gamma}")
+        if self.outside_option == "standalone":
+            raise ValueError(
+                "outside_option = 'standalone' models a leaver's competition linearly; with "
+                "competition = 'market' use 'none' or configured values"
+            )
         return self
+
+    def competition_model(self) -> str | MarketCompetition:
+        """What :class:`~coopml.federated.round_game.RoundGame` takes as ``competition``."""
+        if self.competition == "linear":
+            return "linear"
+        return MarketCompetition(self.market, self.base_margin)
 
 
 class SweepConfig(_Strict):
@@ -197,13 +243,17 @@ class FLConfig(_Strict):
     validation: ValidationFile | None = None
     features: list[str] | None = Field(None, min_length=1)
     extra_columns: Literal["error", "ignore"] = "error"
+    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
 
     @model_validator(mode="after")
     def _one_data_source(self) -> FLConfig:
         files = self.parties is not None or self.validation is not None
         if not files:
-            if self.features is not None or "extra_columns" in self.model_fields_set:
-                raise ValueError("features and extra_columns apply only to [[parties]] files")
+            only_files = {"extra_columns", "preprocessing"} & self.model_fields_set
+            if self.features is not None or only_files:
+                raise ValueError(
+                    "features, extra_columns and [preprocessing] apply only to [[parties]] files"
+                )
             return self
         if not self.parties or self.validation is None:
             raise ValueError("[[parties]] and [validation] must be given together")

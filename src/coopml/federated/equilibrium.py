@@ -46,6 +46,7 @@ from scipy.stats import qmc
 
 from coopml._serialization import to_jsonable
 from coopml._validation import check_int, check_positive
+from coopml.federated._vectors import per_org
 from coopml.federated.round_game import (
     RoundGame,
     arr,
@@ -165,7 +166,9 @@ def _best_on_line(
     return x_best, v_best
 
 
-def deviation_gains(game: RoundGame, s: ArrayLike, *, n_grid: int = _N_GRID) -> FloatArray:
+def deviation_gains(
+    game: RoundGame, s: ArrayLike, *, n_grid: int = _N_GRID, sigma: ArrayLike | None = None
+) -> FloatArray:
     """Each organisation's largest utility gain from a unilateral deviation from ``s``.
 
     Parameters
@@ -176,11 +179,16 @@ def deviation_gains(game: RoundGame, s: ArrayLike, *, n_grid: int = _N_GRID) -> 
     n_grid : int, default 201
         Grid points over ``[0, s_max_i]`` (both ends included) before the bounded
         refinement around the best one.
+    sigma : array-like of shape (N,), optional
+        Per-sample transfers :math:`\\sigma_i` paid to organisation ``i`` for each
+        synthetic sample (:func:`coopml.federated.redistribution.redistribution`): the
+        gains are then those of the transfer-augmented utilities :math:`u_i(s) +
+        \\sigma_i s_i` (lump sums do not depend on the amounts and cancel).
 
     Returns
     -------
     ndarray of shape (N,)
-        ``max_x u_i(x, s_-i) - u_i(s)``, clipped at 0.
+        ``max_x u_i(x, s_-i) + sigma_i x - u_i(s) - sigma_i s_i``, clipped at 0.
 
     Examples
     --------
@@ -192,12 +200,13 @@ def deviation_gains(game: RoundGame, s: ArrayLike, *, n_grid: int = _N_GRID) -> 
     """
     s_arr = check_profile(game, s)
     check_int("n_grid", n_grid, minimum=3)
-    base = utilities(game, s_arr)
+    paid = np.zeros(game.N) if sigma is None else per_org("sigma", sigma, game.N)
+    base = utilities(game, s_arr) + paid * s_arr
     out = np.zeros(game.N)
     for i in range(game.N):
 
         def own(S: FloatArray, i: int = i) -> FloatArray:
-            return utilities_batch(game, S)[:, i]
+            return utilities_batch(game, S)[:, i] + paid[i] * S[:, i]
 
         _, top = _best_on_line(game, s_arr, i, own, n_grid)
         out[i] = max(0.0, top - float(base[i]))

@@ -43,6 +43,7 @@ from coopml._serialization import to_jsonable
 from coopml._validation import check_choice, check_fraction, check_seed
 from coopml.federated._vectors import per_org
 from coopml.federated.accounting import shapley_shares
+from coopml.federated.competition import CompetitionModel, resolve
 from coopml.federated.config import STRATEGIES
 from coopml.federated.fedavg import sample_clients
 from coopml.federated.game import (
@@ -53,6 +54,7 @@ from coopml.federated.game import (
     RoundGame,
     SkewMap,
     accuracies,
+    deviation_gains,
     nash_equilibrium,
     redistribution,
     social_optimum,
@@ -61,6 +63,7 @@ from coopml.federated.game import (
 
 __all__ = [
     "BETA_RULES",
+    "CERTIFY_TOL",
     "Decision",
     "Ledger",
     "RoundEngine",
@@ -69,6 +72,7 @@ __all__ = [
     "StrategyResult",
     "Streams",
     "decide",
+    "mechanism_deviation_gain",
     "play",
     "spawn_streams",
     "standalone_utility",
@@ -81,6 +85,9 @@ OutsideOption = Literal["none", "standalone"] | float | ArrayLike
 
 #: Utility shortfall below the outside option that is still a tie (the member stays).
 PARTICIPATION_TOL = 1e-12
+#: Largest deviation gain under the mechanism's transfers that still certifies it,
+#: relative to ``max(1, max_i |u_i + t_i|)`` (the solvers' ``certify_tol``).
+CERTIFY_TOL = 1e-9
 
 
 class Streams(NamedTuple):
@@ -293,8 +300,21 @@ class RoundRecord:
     shapley : ndarray or None
         The round's Shapley values of the reconstructed coalition models.
     max_deviation_gain : float or None
-        Certificate of the solution the strategy played (``GameSolution.
-        max_deviation_gain`` where the game reports it), else None.
+        The largest gain any member gets from a unilateral deviation from the amounts
+        played, in the game it is paid in: under ``"mechanism"`` the utilities plus the
+        per-sample transfers :math:`\\sigma_i s_i` (:func:`mechanism_deviation_gain`);
+        otherwise the certificate of the solution played (``GameSolution.
+        max_deviation_gain``; for ``competition_oblivious`` in the game with
+        :math:`\\gamma = 0` it solves). None where no solution is played.
+    optimum_welfare_gap : float or None
+        ``"mechanism"`` only: the optimum's welfare certificate (the largest welfare gain
+        from changing one member's amount, ``GameSolution.max_deviation_gain`` of the
+        optimum).
+    converged : bool or None
+        Whether the solver converged and the certificates are within tolerance (under
+        ``"mechanism"``: the optimum's, and ``max_deviation_gain`` at most
+        :data:`CERTIFY_TOL` relative to ``max(1, max |u_i + t_i|)``). None where no
+        solution is played.
     """
 
     plan: RoundPlan
@@ -306,6 +326,8 @@ class RoundRecord:
     utilities_measured: FloatArray
     shapley: FloatArray | None
     max_deviation_gain: float | None
+    optimum_welfare_gap: float | None = None
+    converged: bool | None = None
 
     @property
     def utilities_after(self) -> FloatArray:
@@ -351,6 +373,9 @@ class RoundEngine:
         The participation rule: ``"none"`` keeps every sampled organisation in;
         ``"standalone"`` uses :func:`standalone_utility`; a number (or one per
         organisation id) is a configured outside option.
+    competition : {"linear", "market"} or CompetitionModel, default "linear"
+        How rivals' accuracy enters utility (``RoundGame(competition=...)``, see
+        :mod:`coopml.federated.competition`).
     random_state : int, default 0
 
     Examples
@@ -382,6 +407,7 @@ class RoundEngine:
         client_fraction: float = 1.0,
         beta: str = "contribution",
         outside_option: OutsideOption = "none",
+        competition: str | CompetitionModel = "linear",
         random_state: int = 0,
     ) -> None:
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
@@ -401,6 +427,7 @@ class RoundEngine:
             )
         else:
             self.outside_option = self._param("outside_option", outside_option)
+        self.competition = resolve(competition)
         self.streams = spawn_streams(random_state)
 
     @staticmethod
@@ -445,6 +472,7 @@ class RoundEngine:
             s_max=_pick("s_max", self.s_max, idx),
             curve=self.curve,
             skew_map=self.skew_map,
+            competition=self.competition,
         )
 
     def _solve(self, game: RoundGame) -> tuple[GameSolution, GameSolution, Decision, FloatArray]:
@@ -629,9 +657,18 @@ class RoundEngine:
             if math.isnan(accuracy)
             else measured_utilities(game, plan.synthetic, float(accuracy)) - plan.market_offset
         )
-        certificate = getattr(
-            plan.decision.solution if plan.decision else None, "max_deviation_gain", None
-        )
+        solution = plan.decision.solution if plan.decision else None
+        certificate = getattr(solution, "max_deviation_gain", None)
+        converged = getattr(solution, "converged", None)
+        gap = None
+        if self.strategy == "mechanism":
+            gap = certificate
+            certificate = mechanism_deviation_gain(game, red)
+            after = np.abs(utilities(game, plan.synthetic) + booked)
+            converged = bool(
+                plan.optimum.converged
+                and certificate <= CERTIFY_TOL * max(1.0, float(after.max(initial=0.0)))
+            )
         return RoundRecord(
             plan=plan,
             accuracy=float(accuracy),
@@ -642,7 +679,34 @@ class RoundEngine:
             utilities_measured=measured,
             shapley=phi,
             max_deviation_gain=None if certificate is None else float(certificate),
+            optimum_welfare_gap=None if gap is None else float(gap),
+            converged=None if converged is None else bool(converged),
         )
+
+
+def mechanism_deviation_gain(game: RoundGame, red: Redistribution) -> float:
+    r"""The largest unilateral deviation gain from the optimum with the transfers in place.
+
+    The mechanism pays organisation :math:`i` the transfer :math:`\sigma_i s_i - L_i`
+    (:func:`~coopml.federated.redistribution.redistribution`), so the game it plays is
+    :math:`u_i(s) + \sigma_i s_i - L_i`; the lump sum :math:`L_i` does not depend on the
+    amounts. Returns :math:`\max_i [\max_x u_i(x, s^{SW}_{-i}) + \sigma_i x -
+    u_i(s^{SW}) - \sigma_i s_i^{SW}]`
+    (:func:`~coopml.federated.equilibrium.deviation_gains` with ``sigma``): about 0 when
+    the transfers make the optimum an equilibrium.
+
+    Examples
+    --------
+    >>> from coopml.federated.game import AccuracyCurve
+    >>> g = RoundGame(n=[100, 200], h0=[0.5, 0.2], theta=[1.0, 2.0], gamma=0.3, c=1e-4,
+    ...               kappa=0.8, mu=0.2, s_max=500, curve=AccuracyCurve(0.95, 2.0, 0.5))
+    >>> red = redistribution(g)
+    >>> bool(deviation_gains(g, red.s_optimum).max() > 1e-4)   # no transfers: not stable
+    True
+    >>> mechanism_deviation_gain(g, red) < 1e-9                # with them: an equilibrium
+    True
+    """
+    return float(deviation_gains(game, red.s_optimum, sigma=red.sigma).max(initial=0.0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -683,8 +747,15 @@ class StrategyResult:
     outside_option : ndarray
         Each sampled organisation's outside option (NaN when not modelled).
     max_deviation_gain_per_round : ndarray of shape (rounds,)
-        Certificate of the solution played in each round (NaN where the game reports
-        none).
+        The largest unilateral deviation gain in each round
+        (:attr:`RoundRecord.max_deviation_gain`: with the transfers in place under
+        ``"mechanism"``; NaN where no solution is played).
+    optimum_welfare_gap_per_round : ndarray of shape (rounds,)
+        ``"mechanism"``: the optimum's welfare certificate in each round (NaN otherwise).
+    converged_per_round : ndarray of shape (rounds,)
+        1.0 where the round's solution converged with its certificates within
+        tolerance, 0.0 where not, NaN where no solution was played
+        (:attr:`RoundRecord.converged`).
     """
 
     name: str
@@ -700,6 +771,8 @@ class StrategyResult:
     sampled: NDArray[np.bool_] | None = None
     outside_option: FloatArray | None = None
     max_deviation_gain_per_round: FloatArray | None = None
+    optimum_welfare_gap_per_round: FloatArray | None = None
+    converged_per_round: FloatArray | None = None
 
     @property
     def social_welfare(self) -> float:
@@ -738,6 +811,23 @@ class StrategyResult:
         return float(np.nanmax(gains))
 
     @property
+    def optimum_welfare_gap(self) -> float | None:
+        """Worst welfare certificate of the optimum over the rounds (mechanism only)."""
+        gaps = self.optimum_welfare_gap_per_round
+        if gaps is None or not np.any(np.isfinite(gaps)):
+            return None
+        return float(np.nanmax(gaps))
+
+    @property
+    def converged(self) -> bool | None:
+        """True when every round's solution converged with its certificates within
+        tolerance; None when no round played a solution."""
+        flags = self.converged_per_round
+        if flags is None or not np.any(np.isfinite(flags)):
+            return None
+        return bool(np.all(flags[np.isfinite(flags)] == 1.0))
+
+    @property
     def transfers_sum(self) -> float:
         """Largest absolute per-round sum of transfers."""
         return float(np.max(np.abs(self.transfers.sum(axis=1)))) if self.transfers.size else 0.0
@@ -764,6 +854,8 @@ class StrategyResult:
                 "participants_per_round": self.participants.sum(axis=1),
                 "max_deviation_gain": self.max_deviation_gain,
                 "max_deviation_gain_per_round": clean(self.max_deviation_gain_per_round),
+                "optimum_welfare_gap": self.optimum_welfare_gap,
+                "converged": self.converged,
                 "synthetic": self.synthetic,
                 "participants": self.participants,
                 "sampled": self.participants if self.sampled is None else self.sampled,
@@ -804,6 +896,8 @@ class Ledger:
         self.present = np.zeros(shape, dtype=bool)
         self.sampled = np.zeros(shape, dtype=bool)
         self.certificate = np.full(rounds, np.nan)
+        self.welfare_gap = np.full(rounds, np.nan)
+        self.converged = np.full(rounds, np.nan)
 
     def add(self, record: RoundRecord, skew_after: ArrayLike | None = None) -> None:
         """Book one round (``skew_after``: measured skew of each member's training set)."""
@@ -826,6 +920,10 @@ class Ledger:
             self.skew_after[t, part] = np.asarray(skew_after, dtype=np.float64)
         if record.max_deviation_gain is not None:
             self.certificate[t] = record.max_deviation_gain
+        if record.optimum_welfare_gap is not None:
+            self.welfare_gap[t] = record.optimum_welfare_gap
+        if record.converged is not None:
+            self.converged[t] = float(record.converged)
 
     def result(self) -> StrategyResult:
         """The strategy's per-round record."""
@@ -843,4 +941,6 @@ class Ledger:
             sampled=self.sampled.copy(),
             outside_option=self.outside.copy(),
             max_deviation_gain_per_round=self.certificate.copy(),
+            optimum_welfare_gap_per_round=self.welfare_gap.copy(),
+            converged_per_round=self.converged.copy(),
         )

@@ -43,10 +43,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from sklearn.impute import SimpleImputer
 
 from coopml._serialization import to_jsonable
 from coopml._validation import RandomState, check_int, check_random_state
-from coopml.config import JobConfig, build_parties
+from coopml.config import ConfigError, JobConfig, build_parties
 from coopml.federated._vectors import per_org
 from coopml.federated.accounting import coalition_values, shapley_values
 from coopml.federated.config import STRATEGIES, FLConfig
@@ -188,6 +189,7 @@ class Setup:
             outside_option=outside
             if isinstance(outside, str)
             else per_org("game.outside_option", outside, len(self.data.clients)),
+            competition=g.competition_model(),
             random_state=self.config.random_state,
         )
 
@@ -201,9 +203,17 @@ class Setup:
         return self.engine("equilibrium").game(idx, self.data.n[idx], self.data.h0[idx])
 
 
+_LEARNER_HINT = ", use a learner that accepts missing values (e.g. HistGradientBoostingClassifier)"
+
+
 def load_data(config: FLConfig) -> FederatedData:
     """The organisations' data of a job: a bundled dataset split with Dirichlet label skew,
-    or one file per organisation (``[[parties]]``, columns matched by name)."""
+    or one file per organisation (``[[parties]]``, columns matched by name).
+
+    Party files honour ``[preprocessing]``: text columns are encoded
+    (``categorical``, one fixed category list, see :func:`coopml.config.build_parties`)
+    and missing values are filled (``impute``) with one statistic of the pooled training
+    rows, as the features are then standardised (so ``scale`` adds nothing)."""
     d = config.data
     if config.parties is None or config.validation is None:
         return federated_split(
@@ -215,15 +225,30 @@ def load_data(config: FLConfig) -> FederatedData:
             min_size=d.min_size,
             random_state=config.random_state,
         )
+    prep = config.preprocessing
     job = JobConfig(
         parties=config.parties,
         validation=config.validation,
         features=config.features,
         extra_columns=config.extra_columns,
+        preprocessing=prep,
     )
-    parties, validation = build_parties(job)
+    try:
+        parties, validation = build_parties(job)
+    except ConfigError as exc:  # FL has no [learner]: drop that remedy from the hint
+        raise ConfigError(str(exc).replace(_LEARNER_HINT, "")) from None
+    Xs = [p.X for p in parties]
+    X_val = validation[0]
+    if prep.impute != "none":
+        # one pooled statistic of the training rows, as for the standardisation
+        imputer = SimpleImputer(strategy=prep.impute, keep_empty_features=True)
+        imputer.fit(np.vstack(Xs))
+        Xs = [imputer.transform(X) for X in Xs]
+        X_val = imputer.transform(X_val)
     return federated_from_parties(
-        [(p.name, p.X, p.y) for p in parties], validation, reference=d.reference
+        [(p.name, X, p.y) for p, X in zip(parties, Xs, strict=True)],
+        (X_val, validation[1]),
+        reference=d.reference,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from coopml.service.api import create_app
+    from coopml.service.app import create_app
     from coopml.service.settings import Settings
 
 __all__ = ["Settings", "create_app"]
@@ -19,7 +19,7 @@ __all__ = ["Settings", "create_app"]
 def __getattr__(name: str) -> Any:
     # Imported on first use: the HTTP client (coopml.service.client) needs neither.
     if name == "create_app":
-        from coopml.service.api import create_app
+        from coopml.service.app import create_app
 
         return create_app
     if name == "Settings":

@@ -254,6 +254,7 @@ class CoopmlClient:
         predict_window_seconds: int | None = None,
         schema: Mapping[str, Any] | None = None,
         quotas: Mapping[str, int | None] | None = None,
+        custody: str | None = None,
     ) -> dict[str, Any]:
         """``POST /markets`` (operator): create a market for a classification or
         regression task. ``release_policy`` (``"query_only"``, the service's default;
@@ -262,7 +263,8 @@ class CoopmlClient:
         (``None``: the service's defaults). ``schema`` declares the data every upload
         must match (``target``, ``label_type``, optional ``classes``, ``features``:
         ``[{"name", "type"}]``; ``None``: the first upload fixes it); ``quotas``:
-        ``max_datasets_per_party`` and ``max_bytes_per_party`` (``None``: the service's)."""
+        ``max_datasets_per_party`` and ``max_bytes_per_party`` (``None``: the service's);
+        ``custody``: ``"operator"`` (the default) or ``"parties"`` (no row is uploaded)."""
         body: dict[str, Any] = {"name": name, "task": task, "description": description}
         options = {
             "release_policy": release_policy,
@@ -270,6 +272,7 @@ class CoopmlClient:
             "predict_window_seconds": predict_window_seconds,
             "schema": None if schema is None else dict(schema),
             "quotas": None if quotas is None else dict(quotas),
+            "custody": custody,
         }
         body.update({k: v for k, v in options.items() if v is not None})
         result: dict[str, Any] = self._json("POST", "/markets", json=body)

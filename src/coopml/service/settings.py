@@ -73,9 +73,6 @@ class Settings:
         ``"ray://HOST:PORT"``; ``None``: ``RAY_ADDRESS``, else a local Ray instance.
     executor_timeout : float or None, default 3600
         Seconds a round waits for one task's result before failing; ``None``: forever.
-    round_delay_seconds : float, default 0
-        Test-only: a round sleeps this long (heartbeating) before settling, so that a
-        test can kill its worker mid-round.
     token_ttl_seconds : float, optional
         Lifetime of the party tokens issued from now on (``add-party``, token
         rotation); ``None`` (the default): they never expire. The operator's token has
@@ -116,7 +113,6 @@ class Settings:
     n_jobs: int | None = None
     ray_address: str | None = None
     executor_timeout: float | None = DEFAULT_TIMEOUT
-    round_delay_seconds: float = 0.0
     token_ttl_seconds: float | None = None
     session_ttl_seconds: float = 8 * 3600.0
     trust_proxy: bool = False
@@ -221,7 +217,6 @@ class Settings:
         numeric = {
             "COOPML_MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
             "COOPML_LEASE_SECONDS": ("lease_seconds", float),
-            "COOPML_TEST_ROUND_DELAY": ("round_delay_seconds", float),
             "COOPML_TOKEN_TTL": ("token_ttl_seconds", float),
             "COOPML_SESSION_TTL": ("session_ttl_seconds", float),
             "COOPML_PREDICT_QUOTA": ("predict_quota", int),

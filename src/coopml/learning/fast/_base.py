@@ -28,7 +28,14 @@ from numpy.typing import NDArray
 
 from coopml.learning.fast._backend import Backend, NumpyBackend, get_backend
 
-__all__ = ["FastBlock", "FastLearner", "masked_argmax", "membership", "spd_solve"]
+__all__ = [
+    "FastBlock",
+    "FastLearner",
+    "StatisticsLearner",
+    "masked_argmax",
+    "membership",
+    "spd_solve",
+]
 
 #: BLAS threads while a numpy-backend learner fits a block (``None``: the library's
 #: default). The batched kernels are many small factorisations and thin matrix
@@ -59,8 +66,9 @@ def membership(masks: NDArray[np.int64], n_players: int) -> NDArray[np.float64]:
     >>> membership(np.array([5, 2]), 3).tolist()
     [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
     """
-    bits = (np.asarray(masks, dtype=np.int64)[:, None] >> np.arange(n_players)) & 1
-    return bits.astype(np.float64)
+    from coopml._bitmask import decode_masks  # int64, or Python ints beyond 62 players
+
+    return decode_masks(masks, n_players).astype(np.float64)
 
 
 @dataclass
@@ -117,11 +125,7 @@ class FastLearner(ABC):
         X_val: NDArray[np.float64],
         device: str | None = None,
     ) -> None:
-        self.backend: Backend = get_backend(device)
-        self.estimator_params = estimator.get_params(deep=False)
-        self.estimator_class = type(estimator)
-        self.n_players = len(X_parts)
-        self.n_features = int(X_val.shape[1])
+        self._setup(estimator, len(X_parts), int(X_val.shape[1]), device)
         self.X_val = X_val
         y_all = np.concatenate([np.asarray(y) for y in y_parts])
         if self.is_classifier:
@@ -142,6 +146,45 @@ class FastLearner(ABC):
         X_val: NDArray[np.float64],
     ) -> None:
         """Precompute the learner's per-party statistics (called by ``__init__``)."""
+
+    def _setup(self, estimator: Any, n_players: int, n_features: int, device: str | None) -> None:
+        """What every learner holds before any data: backend, estimator, sizes."""
+        self.backend: Backend = get_backend(device)
+        self.estimator_params = estimator.get_params(deep=False)
+        self.estimator_class = type(estimator)
+        self.n_players = n_players
+        self.n_features = n_features
+        self._configure()
+
+    def _configure(self) -> None:  # noqa: B027 - optional hook, most learners read params
+        """Read the estimator's parameters (no data); called by every constructor."""
+
+    @classmethod
+    def shell(cls, estimator: Any, n_features: int, classes: Any = None) -> Any:
+        """A learner without data whose :meth:`estimator` rebuilds fitted models from a
+        block's ``params`` (what a validation set's owner needs in parties custody).
+
+        Examples
+        --------
+        >>> from coopml.learning.fast import FastLinearRegression
+        >>> from sklearn.linear_model import Ridge
+        >>> shell = FastLinearRegression.shell(Ridge(), 2)
+        >>> block = FastBlock(np.ones(1, bool), np.zeros((1, 0)),
+        ...                   {"coef": np.array([[1.0, 2.0]]), "intercept": np.array([0.5])})
+        >>> shell.estimator(block, 0).predict(np.array([[1.0, 1.0]])).tolist()
+        [3.5]
+        """
+        self = cls.__new__(cls)
+        self._setup(estimator, 0, n_features, "numpy")
+        if classes is not None:
+            self.classes = np.asarray(classes)
+        return self
+
+    def center(self, n: float, sum_x: NDArray[np.float64], sum_y: float = 0.0) -> dict[str, Any]:
+        """The shift applied to every party's rows before its statistics are taken: the
+        grand mean of the features (``n`` rows summing to ``sum_x``). Moments about a
+        nearby point lose little to cancellation; the models do not depend on it."""
+        return {"x": np.asarray(sum_x, dtype=np.float64) / n}
 
     @classmethod
     def supports(cls, estimator: Any) -> bool:
@@ -185,6 +228,107 @@ class FastLearner(ABC):
     def present(self, A: NDArray[np.float64]) -> NDArray[np.bool_]:
         """Which classes each coalition holds, shape (B, K)."""
         return (A @ self.class_counts) > 0
+
+
+class StatisticsLearner(FastLearner):
+    """A fast learner whose coalition models need only sums of per-party statistics.
+
+    Each party's statistics come from :meth:`party_statistics` (a pure function of its
+    own rows, the common :meth:`center` and the number of classes), so they can be
+    computed where the rows live and summed elsewhere: :meth:`from_statistics` builds
+    the learner from them (parties custody, :mod:`coopml.custody`), and ``__init__``
+    computes them from rows in process. Both paths run the same kernels.
+    """
+
+    def _prepare(
+        self,
+        X_parts: Sequence[NDArray[np.float64]],
+        y_parts: Sequence[NDArray[Any]],
+        X_val: NDArray[np.float64],
+    ) -> None:
+        ys = (
+            list(self.codes)
+            if self.is_classifier
+            else [np.asarray(y, dtype=np.float64) for y in y_parts]
+        )
+        n = float(sum(X.shape[0] for X in X_parts))
+        sum_x = np.sum([X.sum(axis=0) for X in X_parts], axis=0)
+        sum_y = 0.0 if self.is_classifier else float(sum(y.sum() for y in ys))
+        self.shifts = self.center(n, sum_x, sum_y)
+        K = self.classes.size if self.is_classifier else 0
+        stats = [
+            self.party_statistics(X, y, self.shifts, K) for X, y in zip(X_parts, ys, strict=True)
+        ]
+        self.load_statistics(stack_statistics(stats), X_val)
+
+    @classmethod
+    def from_statistics(
+        cls,
+        estimator: Any,
+        statistics: Sequence[dict[str, NDArray[np.float64]]],
+        center: dict[str, Any],
+        *,
+        classes: Any = None,
+        X_val: NDArray[np.float64] | None = None,
+        device: str | None = None,
+    ) -> Any:
+        """The learner built from each party's :meth:`party_statistics` (player order),
+        taken about ``center``; without ``X_val`` its blocks carry no predictions.
+
+        Examples
+        --------
+        >>> from coopml.learning.fast import FastGaussianNB
+        >>> from sklearn.naive_bayes import GaussianNB
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(size=(40, 2)), rng.integers(0, 2, 40)
+        >>> c = {"x": X.mean(axis=0)}
+        >>> stats = [FastGaussianNB.party_statistics(X[s], y[s], c, 2)
+        ...          for s in (slice(0, 20), slice(20, 40))]
+        >>> fast = FastGaussianNB.from_statistics(GaussianNB(), stats, c, classes=[0, 1])
+        >>> model = fast.estimator(fast.fit_block(np.array([[1.0, 1.0]])), 0)
+        >>> bool(np.allclose(model.theta_, GaussianNB().fit(X, y).theta_))
+        True
+        """
+        n_features = int(np.asarray(center["x"]).shape[0])
+        self = cls.__new__(cls)
+        self._setup(estimator, len(statistics), n_features, device)
+        stacked = stack_statistics(statistics)
+        if self.is_classifier:
+            self.classes = np.asarray(classes)
+            self.class_counts = stacked["counts"]
+        self.shifts = center
+        self.X_val = np.empty((0, n_features)) if X_val is None else X_val
+        self.load_statistics(stacked, self.X_val)
+        return self
+
+    @staticmethod
+    @abstractmethod
+    def party_statistics(
+        X: NDArray[np.float64], y: NDArray[Any], center: dict[str, Any], n_classes: int
+    ) -> dict[str, NDArray[np.float64]]:
+        """One party's statistics from its rows ``X`` and targets ``y`` (class indices
+        into the learner's ``classes`` for a classifier), about ``center``."""
+
+    @abstractmethod
+    def load_statistics(
+        self, statistics: dict[str, NDArray[np.float64]], X_val: NDArray[np.float64]
+    ) -> None:
+        """Keep the stacked statistics (leading axis: players) for the batched fits."""
+
+
+def stack_statistics(
+    statistics: Sequence[dict[str, NDArray[np.float64]]],
+) -> dict[str, NDArray[np.float64]]:
+    """Stack the parties' statistics: one array per name, leading axis the parties.
+
+    Examples
+    --------
+    >>> stack_statistics([{"n": np.array(2.0)}, {"n": np.array(3.0)}])["n"].tolist()
+    [2.0, 3.0]
+    """
+    return {
+        k: np.stack([np.asarray(s[k], dtype=np.float64) for s in statistics]) for k in statistics[0]
+    }
 
 
 def masked_argmax(

@@ -28,14 +28,13 @@ and with its decision scores to about ``1e-9`` relative.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from coopml.learning.fast._base import FastBlock, FastLearner, masked_argmax, spd_solve
+from coopml.learning.fast._base import FastBlock, StatisticsLearner, masked_argmax, spd_solve
 
 __all__ = ["FastLinearDiscriminantAnalysis"]
 
@@ -43,7 +42,7 @@ TIE_TOL = 1e-9
 MAX_CONDITION = 1e8
 
 
-class FastLinearDiscriminantAnalysis(FastLearner):
+class FastLinearDiscriminantAnalysis(StatisticsLearner):
     """Batched ``LinearDiscriminantAnalysis`` (any solver; ``shrinkage=None``,
     ``priors=None``, ``covariance_estimator=None``).
 
@@ -70,26 +69,32 @@ class FastLinearDiscriminantAnalysis(FastLearner):
             and params["solver"] in ("svd", "lsqr", "eigen")
         )
 
-    def _prepare(
-        self,
-        X_parts: Sequence[NDArray[np.float64]],
-        y_parts: Sequence[NDArray[Any]],
-        X_val: NDArray[np.float64],
-    ) -> None:
+    def _configure(self) -> None:
         self.solver = self.estimator_params["solver"]
         self.tol = float(self.estimator_params["tol"])
-        self.shift = np.concatenate(X_parts).mean(axis=0)
-        K, d = self.classes.size, self.n_features
-        Xs = [X - self.shift for X in X_parts]
-        self.class_sums = np.stack(
-            [
-                np.stack([X[c == k].sum(axis=0) for k in range(K)]).ravel()
-                for X, c in zip(Xs, self.codes, strict=True)
-            ]
-        )  # (M, K*d)
-        self.gram = np.stack([(X.T @ X).ravel() for X in Xs])  # (M, d*d)
+
+    @staticmethod
+    def party_statistics(
+        X: NDArray[np.float64], y: NDArray[Any], center: dict[str, Any], n_classes: int
+    ) -> dict[str, NDArray[np.float64]]:
+        """Class counts, class sums and the Gram matrix about ``center`` (``y``: class
+        indices; shapes (K,), (K*d,), (d*d,))."""
+        Z = np.asarray(X, dtype=np.float64) - center["x"]
+        codes = np.asarray(y)
+        return {
+            "counts": np.bincount(codes, minlength=n_classes).astype(np.float64),
+            "class_sums": np.stack([Z[codes == k].sum(axis=0) for k in range(n_classes)]).ravel(),
+            "gram": (Z.T @ Z).ravel(),
+        }
+
+    def load_statistics(
+        self, statistics: dict[str, NDArray[np.float64]], X_val: NDArray[np.float64]
+    ) -> None:
+        self.shift = np.asarray(self.shifts["x"], dtype=np.float64)
+        self.class_sums = statistics["class_sums"]  # (M, K*d)
+        self.gram = statistics["gram"]  # (M, d*d)
         self.X_val_shifted = X_val - self.shift
-        self._shape = (K, d)
+        self._shape = (self.classes.size, self.n_features)
         be = self.backend
         self._dev = {
             name: be.asarray(getattr(self, name))

@@ -29,14 +29,13 @@ with scikit-learn.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.linear_model import LinearRegression, Ridge
 
-from coopml.learning.fast._base import FastBlock, FastLearner, spd_solve
+from coopml.learning.fast._base import FastBlock, StatisticsLearner, spd_solve
 
 __all__ = ["FastLinearRegression"]
 
@@ -44,7 +43,7 @@ __all__ = ["FastLinearRegression"]
 MAX_CONDITION = 1e8
 
 
-class FastLinearRegression(FastLearner):
+class FastLinearRegression(StatisticsLearner):
     """Batched ``LinearRegression`` / ``Ridge`` (``solver`` ``"auto"``, ``"cholesky"``,
     ``"svd"``; scalar ``alpha``; ``positive=False``).
 
@@ -75,35 +74,54 @@ class FastLinearRegression(FastLearner):
             )
         return True
 
-    def _prepare(
-        self,
-        X_parts: Sequence[NDArray[np.float64]],
-        y_parts: Sequence[NDArray[Any]],
-        X_val: NDArray[np.float64],
-    ) -> None:
+    def _configure(self) -> None:
         self.alpha = float(self.estimator_params.get("alpha", 0.0))
         self.fit_intercept = bool(self.estimator_params["fit_intercept"])
-        ys = [np.asarray(y, dtype=np.float64) for y in y_parts]
-        if self.fit_intercept:  # a common shift changes only the intercept
-            self.x_shift = np.concatenate(X_parts).mean(axis=0)
-            self.y_shift = float(np.concatenate(ys).mean())
-        else:
-            self.x_shift, self.y_shift = np.zeros(self.n_features), 0.0
-        Xs = [X - self.x_shift for X in X_parts]
-        ys = [y - self.y_shift for y in ys]
-        d = self.n_features
-        self.n = np.array([X.shape[0] for X in Xs], dtype=np.float64)
-        self.sx = np.stack([X.sum(axis=0) for X in Xs])
-        self.sy = np.array([y.sum() for y in ys])
-        self.gram = np.stack([(X.T @ X).ravel() for X in Xs])  # (M, d*d)
-        self.xty = np.stack([X.T @ y for X, y in zip(Xs, ys, strict=True)])
+
+    def center(self, n: float, sum_x: NDArray[np.float64], sum_y: float = 0.0) -> dict[str, Any]:
+        """The grand means of features and target (zero without an intercept: a common
+        shift then changes the model)."""
+        if not self.fit_intercept:
+            return {"x": np.zeros(np.shape(sum_x)), "y": 0.0}
+        return {"x": np.asarray(sum_x, dtype=np.float64) / n, "y": float(sum_y) / n}
+
+    @staticmethod
+    def party_statistics(
+        X: NDArray[np.float64], y: NDArray[Any], center: dict[str, Any], n_classes: int = 0
+    ) -> dict[str, NDArray[np.float64]]:
+        """Row count, sums, Gram matrix and cross products about ``center``.
+
+        Examples
+        --------
+        >>> center = {"x": np.zeros(2), "y": 0.0}
+        >>> s = FastLinearRegression.party_statistics(np.eye(2), np.ones(2), center)
+        >>> s["n"].item(), s["gram"].tolist(), s["xty"].tolist()
+        (2.0, [1.0, 0.0, 0.0, 1.0], [1.0, 1.0])
+        """
+        Xc = np.asarray(X, dtype=np.float64) - center["x"]
+        yc = np.asarray(y, dtype=np.float64) - center["y"]
+        return {
+            "n": np.asarray(float(Xc.shape[0])),
+            "sx": Xc.sum(axis=0),
+            "sy": np.asarray(yc.sum()),
+            "gram": (Xc.T @ Xc).ravel(),
+            "xty": Xc.T @ yc,
+        }
+
+    def load_statistics(
+        self, statistics: dict[str, NDArray[np.float64]], X_val: NDArray[np.float64]
+    ) -> None:
+        self.x_shift = np.asarray(self.shifts["x"], dtype=np.float64)
+        self.y_shift = float(self.shifts["y"])
+        for name in ("n", "sx", "sy", "gram", "xty"):  # (M,), (M, d), (M,), (M, d*d), (M, d)
+            setattr(self, name, statistics[name])
         self.X_val_shifted = X_val - self.x_shift
         be = self.backend
         self._dev = {
             name: be.asarray(getattr(self, name))
             for name in ("n", "sx", "sy", "gram", "xty", "X_val_shifted", "x_shift")
         }
-        self._eye = be.eye(d)
+        self._eye = be.eye(self.n_features)
 
     def _fit_block(self, A: NDArray[np.float64]) -> FastBlock:
         be, dev = self.backend, self._dev

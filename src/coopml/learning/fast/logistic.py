@@ -48,6 +48,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.linear_model import LogisticRegression
 
+from coopml.learning.fast._backend import Backend
 from coopml.learning.fast._base import FastBlock, FastLearner
 
 __all__ = ["FastLogisticRegression"]
@@ -99,41 +100,59 @@ class FastLogisticRegression(FastLearner):
             and not params["dual"]
         )
 
+    def _configure(self) -> None:
+        self.lam = 1.0 / float(self.estimator_params["C"])
+        self.fit_intercept = bool(self.estimator_params["fit_intercept"])
+        #: parameters per class: the features, and the intercept if fitted
+        self.p = self.n_features + int(self.fit_intercept)
+        self.penalised = np.r_[np.ones(self.n_features), np.zeros(self.p - self.n_features)]
+        self.triu = np.triu_indices(self.p)
+        full = np.zeros((self.p, self.p), dtype=np.intp)
+        full[self.triu] = np.arange(self.triu[0].size)
+        self.gather = np.maximum(full, full.T).ravel()  # full (p, p) entry -> triangle index
+        self._warm: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        be = self.backend
+        self._dev = {
+            "pen": be.asarray(self.lam * self.penalised),
+            "penalised": be.asarray(self.penalised),
+            "gather": be.asarray(self.gather, dtype=np.int64),
+        }
+
+    def center(self, n: float, sum_x: NDArray[np.float64], sum_y: float = 0.0) -> dict[str, Any]:
+        """The grand mean of the features (zero without an intercept)."""
+        if not self.fit_intercept:
+            return {"x": np.zeros(np.shape(sum_x))}
+        return {"x": np.asarray(sum_x, dtype=np.float64) / n}
+
+    def set_validation(self, X_val: NDArray[np.float64]) -> None:
+        """The validation rows every block's models predict (none: no predictions)."""
+        self.X_val = X_val
+        self.Xv = design(X_val, self.shift, self.fit_intercept)
+
     def _prepare(
         self,
         X_parts: Sequence[NDArray[np.float64]],
         y_parts: Sequence[NDArray[Any]],
         X_val: NDArray[np.float64],
     ) -> None:
-        self.lam = 1.0 / float(self.estimator_params["C"])
-        self.fit_intercept = bool(self.estimator_params["fit_intercept"])
         X = np.concatenate(X_parts)
-        self.shift = X.mean(axis=0) if self.fit_intercept else np.zeros(self.n_features)
-        ones = np.ones((X.shape[0], int(self.fit_intercept)))
-        self.Xt = np.hstack([X - self.shift, ones])  # (n, p)
-        self.Xv = np.hstack([X_val - self.shift, np.ones((X_val.shape[0], ones.shape[1]))])
-        p = self.Xt.shape[1]
-        self.penalised = np.r_[np.ones(self.n_features), np.zeros(p - self.n_features)]
-        self.triu = np.triu_indices(p)
+        self.shift = self.center(X.shape[0], X.sum(axis=0))["x"]
+        self.Xt = design(X, self.shift, self.fit_intercept)  # (n, p)
+        self.set_validation(X_val)
         self.outer = self.Xt[:, self.triu[0]] * self.Xt[:, self.triu[1]]  # (n, p(p+1)/2)
-        full = np.zeros((p, p), dtype=np.intp)
-        full[self.triu] = np.arange(self.triu[0].size)
-        self.gather = np.maximum(full, full.T).ravel()  # full (p, p) entry -> triangle index
         self.codes_all = np.concatenate(self.codes)
         self.party_of_row = np.repeat(np.arange(self.n_players), [len(c) for c in self.codes])
-        self._warm: dict[tuple[int, ...], tuple[Any, ...]] = {}
         be = self.backend
-        self._dev = {
-            "Xt": be.asarray(self.Xt),
-            "outer": be.asarray(self.outer),
-            "pen": be.asarray(self.lam * self.penalised),
-            "penalised": be.asarray(self.penalised),
-            "gather": be.asarray(self.gather, dtype=np.int64),
-        }
+        self._dev.update(
+            Xt=be.asarray(self.Xt),
+            outer=be.asarray(self.outer),
+            party_of_row=be.asarray(self.party_of_row, dtype=np.int64),
+        )
+        self._targets: dict[tuple[int, ...], tuple[Any, Any]] = {}
 
     # ------------------------------------------------------------------ batched fit
     def _fit_block(self, A: NDArray[np.float64]) -> FastBlock:
-        B, K, p = A.shape[0], self.classes.size, self.Xt.shape[1]
+        B, K, p = A.shape[0], self.classes.size, self.p
         present = self.present(A)
         theta = np.zeros((B, K, p))  # class k's parameters; binary fits use row "positive"
         ok = np.zeros(B, dtype=bool)
@@ -143,10 +162,7 @@ class FastLogisticRegression(FastLearner):
             idx = np.flatnonzero(which.ravel() == g)
             classes = np.flatnonzero(pattern)
             be = self.backend
-            rows = be.asarray(A[idx][:, self.party_of_row])  # (b, n) 0/1 row membership
-            th, converged = self._newton(
-                rows, classes, self._warm_start(classes)[0], be.asarray(A[idx])
-            )
+            th, converged = self._newton(be.asarray(A[idx]), classes, warm=True)
             th, converged = be.numpy(th), be.numpy(converged)
             if classes.size == 2:  # logits (0, theta' x): class 1 against class 0
                 theta[idx, classes[1]] = th
@@ -167,54 +183,40 @@ class FastLogisticRegression(FastLearner):
         params = {"coef": coef, "intercept": intercept, "present": present}
         return FastBlock(ok, predictions, params)
 
-    def _warm_start(self, classes: NDArray[np.intp]) -> tuple[NDArray[np.float64], ...]:
+    def _warm_start(self, classes: NDArray[np.intp]) -> tuple[Any, ...]:
         """The fit on every row of ``classes`` (a neighbour of all their coalitions) and
         each party's gradient and Hessian there (cached): a coalition's first
         Newton step then costs ``A @ pieces`` instead of a pass over its rows."""
         key = tuple(classes.tolist())
         if key not in self._warm:
-            be = self.backend
-            target = self._target(classes)
-            rows = be.asarray(np.isin(self.codes_all, classes)[None, :])
-            start = be.zeros(self.Xt.shape[1] * (1 if classes.size == 2 else classes.size))
-            theta0 = self._newton(rows, classes, start)[0].reshape(-1)
-            parties = self.party_of_row[None, :] == np.arange(self.n_players)[:, None]
-            nothing = be.zeros((1, rows.shape[1]))  # the penalty alone
-            g, h = self._grad_hess(
-                be.zeros((self.n_players, theta0.shape[0])) + theta0[None, :],
-                be.asarray(parties),
-                target,
-            )
-            g_pen, h_pen = self._grad_hess(theta0[None, :], nothing, target)
-            flat = (h - h_pen).reshape(self.n_players, -1)
-            self._warm[key] = (theta0, g - g_pen, flat, g_pen, h_pen)
+            be, M = self.backend, self.n_players
+            size = self.p * (1 if classes.size == 2 else classes.size)
+            everyone = be.zeros((1, M)) + 1.0
+            theta0 = self._newton(everyone, classes, be.zeros(size))[0].reshape(-1)
+            g, h = self._data_grad_hess(be.zeros((M, size)) + theta0[None, :], be.eye(M), classes)
+            g_pen, h_pen = self._penalise(theta0[None, :], be.zeros((1, size)), None)
+            self._warm[key] = (theta0, g, h.reshape(M, -1), g_pen, h_pen)
         return self._warm[key]
-
-    def _target(self, classes: NDArray[np.intp]) -> Any:
-        """Indicator of class ``classes[1]`` (two classes) or one-hot rows (n, K)."""
-        Y = (self.codes_all[:, None] == classes[None, :]).astype(np.float64)
-        return self.backend.asarray(Y[:, 1] if classes.size == 2 else Y)
 
     def _newton(
         self,
-        rows: Any,
+        A: Any,
         classes: NDArray[np.intp],
-        start: Any,
-        A: Any = None,
+        start: Any = None,
+        warm: bool = False,
     ) -> tuple[Any, Any]:
-        """Minimise every coalition's objective; ``rows`` (b, n) is row membership.
+        """Minimise the objective of every coalition in ``A`` (b x M party membership;
+        a coalition's rows are its parties' rows of ``classes``).
 
-        With ``A`` (the coalitions' party membership, b x M), ``start`` must be the
-        cached warm start and the first step is taken from per-party pieces. Returns
+        With ``warm``, every coalition starts from the cached warm start and the first
+        step is taken from per-party pieces; else all start from ``start``. Returns
         parameters (b, p) for two classes (class ``classes[1]`` against
         ``classes[0]``, as sklearn's ``coef_[0]``) or (b, K, p) for more, and whether
         each coalition converged. Arrays are the backend's.
         """
         be = self.backend
-        b, p, K = rows.shape[0], self.Xt.shape[1], classes.size
-        target = self._target(classes)
-        rows = be.asarray(rows)
-        if A is not None:
+        b, p, K = A.shape[0], self.p, classes.size
+        if warm:
             theta0, g_j, h_j, g_pen, h_pen = self._warm_start(classes)
             theta = be.zeros((b, theta0.shape[0])) + theta0[None, :]
             first = (A @ g_j + g_pen, (A @ h_j).reshape(b, *h_pen.shape[1:]) + h_pen)
@@ -224,29 +226,13 @@ class FastLogisticRegression(FastLearner):
         converged = be.zeros(b, dtype=bool)
         active = be.arange(b)
         for it in range(MAX_NEWTON):
-            th, m = theta[active], rows[active]
+            th, m = theta[active], A[active]
             if it == 0 and first is not None:
                 grad, hess = first
             else:
-                grad, hess = self._grad_hess(th, m, target)
+                grad, hess = self._grad_hess(th, m, classes)
             step = be.solve(hess, grad[:, :, None])[:, :, 0]
-            slope = (grad * step).sum(axis=1)
-            # Backtracking (Armijo) for large steps; near the optimum full steps always
-            # descend, and convergence is checked on the step, so they skip the search.
-            t = be.zeros(active.shape[0]) + 1.0
-            new = th - step
-            search = be.flatnonzero(be.amax(be.abs(step), 1) > SEARCH_ABOVE)
-            if search.shape[0]:
-                f0 = self._objective(th[search], m[search], target)
-            for _ in range(MAX_HALVINGS):
-                if search.shape[0] == 0:
-                    break
-                trial = th[search] - t[search, None] * step[search]
-                f1 = self._objective(trial, m[search], target)
-                bad = f1 > f0 - ARMIJO_C * t[search] * slope[search] + 1e-13 * (1.0 + be.abs(f0))
-                new[search] = trial
-                t[search[bad]] /= 2
-                search, f0 = search[bad], f0[bad]
+            new, t = self._line_search(th, m, step, (grad * step).sum(axis=1), classes)
             theta[active] = new
             size = be.amax(be.abs(t[:, None] * step), 1)
             # A full Newton step of size s leaves an error of order s**2 (quadratic
@@ -258,52 +244,85 @@ class FastLogisticRegression(FastLearner):
                 break
         return (theta if K == 2 else theta.reshape(b, K, p)), converged
 
-    def _objective(self, theta: Any, m: Any, target: Any) -> Any:
-        be, dev = self.backend, self._dev
-        p = self.Xt.shape[1]
-        if target.ndim == 1:
-            eta = theta @ be.swap(dev["Xt"])  # (b, n)
-            loss = be.logaddexp0(eta) - target * eta
-            w2 = (theta**2 * dev["penalised"]).sum(axis=1)
+    def _line_search(
+        self, th: Any, m: Any, step: Any, slope: Any, classes: NDArray[np.intp]
+    ) -> tuple[Any, Any]:
+        """The new parameters ``th - t * step`` and the step sizes ``t``: backtracking
+        (Armijo) for large steps; near the optimum full steps always descend, and
+        convergence is checked on the step, so they skip the search."""
+        be = self.backend
+        t = be.zeros(th.shape[0]) + 1.0
+        new = th - step
+        search = be.flatnonzero(be.amax(be.abs(step), 1) > SEARCH_ABOVE)
+        if search.shape[0]:
+            f0 = self._objective(th[search], m[search], classes)
+        for _ in range(MAX_HALVINGS):
+            if search.shape[0] == 0:
+                break
+            trial = th[search] - t[search, None] * step[search]
+            f1 = self._objective(trial, m[search], classes)
+            bad = f1 > f0 - ARMIJO_C * t[search] * slope[search] + 1e-13 * (1.0 + be.abs(f0))
+            new[search] = trial
+            t[search[bad]] /= 2
+            search, f0 = search[bad], f0[bad]
+        return new, t
+
+    # --------------------------------------- objective: the data's part + the penalty
+    def _objective(self, theta: Any, A: Any, classes: NDArray[np.intp]) -> Any:
+        p = self.p
+        if classes.size == 2:
+            w2 = (theta**2 * self._dev["penalised"]).sum(axis=1)
         else:
             th = theta.reshape(theta.shape[0], -1, p)
-            eta = be.einsum("np,bkp->bnk", dev["Xt"], th)
-            loss = -(be.log_softmax(eta, 2) * target).sum(axis=2)
             bias = th[:, :, -1].sum(axis=1) if self.fit_intercept else 0.0
-            w2 = (th**2 * dev["penalised"]).sum(axis=2).sum(axis=1) + bias**2 / self.lam
-        return (m * loss).sum(axis=1) + 0.5 * self.lam * w2
+            w2 = (th**2 * self._dev["penalised"]).sum(axis=2).sum(axis=1) + bias**2 / self.lam
+        return self._data_loss(theta, A, classes) + 0.5 * self.lam * w2
 
-    def _grad_hess(self, theta: Any, m: Any, target: Any) -> tuple[Any, Any]:
-        be, dev = self.backend, self._dev
-        b, p = theta.shape[0], self.Xt.shape[1]
-        pen, Xt = dev["pen"], dev["Xt"]
-        m = be.asarray(m)
-        if target.ndim == 1:
-            prob = be.expit(theta @ be.swap(Xt))
-            grad = (m * (prob - target)) @ Xt + pen * theta
-            hess = self._unpack((m * prob * (1 - prob)) @ dev["outer"])
-            hess += be.diag(pen)
-            return grad, hess
-        K = target.shape[1]
-        th = theta.reshape(b, K, p)
-        prob = be.softmax(be.einsum("np,bkp->bnk", Xt, th), 2)  # (b, n, K)
-        grad = be.einsum("bn,bnk,np->bkp", m, prob - target, Xt) + pen * th
-        hess = be.zeros((b, K, p, K, p))
-        for k in range(K):
-            for j in range(k, K):
-                w = m * prob[:, :, k] * (float(k == j) - prob[:, :, j])
-                block = self._unpack(w @ dev["outer"])
-                hess[:, k, :, j, :] = block
-                hess[:, j, :, k, :] = block
-            hess[:, k, :, k, :] += be.diag(pen)
-        if self.fit_intercept:  # pin the free common shift of the intercepts: + (sum b)^2 / 2
-            hess[:, :, p - 1, :, p - 1] += 1.0
-            grad[:, :, p - 1] += th[:, :, p - 1].sum(axis=1)[:, None]
-        return grad.reshape(b, K * p), hess.reshape(b, K * p, K * p)
+    def _grad_hess(self, theta: Any, A: Any, classes: NDArray[np.intp]) -> tuple[Any, Any]:
+        grad, hess = self._data_grad_hess(theta, A, classes)
+        return self._penalise(theta, grad, hess)
 
-    def _unpack(self, flat: Any) -> Any:
-        p = self.Xt.shape[1]
-        return flat[:, self._dev["gather"]].reshape(-1, p, p)
+    def _penalise(self, theta: Any, grad: Any, hess: Any) -> tuple[Any, Any]:
+        """Add the penalty's gradient and Hessian (multinomial with an intercept: plus
+        ``(sum_k b_k)^2 / 2``, which pins the free common shift of the intercepts)."""
+        be, p = self.backend, self.p
+        size = theta.shape[1]
+        K = size // p
+        pen = be.asarray(np.tile(self.lam * self.penalised, K))
+        curvature = np.diag(np.tile(self.lam * self.penalised, K))
+        grad = grad + pen * theta
+        if K > 1 and self.fit_intercept:
+            bias = np.arange(K) * p + p - 1
+            curvature[np.ix_(bias, bias)] += 1.0
+            pin = be.asarray(np.isin(np.arange(size), bias).astype(np.float64))
+            grad = grad + pin * (theta * pin).sum(axis=1)[:, None]
+        curvature_dev = be.asarray(curvature)
+        hess = curvature_dev[None] if hess is None else hess + curvature_dev
+        return grad, hess
+
+    def _data_loss(self, theta: Any, A: Any, classes: NDArray[np.intp]) -> Any:
+        """The loss of each coalition's rows (no penalty); in process, from the rows."""
+        target, m = self._rows_of(A, classes)
+        return rows_loss(self.backend, theta, self._dev["Xt"], target, m)
+
+    def _data_grad_hess(self, theta: Any, A: Any, classes: NDArray[np.intp]) -> tuple[Any, Any]:
+        """Gradient and Hessian of each coalition's loss (no penalty), from the rows."""
+        target, m = self._rows_of(A, classes)
+        dev = self._dev
+        return rows_grad_hess(
+            self.backend, theta, dev["Xt"], dev["outer"], dev["gather"], target, m
+        )
+
+    def _rows_of(self, A: Any, classes: NDArray[np.intp]) -> tuple[Any, Any]:
+        """The target of ``classes`` and the coalitions' row weights (b, n): 1 on their
+        parties' rows of those classes."""
+        key = tuple(classes.tolist())
+        if key not in self._targets:
+            be = self.backend
+            target, in_classes = targets(self.codes_all, classes)
+            self._targets[key] = (be.asarray(target), be.asarray(in_classes))
+        target, in_classes = self._targets[key]
+        return target, A[:, self._dev["party_of_row"]] * in_classes[None, :]
 
     def _set_fitted(self, model: Any, block: FastBlock, b: int) -> None:
         keep = block.params["present"][b]
@@ -313,3 +332,61 @@ class FastLogisticRegression(FastLearner):
         model.classes_ = self.classes[keep]
         model.coef_, model.intercept_ = coef.copy(), intercept.copy()
         model.n_iter_ = np.zeros(1, dtype=np.int32)
+
+
+def design(
+    X: NDArray[np.float64], shift: NDArray[np.float64], intercept: bool
+) -> NDArray[np.float64]:
+    """Rows shifted by ``shift``, with a column of ones when there is an intercept."""
+    X = np.asarray(X, dtype=np.float64)
+    return np.hstack([X - shift, np.ones((X.shape[0], int(intercept)))])
+
+
+def targets(codes: NDArray[np.intp], classes: NDArray[np.intp]) -> tuple[Any, Any]:
+    """The target of ``classes`` for rows with class indices ``codes`` (indicator of
+    ``classes[1]`` for two classes, one-hot (n, K) for more) and which rows have one
+    of ``classes`` (0/1)."""
+    Y = (np.asarray(codes)[:, None] == np.asarray(classes)[None, :]).astype(np.float64)
+    return (Y[:, 1] if classes.size == 2 else Y), Y.any(axis=1).astype(np.float64)
+
+
+def rows_loss(be: Backend, theta: Any, Xt: Any, target: Any, m: Any) -> Any:
+    """Weighted loss of rows ``Xt`` (n, p) with weights ``m`` (b, n), for parameters
+    ``theta`` (b, p) (binomial, ``target`` (n,)) or (b, K*p) (multinomial, (n, K))."""
+    p = Xt.shape[1]
+    if target.ndim == 1:
+        eta = theta @ be.swap(Xt)  # (b, n)
+        loss = be.logaddexp0(eta) - target * eta
+    else:
+        th = theta.reshape(theta.shape[0], -1, p)
+        eta = be.einsum("np,bkp->bnk", Xt, th)
+        loss = -(be.log_softmax(eta, 2) * target).sum(axis=2)
+    return (m * loss).sum(axis=1)
+
+
+def rows_grad_hess(
+    be: Backend, theta: Any, Xt: Any, outer: Any, gather: Any, target: Any, m: Any
+) -> tuple[Any, Any]:
+    """Gradient (b, P) and Hessian (b, P, P) of :func:`rows_loss` (no penalty);
+    ``outer`` holds the rows' outer products (upper triangles, (n, p(p+1)/2)) and
+    ``gather`` maps a full (p, p) entry to its triangle index."""
+    b, p = theta.shape[0], Xt.shape[1]
+
+    def unpack(flat: Any) -> Any:
+        return flat[:, gather].reshape(-1, p, p)
+
+    if target.ndim == 1:
+        prob = be.expit(theta @ be.swap(Xt))
+        return (m * (prob - target)) @ Xt, unpack((m * prob * (1 - prob)) @ outer)
+    K = target.shape[1]
+    th = theta.reshape(b, K, p)
+    prob = be.softmax(be.einsum("np,bkp->bnk", Xt, th), 2)  # (b, n, K)
+    grad = be.einsum("bn,bnk,np->bkp", m, prob - target, Xt)
+    hess = be.zeros((b, K, p, K, p))
+    for k in range(K):
+        for j in range(k, K):
+            w = m * prob[:, :, k] * (float(k == j) - prob[:, :, j])
+            block = unpack(w @ outer)
+            hess[:, k, :, j, :] = block
+            hess[:, j, :, k, :] = block
+    return grad.reshape(b, K * p), hess.reshape(b, K * p, K * p)

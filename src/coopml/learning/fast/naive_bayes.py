@@ -17,21 +17,20 @@ whose two best classes tie to ``1e-9`` is refit with scikit-learn.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.naive_bayes import GaussianNB
 
-from coopml.learning.fast._base import FastBlock, FastLearner, masked_argmax
+from coopml.learning.fast._base import FastBlock, StatisticsLearner, masked_argmax
 
 __all__ = ["FastGaussianNB"]
 
 TIE_TOL = 1e-9
 
 
-class FastGaussianNB(FastLearner):
+class FastGaussianNB(StatisticsLearner):
     """Batched ``GaussianNB`` (``priors=None``).
 
     Examples
@@ -52,27 +51,30 @@ class FastGaussianNB(FastLearner):
     def _supports_params(cls, params: dict[str, Any]) -> bool:
         return params["priors"] is None
 
-    def _prepare(
-        self,
-        X_parts: Sequence[NDArray[np.float64]],
-        y_parts: Sequence[NDArray[Any]],
-        X_val: NDArray[np.float64],
-    ) -> None:
+    def _configure(self) -> None:
         self.var_smoothing = float(self.estimator_params["var_smoothing"])
-        self.shift = np.concatenate(X_parts).mean(axis=0)
-        K = self.classes.size
-        Xs = [X - self.shift for X in X_parts]
 
-        def per_class(fn: Any) -> NDArray[np.float64]:
-            return np.stack(
-                [
-                    np.stack([fn(X[c == k]) for k in range(K)]).ravel()
-                    for X, c in zip(Xs, self.codes, strict=True)
-                ]
-            )
+    @staticmethod
+    def party_statistics(
+        X: NDArray[np.float64], y: NDArray[Any], center: dict[str, Any], n_classes: int
+    ) -> dict[str, NDArray[np.float64]]:
+        """Class counts, and per class the sums and sums of squares about ``center``
+        (``y``: class indices; shapes (K,), (K*d,), (K*d,))."""
+        Z = np.asarray(X, dtype=np.float64) - center["x"]
+        codes = np.asarray(y)
+        by_class = [Z[codes == k] for k in range(n_classes)]
+        return {
+            "counts": np.bincount(codes, minlength=n_classes).astype(np.float64),
+            "sums": np.stack([C.sum(axis=0) for C in by_class]).ravel(),
+            "squares": np.stack([(C**2).sum(axis=0) for C in by_class]).ravel(),
+        }
 
-        self.sums = per_class(lambda Z: Z.sum(axis=0))  # (M, K*d)
-        self.squares = per_class(lambda Z: (Z**2).sum(axis=0))
+    def load_statistics(
+        self, statistics: dict[str, NDArray[np.float64]], X_val: NDArray[np.float64]
+    ) -> None:
+        self.shift = np.asarray(self.shifts["x"], dtype=np.float64)
+        self.sums = statistics["sums"]  # (M, K*d)
+        self.squares = statistics["squares"]
         self.X_val_shifted = X_val - self.shift
         be = self.backend
         self._dev = {

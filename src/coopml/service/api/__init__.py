@@ -1,8 +1,11 @@
-"""The FastAPI application: ``create_app(settings)``.
+"""The HTTP API: ``create_api(settings)``.
 
-Routes live under ``/api/v1`` (OpenAPI at ``/openapi.json``, docs at ``/docs``); the
-dashboard (:mod:`coopml.service.web`) is mounted at ``/``. ``app.state.service`` holds
-the :class:`~coopml.service.context.ServiceContext` (settings, database, blob store).
+Routes live under ``/api/v1`` (OpenAPI at ``/openapi.json``, docs at ``/docs``); each
+route module translates HTTP to calls of the domain layer (:mod:`coopml.service.domain`)
+and back, and :mod:`coopml.service.api.errors` maps the domain's refusals to statuses.
+``app.state.service`` holds the :class:`~coopml.service.context.ServiceContext`
+(settings, database, blob store). This package never imports the dashboard: the app
+factory :func:`coopml.service.app.create_app` composes the two.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
 from coopml import __version__
 from coopml.service.api.errors import (
     ErrorBody,
+    ErrorPages,
     RequestIdMiddleware,
     install_error_handlers,
 )
@@ -25,7 +29,10 @@ from coopml.service.api.routes import datasets, markets, meta, rounds, tokens
 from coopml.service.context import ServiceContext
 from coopml.service.settings import Settings
 
-__all__ = ["API_PREFIX", "create_app", "iter_routes"]
+if TYPE_CHECKING:
+    from coopml.service.jobs.worker import BeforeSettle
+
+__all__ = ["API_PREFIX", "create_api", "iter_routes"]
 
 API_PREFIX = "/api/v1"
 
@@ -43,12 +50,19 @@ _ERRORS = {
 }
 
 
-def create_app(settings: Settings, *, context: ServiceContext | None = None) -> FastAPI:
-    """The marketplace application for ``settings``.
+def create_api(
+    settings: Settings,
+    *,
+    context: ServiceContext | None = None,
+    error_pages: ErrorPages | None = None,
+    before_settle: BeforeSettle | None = None,
+) -> FastAPI:
+    """The API application for ``settings`` (the marketplace without its dashboard).
 
-    Creating the app prepares the deployment (data directory, key file, database
-    migrations, operator token). With ``settings.embedded_worker`` the app's lifespan
-    runs a job worker thread.
+    Creating it prepares the deployment (data directory, key file, database
+    migrations, operator token). With ``settings.embedded_worker`` its lifespan runs a
+    job worker thread (``before_settle``: see :class:`~coopml.service.jobs.worker.Worker`).
+    ``error_pages``: how a front end mounted beside it shows errors on its own paths.
     """
     ctx = context or ServiceContext.open(settings)
 
@@ -59,7 +73,7 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
         if settings.embedded_worker:
             from coopml.service.jobs.worker import Worker
 
-            worker = Worker(ctx)
+            worker = Worker(ctx, before_settle=before_settle)
             thread = threading.Thread(
                 target=worker.run, args=(stop,), name="coopml-embedded-worker", daemon=True
             )
@@ -86,14 +100,12 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
         RateLimitMiddleware,
         rate=settings.rate_limit_per_second,
         burst=settings.rate_limit_burst,
+        pages=error_pages,
     )
-    app.add_middleware(RequestIdMiddleware, max_body=settings.max_request_bytes)
-    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware, max_body=settings.max_request_bytes, pages=error_pages)
+    install_error_handlers(app, error_pages)
     for module in (meta, markets, datasets, rounds, tokens):
         app.include_router(module.router, prefix=API_PREFIX, responses=_ERRORS)  # type: ignore[arg-type]
-    from coopml.service.web import router as web_router
-
-    app.include_router(web_router)
     return app
 
 

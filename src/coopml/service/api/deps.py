@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,6 +11,14 @@ from sqlalchemy.orm import Session
 from coopml.service.api.errors import ApiError
 from coopml.service.context import ServiceContext
 from coopml.service.domain import tokens
+from coopml.service.domain._query import valid_id
+from coopml.service.domain.parties import (
+    Principal,
+    authenticate,
+    principal_of,
+    require_operator,
+    require_party,
+)
 
 __all__ = [
     "Caller",
@@ -23,34 +29,10 @@ __all__ = [
     "bearer_challenge",
     "get_principal",
     "principal_of",
+    "require_operator",
+    "require_party",
     "valid_id",
 ]
-
-_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the operator, or one party of one market."""
-
-    role: str
-    party_id: str | None = None
-    market_id: str | None = None
-    name: str | None = None
-
-    @property
-    def is_operator(self) -> bool:
-        return self.role == "operator"
-
-    @property
-    def actor(self) -> str:
-        """How the audit log names the caller."""
-        return "operator" if self.is_operator else f"party:{self.party_id}"
-
-
-def valid_id(value: str) -> bool:
-    """Whether ``value`` has the shape of an id (uuid4 hex)."""
-    return bool(_ID.match(value))
 
 
 def get_context(request: Request) -> ServiceContext:
@@ -63,21 +45,6 @@ def get_session(request: Request) -> Iterator[Session]:
     uncommitted is rolled back when the request ends)."""
     with get_context(request).db.sessions() as s:
         yield s
-
-
-def principal_of(identity: tokens.Identity) -> Principal:
-    """The principal of a domain identity (a live token or dashboard session)."""
-    if identity.role == "operator":
-        return Principal("operator", name="operator")
-    return Principal("party", identity.party_id, identity.market_id, identity.name)
-
-
-def authenticate(s: Session, token: str) -> Principal | None:
-    """The principal a bearer token stands for, or None (unknown, expired or revoked)."""
-    try:
-        return principal_of(tokens.authenticate(s, token))
-    except tokens.TokenRejected:
-        return None
 
 
 def request_token(request: Request) -> str:
@@ -127,15 +94,3 @@ def require_principal(s: Session, request: Request) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(get_principal)]
-
-
-def require_operator(principal: Principal, action: str) -> None:
-    """403 unless the caller is the operator."""
-    if not principal.is_operator:
-        raise ApiError(403, "forbidden", f"only the operator may {action}")
-
-
-def require_party(principal: Principal, action: str) -> None:
-    """403 unless the caller is a party."""
-    if principal.is_operator:
-        raise ApiError(403, "forbidden", f"only a party may {action}")

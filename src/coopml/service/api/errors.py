@@ -1,7 +1,12 @@
-"""One error body for every failure, and the ``X-Request-ID`` middleware.
+"""One error body for every failure, the one map from domain errors to HTTP, and the
+``X-Request-ID`` middleware.
 
 Every error is ``{"error": {"code", "message", "request_id"}}``; every response carries
-``X-Request-ID`` (the client's, when it sent a well-formed one).
+``X-Request-ID`` (the client's, when it sent a well-formed one). The domain's refusals
+(:mod:`coopml.service.domain.errors`, and the dataset rules of
+:mod:`coopml.service.domain.datasets`) become statuses here and nowhere else
+(:func:`domain_status`). A front end mounted beside the API (the dashboard) shows the
+errors of its own paths as pages: the app factory passes its :class:`ErrorPages`.
 """
 
 from __future__ import annotations
@@ -9,19 +14,29 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from http import HTTPStatus
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coopml.service.context import request_id_var
+from coopml.service.domain import datasets, errors
 
-__all__ = ["ApiError", "ErrorBody", "RequestIdMiddleware", "install_error_handlers"]
+__all__ = [
+    "ApiError",
+    "ErrorBody",
+    "ErrorPages",
+    "RequestIdMiddleware",
+    "api_error",
+    "domain_status",
+    "install_error_handlers",
+]
 
 log = logging.getLogger("coopml.service")
 
@@ -58,6 +73,53 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+#: The HTTP status of each kind of domain refusal (the most specific class wins).
+DOMAIN_STATUS: dict[type[Exception], int] = {
+    errors.NotFound: 404,
+    errors.Forbidden: 403,
+    errors.Conflict: 409,
+    errors.Invalid: 422,
+    errors.Throttled: 429,
+    datasets.DatasetRuleError: 422,
+    datasets.InvalidDataset: 422,
+    datasets.SchemaMismatch: 422,
+    datasets.InvalidSchema: 422,
+    datasets.DuplicateDataset: 409,
+    datasets.DatasetInUse: 409,
+    datasets.QuotaExceeded: 429,
+    datasets.DatasetTooLarge: 413,
+    datasets.DatasetNotFound: 404,
+}
+
+DomainRefusal = errors.DomainError | datasets.DatasetRuleError
+
+
+def domain_status(exc: DomainRefusal) -> int:
+    """The HTTP status of a domain refusal.
+
+    Examples
+    --------
+    >>> domain_status(errors.NotFound("round 'x' not found"))
+    404
+    >>> domain_status(datasets.DuplicateDataset("the same file twice"))
+    409
+    """
+    for kind in type(exc).__mro__:
+        if kind in DOMAIN_STATUS:
+            return DOMAIN_STATUS[kind]
+    return 422
+
+
+@dataclass(frozen=True)
+class ErrorPages:
+    """How a front end mounted beside the API shows the errors of its own paths:
+    ``owns(path)`` says whether a path is one of its pages, ``render(status, message,
+    headers)`` renders the error page."""
+
+    owns: Callable[[str], bool]
+    render: Callable[[int, str, Any], Response]
+
+
 class ApiError(Exception):
     """An error the API reports to the client."""
 
@@ -70,6 +132,12 @@ class ApiError(Exception):
         self.message = message
         #: Response headers (e.g. ``WWW-Authenticate`` on a 401).
         self.headers = headers
+
+
+def api_error(exc: DomainRefusal) -> ApiError:
+    """The HTTP answer to a domain refusal (``Retry-After`` when waiting helps)."""
+    headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+    return ApiError(domain_status(exc), exc.code, exc.message, headers)
 
 
 def error_response(status: int, code: str, message: str, headers: Any = None) -> JSONResponse:
@@ -97,7 +165,9 @@ def _describe_validation(exc: RequestValidationError) -> str:
         if err.get("type") == "json_invalid":
             return _malformed_json(err, getattr(exc, "body", None))
         loc = [str(p) for p in err.get("loc", ())]
-        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        if loc == ["body"]:  # a rule across fields of the body
+            where = "body"
+        elif loc and loc[0] in ("body", "query", "path", "header", "cookie"):
             where = f"{loc[0]} field '{'.'.join(loc[1:]) or loc[0]}'"
         else:
             where = "'" + ".".join(loc) + "'"
@@ -109,41 +179,27 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-def is_page(path: str) -> bool:
-    """Whether ``path`` belongs to the dashboard (errors there are HTML pages)."""
-    return path == "/" or path == "/ui" or path.startswith("/ui/")
-
-
-def page_error(status: int, message: str, headers: Any = None) -> Response:
-    """The dashboard's error page, with the request id to quote to the operator."""
-    from coopml.service.web.render import render
-
-    try:
-        heading = HTTPStatus(status).phrase
-    except ValueError:
-        heading = "Error"
-    body = render(
-        "error.html",
-        status_code=status,
-        heading=heading,
-        message=f"{message} (request {request_id_var.get()})",
-    )
-    return HTMLResponse(body, status_code=status, headers=headers)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Route every exception to the common error body (an HTML page on the dashboard)."""
+def install_error_handlers(app: FastAPI, pages: ErrorPages | None = None) -> None:
+    """Route every exception to the common error body (a page, on ``pages``' paths)."""
 
     def respond(
         request: Request, status: int, code: str, message: str, headers: Any = None
     ) -> Response:
-        if is_page(request.url.path):
-            return page_error(status, message, headers)
+        if pages is not None and pages.owns(request.url.path):
+            return pages.render(status, message, headers)
         return error_response(status, code, message, headers)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return respond(request, exc.status, exc.code, exc.message, exc.headers)
+
+    async def _domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, errors.DomainError | datasets.DatasetRuleError)
+        err = api_error(exc)
+        return respond(request, err.status, err.code, err.message, err.headers)
+
+    app.add_exception_handler(errors.DomainError, _domain_error)
+    app.add_exception_handler(datasets.DatasetRuleError, _domain_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -165,11 +221,15 @@ class BodyTooLarge(StarletteHTTPException):
 
 class RequestIdMiddleware:
     """Pure ASGI middleware: set the request id and echo it in ``X-Request-ID``; bound
-    request bodies (except dataset uploads, which their route limits) to ``max_body``."""
+    request bodies (except dataset uploads, which their route limits) to ``max_body``.
+    An unhandled error is a 500: the common error body, or on ``pages``' paths a page."""
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_JSON_BODY) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body: int = MAX_JSON_BODY, pages: ErrorPages | None = None
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.pages = pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -227,9 +287,10 @@ class RequestIdMiddleware:
             log.exception("unhandled error in request %s", rid)
             if started:
                 raise
+            pages = self.pages
             failure: Response = (
-                page_error(500, "Something went wrong on the server.")
-                if is_page(scope.get("path", ""))
+                pages.render(500, "Something went wrong on the server.", None)
+                if pages is not None and pages.owns(scope.get("path", ""))
                 else error_response(500, "internal_error", "internal server error")
             )
             await failure(scope, receive, send_with_id)

@@ -15,8 +15,12 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from coopml.service.api.errors import ErrorPages
 
 __all__ = ["RateLimitMiddleware", "TokenBuckets"]
 
@@ -97,7 +101,8 @@ def _key(scope: Scope, cookie_names: tuple[str, ...]) -> str:
 class RateLimitMiddleware:
     """429 with ``Retry-After`` when a token exceeds its rate (``rate`` 0: no limit).
 
-    Static files of the dashboard and the interactive docs are not counted."""
+    Static files of the dashboard and the interactive docs are not counted; on
+    ``pages``' paths the 429 is a page."""
 
     def __init__(
         self,
@@ -105,10 +110,12 @@ class RateLimitMiddleware:
         rate: float,
         burst: int,
         cookie_names: tuple[str, ...] = ("coopml_session", "coopml_token"),
+        pages: ErrorPages | None = None,
     ) -> None:
         self.app = app
         self.buckets = TokenBuckets(rate, burst) if rate > 0 else None
         self.cookie_names = cookie_names
+        self.pages = pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -123,7 +130,7 @@ class RateLimitMiddleware:
         if wait <= 0:
             await self.app(scope, receive, send)
             return
-        from coopml.service.api.errors import error_response, is_page, page_error
+        from coopml.service.api.errors import error_response
 
         seconds = max(1, math.ceil(wait))
         message = (
@@ -131,9 +138,10 @@ class RateLimitMiddleware:
             f"(bursts of {self.buckets.burst:g}) per token; retry after {seconds} s"
         )
         headers = {"Retry-After": str(seconds)}
+        pages = self.pages
         response = (
-            page_error(429, message, headers)
-            if is_page(path)
+            pages.render(429, message, headers)
+            if pages is not None and pages.owns(path)
             else error_response(429, "rate_limited", message, headers)
         )
         await response(scope, receive, send)

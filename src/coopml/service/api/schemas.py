@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import math
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from coopml.service.domain.parties import PARTY_NAME
+from coopml.service.domain.rounds import RoundOptions
 
 __all__ = [
     "AuditLogEntryOut",
@@ -46,7 +41,6 @@ __all__ = [
 
 T = TypeVar("T")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-PARTY_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 def _printable(value: str) -> str:
@@ -168,6 +162,12 @@ class MarketIn(_In):
     quotas: QuotasIn | None = Field(
         None, description="Per-party upload quotas of this market; null: the service's."
     )
+    custody: Literal["operator", "parties"] = Field(
+        "operator",
+        description="Who holds the parties' rows: 'operator' (parties upload datasets, "
+        "stored encrypted; the default) or 'parties' (no row leaves its owner: each "
+        "party's agent answers the round's requests; uploads are refused).",
+    )
 
 
 class MarketOut(BaseModel):
@@ -191,6 +191,9 @@ class MarketOut(BaseModel):
     quotas: QuotasOut = Field(
         default_factory=lambda: QuotasOut(),
         description="Per-party quotas set for this market (null: the service's defaults)",
+    )
+    custody: Literal["operator", "parties"] = Field(
+        "operator", description="Who holds the parties' rows (set at creation)"
     )
 
 
@@ -245,59 +248,13 @@ class LearnerIn(_In):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class RoundIn(_In):
+class RoundIn(RoundOptions):
+    """A request to open a round: the learner and the round's options (their rules:
+    :class:`coopml.service.domain.rounds.RoundOptions`)."""
+
+    model_config = _In.model_config
+
     learner: LearnerIn
-    payment_rule: Annotated[str, Field(min_length=1, max_length=64)] = "ohrimenko"
-    fee_price: Annotated[float, Field(gt=0, le=1e6)] = 1.0
-    tasks: Literal["per_party", "single"] = "single"
-    duplicates: Literal["ignore", "report", "drop", "merge"] = "report"
-    random_state: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
-    replication_party: Annotated[str, Field(pattern=PARTY_NAME)] | None = Field(
-        None, description="Also audit what this party would gain by replicating its data."
-    )
-    empty_value: Literal["majority", "zero"] | float = Field(
-        "majority",
-        description="Value of the empty coalition in the payment rule: 'majority' (the "
-        "score of a constant predictor: the majority class, or the training mean for "
-        "regression), 'zero', or a number in [0, 1]. Recorded in the settlement.",
-    )
-    valuation: Literal["auto", "exact", "monte_carlo"] = Field(
-        "auto",
-        description="'exact' gain tables; 'monte_carlo' shares estimated from a sample of "
-        "coalitions, each payout with its standard error and the sample in the record; "
-        "'auto': exact up to 14 parties, estimated above.",
-    )
-    max_evaluations: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
-        10_000, description="Evaluation budget (model fits) of an estimated share."
-    )
-    stderr_target: Annotated[float, Field(gt=0, le=1)] | None = Field(
-        0.005,
-        description="Stop an estimate early once every standard error is at most this "
-        "fraction of the total; null: spend the whole budget.",
-    )
-
-    @model_validator(mode="after")
-    def _estimable(self) -> RoundIn:
-        if self.valuation == "monte_carlo" and self.payment_rule == "loo":
-            raise ValueError(
-                "payment_rule 'loo' has no sampling estimator; valuation 'monte_carlo' "
-                "settles 'ohrimenko', 'shapley', 'similarity_shapley' or 'banzhaf'"
-            )
-        return self
-
-    @field_validator("empty_value", mode="before")
-    @classmethod
-    def _empty_value(cls, value: Any) -> Any:
-        if isinstance(value, str) and value in ("majority", "zero"):
-            return value
-        if (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-            and 0 <= value <= 1
-        ):
-            return float(value)
-        raise ValueError("must be 'majority', 'zero' or a number in [0, 1]")
 
 
 class RoundOut(BaseModel):

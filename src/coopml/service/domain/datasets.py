@@ -51,7 +51,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from coopml.service.context import record_audit
-from coopml.service.storage.models import Dataset, Market, ModelArtifact, Party, Round
+from coopml.service.domain._query import paginate, valid_id
+from coopml.service.domain.errors import Conflict, not_found
+from coopml.service.domain.parties import require_party
+from coopml.service.storage.models import Dataset, Market, ModelArtifact, Party, Round, utc
 from coopml.service.tables import (
     FEATURE_TYPES,
     LABEL_TYPES,
@@ -67,6 +70,8 @@ from coopml.service.tables import (
 if TYPE_CHECKING:
     from coopml.data import Party as MarketParty
     from coopml.service.context import ServiceContext
+    from coopml.service.domain.parties import Principal
+    from coopml.service.domain.rounds import RoundConfig
     from coopml.service.settings import Settings
 
 __all__ = [
@@ -79,20 +84,28 @@ __all__ = [
     "InvalidDataset",
     "InvalidSchema",
     "MarketSchema",
+    "PartiesCustody",
     "QuotaExceeded",
     "Quotas",
     "RoundInputs",
     "SchemaMismatch",
     "Upload",
+    "check_custody",
     "check_file_name",
+    "check_local_file",
     "configure_market",
+    "dataset_content",
+    "dataset_view",
     "declare_schema",
     "delete_dataset",
     "distinct_rows",
+    "list_datasets",
     "load_round_inputs",
     "precheck_upload",
     "quotas_for",
+    "read_dataset",
     "store_upload",
+    "visible_dataset",
 ]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -161,6 +174,23 @@ class DatasetNotFound(DatasetRuleError):
     """No such dataset, or not the caller's."""
 
     code = "not_found"
+
+
+class PartiesCustody(Conflict, DatasetRuleError):
+    """The market is in parties custody: its rows stay with the parties (409)."""
+
+    code = "parties_custody"
+
+
+def check_custody(market: Market) -> None:
+    """Refuse an upload to a parties-custody market, saying why and what to do."""
+    if market.custody == "parties":
+        raise PartiesCustody(
+            f"file: market {market.id!r} is in parties custody: the parties' rows stay on "
+            "their own machines and are never uploaded. Run `coopml agent --url URL "
+            "--token TOKEN --market MARKET_ID --train FILE --validation FILE --target "
+            "COLUMN` next to your files instead"
+        )
 
 
 class DatasetFault(RuntimeError):
@@ -489,7 +519,9 @@ def precheck_upload(
     replaces: str | None = None,
 ) -> None:
     """Cheap checks before the body is read (so that a refused upload costs no memory):
-    the dataset quota, and the byte quota against the request's declared size."""
+    the market's custody, the dataset quota, and the byte quota against the request's
+    declared size."""
+    check_custody(market)
     q = quotas_for(market, settings)
     count, _ = _usage(s, market.id, party_id, replaces)
     if count >= q.max_datasets:
@@ -523,6 +555,18 @@ def _scan(upload: Upload, task: str, schema: MarketSchema | None) -> Any:
         raise SchemaMismatch(str(exc)) from None
     except TableError as exc:
         raise InvalidDataset(str(exc)) from None
+
+
+def check_local_file(
+    data: bytes, filename: str, role: str, target: str, task: str, schema: dict[str, Any] | None
+) -> Any:
+    """Check a party's own file against a market's schema (``schema``: the market's
+    ``schema`` as the API shows it) with the same checks, and messages, as an upload;
+    raises a :class:`DatasetRuleError`, else returns the scan. ``coopml agent`` runs it
+    on the party's machine in a parties-custody market, where nothing is uploaded."""
+    check_file_name(filename)
+    known = None if not schema else MarketSchema.from_dict(dict(schema))
+    return _scan(Upload(data, filename, role, target), task, known)
 
 
 def _legacy_schema(ctx: ServiceContext, s: Session, market: Market) -> MarketSchema | None:
@@ -563,6 +607,7 @@ def store_upload(
             market = s.get(Market, market_id)
             if market is None:
                 raise DatasetNotFound(f"market {market_id!r} not found")
+            check_custody(market)
             task = market.task
             schema = MarketSchema.of(market)
             if schema is None and market.data_schema is None:
@@ -729,9 +774,9 @@ class RoundInputs:
 
 
 def load_round_inputs(
-    ctx: ServiceContext, config: dict[str, Any], task: str, market_id: str
+    ctx: ServiceContext, config: RoundConfig, task: str, market_id: str
 ) -> RoundInputs:
-    """Decrypt, validate and stack the datasets of a round's snapshot (``config``).
+    """Decrypt, validate and stack the datasets of a round's snapshot (``config.inputs``).
 
     Each dataset is checked against the market's schema (for a market from before
     stored schemas: against the first dataset loaded); one that cannot be used raises
@@ -741,13 +786,13 @@ def load_round_inputs(
     from coopml.data import Party as MarketParty
     from coopml.service.security import DecryptionError
 
-    inputs = config["_inputs"]
-    features = list(inputs["features"])
-    ids = [i for e in inputs["parties"] for i in e["train"] + e["validation"]]
-    ids += inputs["shared_validation"]
+    inputs = config.inputs
+    features = list(inputs.features)
+    ids = [i for e in inputs.parties for i in e.train + e.validation]
+    ids += inputs.shared_validation
     with ctx.db.session() as s:
         rows = {d.id: d for d in s.scalars(select(Dataset).where(Dataset.id.in_(set(ids))))}
-        owners = {e["party_id"]: e["name"] for e in inputs["parties"]}
+        owners = {e.party_id: e.name for e in inputs.parties}
         owners.update(
             {
                 p.id: p.name
@@ -760,7 +805,7 @@ def load_round_inputs(
         schema = MarketSchema.of(market) if market is not None else None
     expected = None if schema is None else schema.column_types()
     cache: dict[str, tuple[Any, Any]] = {}
-    owner_of = {i: e["party_id"] for e in inputs["parties"] for i in e["train"] + e["validation"]}
+    owner_of = {i: e.party_id for e in inputs.parties for i in e.train + e.validation}
 
     def fault(dataset_id: str, ds: Dataset | None, reason: str) -> DatasetFault:
         pid = ds.party_id if ds is not None else owner_of.get(dataset_id, "")
@@ -804,26 +849,105 @@ def load_round_inputs(
     def stack(parts: list[tuple[Any, Any]]) -> tuple[Any, Any]:
         return np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    per_party = config["tasks"] == "per_party"
+    per_party = config.tasks == "per_party"
     parties: list[MarketParty] = []
     own_duplicates: list[dict[str, Any]] = []
-    for entry in inputs["parties"]:
-        X, y = stack([arrays(i) for i in entry["train"]])
+    for entry in inputs.parties:
+        X, y = stack([arrays(i) for i in entry.train])
         X, y, dropped = distinct_rows(X, y)
         if dropped:
             own_duplicates.append(
                 {
-                    "party": entry["name"],
+                    "party": entry.name,
                     "action": "dropped_own_duplicates",
                     "rows_dropped": dropped,
                     "rows_kept": len(y),
                 }
             )
         if per_party:
-            X_val, y_val = stack([arrays(i) for i in entry["validation"]])
-            parties.append(MarketParty(entry["name"], X, y, X_val, y_val))
+            X_val, y_val = stack([arrays(i) for i in entry.validation])
+            parties.append(MarketParty(entry.name, X, y, X_val, y_val))
         else:
-            parties.append(MarketParty(entry["name"], X, y))
-    validation = None if per_party else stack([arrays(i) for i in inputs["shared_validation"]])
-    party_ids = {e["name"]: e["party_id"] for e in inputs["parties"]}
+            parties.append(MarketParty(entry.name, X, y))
+    validation = None if per_party else stack([arrays(i) for i in inputs.shared_validation])
+    party_ids = {e.name: e.party_id for e in inputs.parties}
     return RoundInputs(parties, validation, party_ids, own_duplicates)
+
+
+# ----------------------------------------------------------------------------- reading
+def visible_dataset(s: Session, principal: Principal, dataset_id: str) -> Dataset:
+    """The dataset, if the caller may see it (parties: their own only); otherwise
+    :class:`~coopml.service.domain.errors.NotFound`."""
+    ds = s.get(Dataset, dataset_id) if valid_id(dataset_id) else None
+    if ds is None or (not principal.is_operator and principal.party_id != ds.party_id):
+        raise not_found("dataset", dataset_id)
+    return ds
+
+
+def dataset_view(d: Dataset) -> dict[str, Any]:
+    """A dataset's metadata as the API shows it (never its rows)."""
+    return {
+        "id": d.id,
+        "party_id": d.party_id,
+        "market_id": d.market_id,
+        "name": d.name,
+        "role": d.role,
+        "format": d.format,
+        "n_rows": d.n_rows,
+        "n_features": d.n_features,
+        "columns": list(d.columns),
+        "target": d.target,
+        "sha256": d.sha256,
+        "size_bytes": d.size_bytes,
+        "created_at": utc(d.created_at),
+    }
+
+
+def list_datasets(
+    s: Session, principal: Principal, market: Market, *, limit: int | None = None, offset: int = 0
+) -> tuple[list[Dataset], int]:
+    """The market's datasets (operator) or the caller's own (party), oldest first, and
+    how many there are."""
+    query = (
+        select(Dataset)
+        .where(Dataset.market_id == market.id)
+        .order_by(Dataset.created_at, Dataset.id)
+    )
+    if not principal.is_operator:
+        query = query.where(Dataset.party_id == principal.party_id)
+    return paginate(s, query, limit, offset)
+
+
+def read_dataset(s: Session, principal: Principal, dataset_id: str) -> Dataset:
+    """A dataset's metadata (operator, or the owner party); audited and committed."""
+    ds = visible_dataset(s, principal, dataset_id)
+    record_audit(
+        s,
+        principal.actor,
+        "dataset_read",
+        "dataset",
+        ds.id,
+        market_id=ds.market_id,
+        party_id=ds.party_id,
+    )
+    s.commit()
+    return ds
+
+
+def dataset_content(
+    ctx: ServiceContext, s: Session, principal: Principal, dataset_id: str
+) -> tuple[Dataset, bytes]:
+    """The original bytes of a dataset (its owner party only); audited and committed."""
+    ds = visible_dataset(s, principal, dataset_id)
+    require_party(principal, "download dataset contents (only the owner party can)")
+    record_audit(
+        s,
+        principal.actor,
+        "dataset_downloaded",
+        "dataset",
+        ds.id,
+        market_id=ds.market_id,
+        party_id=ds.party_id,
+    )
+    s.commit()
+    return ds, ctx.blobs.get(ds.blob)

@@ -42,17 +42,30 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from coopml.service.storage.models import AuditEntry, ChainHead, LedgerEntry, new_id, utcnow
+from coopml.service.domain._query import paginate
+from coopml.service.storage.models import (
+    AuditEntry,
+    ChainHead,
+    LedgerEntry,
+    PredictionQuery,
+    new_id,
+    utc,
+    utcnow,
+)
+
+if TYPE_CHECKING:  # the parties module records audit entries through this one
+    from coopml.service.domain.parties import Principal
 
 __all__ = [
     "CHAINED_FIELDS",
     "CHAINS",
     "GENESIS",
+    "LEDGER_KINDS",
     "Anchor",
     "ChainBreak",
     "ChainError",
@@ -60,12 +73,17 @@ __all__ = [
     "VerifyResult",
     "append_audit_entry",
     "append_ledger_entries",
+    "audit_log",
     "canonical_entry",
     "chain_heads",
     "entry_hash",
+    "ledger_totals",
     "parse_anchors",
     "verify_chains",
 ]
+
+#: The kinds of ledger entries a settled round writes per party.
+LEDGER_KINDS = ("fee_collected", "fee_returned", "payout")
 
 #: ``prev_hash`` of the first entry of a chain.
 GENESIS = "0" * 64
@@ -559,3 +577,78 @@ def verify_chains(s: Session, anchors: Iterable[Anchor] = ()) -> VerifyResult:
                 )
             )
     return VerifyResult(tuple(reports), tuple(anchor_breaks), len(anchors))
+
+
+# ----------------------------------------------------------------------------- reading
+def ledger_totals(s: Session, round_id: str) -> dict[str, Any]:
+    """A round's sums per kind, the residual Σ collected − Σ returned − Σ payouts, and
+    whether it is zero (to 1e-9 relative to the money moved)."""
+    sums = dict.fromkeys(LEDGER_KINDS, 0.0)
+    scale = 0.0
+    n = 0
+    for row in s.execute(
+        select(
+            LedgerEntry.kind,
+            func.sum(LedgerEntry.amount),
+            func.sum(func.abs(LedgerEntry.amount)),
+            func.count(),
+        )
+        .where(LedgerEntry.round_id == round_id)
+        .group_by(LedgerEntry.kind)
+    ).all():
+        kind, total, absolute, count = str(row[0]), row[1], row[2], row[3]
+        sums[kind] = float(total or 0.0)
+        scale += float(absolute or 0.0)
+        n += int(count)
+    residual = sums["fee_collected"] - sums["fee_returned"] - sums["payout"]
+    return {
+        **sums,
+        "residual": residual,
+        "balanced": abs(residual) <= 1e-9 * max(1.0, scale),
+        "n_entries": n,
+    }
+
+
+def audit_log(
+    s: Session,
+    principal: Principal,
+    *,
+    limit: int | None,
+    offset: int = 0,
+    item_id: str | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the audit log, newest first, and its length: every entry for the
+    operator, the entries about a party's own items and actions for a party
+    (``item_id``: only entries about that item). A prediction's entry carries its
+    number of rows (``n_rows``)."""
+    query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id)
+    if not principal.is_operator:
+        query = query.where(
+            or_(AuditEntry.party_id == principal.party_id, AuditEntry.actor == principal.actor)
+        )
+    if item_id is not None:
+        query = query.where(AuditEntry.item_id == item_id)
+    rows, total = paginate(s, query, limit, offset)
+    # rows sent to a predict endpoint, recorded with the call (quota accounting)
+    queried = {
+        audit_id: int(n)
+        for audit_id, n in s.execute(
+            select(PredictionQuery.audit_id, PredictionQuery.n_rows).where(
+                PredictionQuery.audit_id.in_([e.id for e in rows])
+            )
+        ).all()
+    }
+    items = [
+        {
+            "id": e.id,
+            "at": utc(e.at),
+            "actor": e.actor,
+            "action": e.action,
+            "item_type": e.item_type,
+            "item_id": e.item_id,
+            "request_id": e.request_id,
+            "n_rows": queried.get(e.id),
+        }
+        for e in rows
+    ]
+    return items, total

@@ -42,6 +42,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from coopml.service.context import record_audit
+from coopml.service.domain.errors import NotFound
 from coopml.service.security import generate_token, hash_token
 from coopml.service.storage.models import ApiToken, Party, WebSession, utcnow
 
@@ -88,7 +89,7 @@ class TokenRejected(Exception):
         self.message = message
 
 
-class UnknownParty(LookupError):
+class UnknownParty(NotFound, LookupError):
     """No such party in that market."""
 
 

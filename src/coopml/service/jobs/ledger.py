@@ -9,24 +9,21 @@ settlement refunded it, see :mod:`coopml.market.settlement`) and ``payout``
 .. math:: \sum_i A_i - \sum_i (A_i - k_i) - \sum_i b_i = \sum_i k_i - \sum_i b_i = 0.
 
 The entries are appended to the ledger's hash chain by
-:func:`coopml.service.domain.ledger.append_ledger_entries` (:func:`write_ledger`).
+:func:`coopml.service.domain.ledger.append_ledger_entries` (:func:`write_ledger`); their
+sums are :func:`coopml.service.domain.ledger.ledger_totals`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coopml.market.settlement import Settlement
 from coopml.service.domain.ledger import append_ledger_entries
 from coopml.service.storage.models import LedgerEntry
 
-__all__ = ["LEDGER_KINDS", "ledger_rows", "ledger_totals", "write_ledger"]
-
-LEDGER_KINDS = ("fee_collected", "fee_returned", "payout")
+__all__ = ["ledger_rows", "write_ledger"]
 
 
 def ledger_rows(
@@ -48,32 +45,3 @@ def write_ledger(
     """Append a settled round's entries (:func:`ledger_rows`) to the ledger's hash chain,
     in ``s``'s transaction."""
     return append_ledger_entries(s, round_id, ledger_rows(settlement, party_ids))
-
-
-def ledger_totals(s: Session, round_id: str) -> dict[str, Any]:
-    """Sums per kind, the residual Σ collected − Σ returned − Σ payouts, and whether it
-    is zero (to 1e-9 relative to the money moved)."""
-    sums = dict.fromkeys(LEDGER_KINDS, 0.0)
-    scale = 0.0
-    n = 0
-    for row in s.execute(
-        select(
-            LedgerEntry.kind,
-            func.sum(LedgerEntry.amount),
-            func.sum(func.abs(LedgerEntry.amount)),
-            func.count(),
-        )
-        .where(LedgerEntry.round_id == round_id)
-        .group_by(LedgerEntry.kind)
-    ).all():
-        kind, total, absolute, count = str(row[0]), row[1], row[2], row[3]
-        sums[kind] = float(total or 0.0)
-        scale += float(absolute or 0.0)
-        n += int(count)
-    residual = sums["fee_collected"] - sums["fee_returned"] - sums["payout"]
-    return {
-        **sums,
-        "residual": residual,
-        "balanced": abs(residual) <= 1e-9 * max(1.0, scale),
-        "n_entries": n,
-    }

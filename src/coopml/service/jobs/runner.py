@@ -21,15 +21,12 @@ from sqlalchemy.exc import IntegrityError
 
 from coopml._serialization import to_jsonable
 from coopml.market import MarketResult, ReplicationAudit, replication_audit, run_market
-from coopml.market.sampled_shares import (
-    DEFAULT_MAX_EVALUATIONS,
-    DEFAULT_STDERR_TARGET,
-    market_stopping,
-)
+from coopml.market.sampled_shares import market_stopping
 from coopml.service.artifacts import dump_model
 from coopml.service.context import ServiceContext, record_audit
 from coopml.service.domain import release
 from coopml.service.domain.datasets import RoundInputs, load_round_inputs
+from coopml.service.domain.rounds import RoundConfig
 from coopml.service.jobs.ledger import write_ledger
 from coopml.service.jobs.queue import Claim
 from coopml.service.learners import build_learner, scorer_for
@@ -43,7 +40,13 @@ from coopml.service.storage.models import (
     utcnow,
 )
 
-__all__ = ["LeaseLost", "RoundOutcome", "compute_round", "settle_round"]
+__all__ = ["BeforeSettle", "LeaseLost", "RoundOutcome", "compute_round", "settle_round"]
+
+#: A hook run after a round is valued and before its models are checked, stored and
+#: settled, with the round's ``report(progress, message)`` and ``lost()`` callbacks
+#: (raise :class:`LeaseLost` when ``lost()``). Tests inject one to hold a round open
+#: while they kill its worker (``tests/service/slow_worker.py``); production runs none.
+BeforeSettle = Callable[[Callable[[float, str], None], Callable[[], bool]], None]
 
 
 class LeaseLost(RuntimeError):
@@ -66,7 +69,7 @@ class RoundOutcome:
 
 
 def build_inputs(
-    ctx: ServiceContext, config: dict[str, Any], task: str, market_id: str
+    ctx: ServiceContext, config: RoundConfig, task: str, market_id: str
 ) -> RoundInputs:
     """The round's parties (and shared validation data) from the snapshot in ``config``:
     each dataset checked against the market's schema (a :class:`DatasetFault` names the
@@ -99,6 +102,7 @@ def compute_round(
     claim: Claim,
     report: Callable[[float, str], None],
     lost: Callable[[], bool],
+    before_settle: BeforeSettle | None = None,
 ) -> RoundOutcome:
     """Train, value and customise (no database writes except progress)."""
     with ctx.db.session() as s:
@@ -106,21 +110,21 @@ def compute_round(
         assert rnd is not None
         market = s.get(Market, rnd.market_id)
         assert market is not None
-        config, task, market_id = dict(rnd.config), market.task, market.id
+        # rounds opened before an option existed read back with its default
+        config, task, market_id = RoundConfig.of(rnd), market.task, market.id
     report(0.02, "loading datasets")
     inputs = build_inputs(ctx, config, task, market_id)
     parties, validation, party_ids = inputs.parties, inputs.validation, inputs.party_ids
-    learner = build_learner(config["learner"], task)
+    learner = build_learner(config.learner.model_dump(), task)
     options: dict[str, Any] = {
-        "price": float(config["fee_price"]),
+        "price": config.fee_price,
         "scorer": scorer_for(task),
-        "duplicates": config["duplicates"],
-        # rounds opened before the option existed used the measured value ("majority")
-        "empty_value": config.get("empty_value", "majority"),
+        "duplicates": config.duplicates,
+        "empty_value": config.empty_value,
         "executor": ctx.settings.build_executor(),  # COOPML_EXECUTOR, _RAY_ADDRESS, ...
         "n_jobs": ctx.settings.n_jobs,
     }
-    n_tables = len(parties) if config["tasks"] == "per_party" else 1
+    n_tables = len(parties) if config.tasks == "per_party" else 1
     tracker = _Progress(report, n_tables)
 
     def progress(done: int, total: int) -> None:
@@ -128,40 +132,31 @@ def compute_round(
             raise LeaseLost("lease lost")
         tracker(done, total)
 
+    options["valuation"] = config.valuation
+    options["stopping"] = market_stopping(config.max_evaluations, config.stderr_target)
     result = run_market(
         parties,
         learner,
         validation,
-        rule=config["payment_rule"],
-        random_state=int(config["random_state"]),
+        rule=config.payment_rule,
+        random_state=config.random_state,
         progress=progress,
-        # rounds opened before these options existed: "auto" (exact up to 14 parties)
-        valuation=config.get("valuation", "auto"),
-        stopping=market_stopping(
-            int(config.get("max_evaluations", DEFAULT_MAX_EVALUATIONS)),
-            config.get("stderr_target", DEFAULT_STDERR_TARGET),
-        ),
         **options,
     )
     replication = None
-    if config.get("replication_party"):
+    if config.replication_party:
         report(0.87, "replication audit")
         replication = replication_audit(
             parties,
             learner,
             validation,
-            party=config["replication_party"],
+            party=config.replication_party,
             replicas=(1, 2),
-            random_state=int(config["random_state"]),
+            random_state=config.random_state,
             **options,
         )
-    delay = ctx.settings.round_delay_seconds
-    deadline = time.monotonic() + delay
-    while time.monotonic() < deadline:  # test-only: a window in which to kill the worker
-        if lost():
-            raise LeaseLost("lease lost")
-        report(0.9, "settling (delayed)")
-        time.sleep(min(0.05, delay))
+    if before_settle is not None:
+        before_settle(report, lost)
     if lost():
         raise LeaseLost("lease lost")
     report(0.93, "checking models for other parties' rows")

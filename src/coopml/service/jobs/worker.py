@@ -13,21 +13,33 @@ from sqlalchemy import update
 from coopml.service.context import ServiceContext
 from coopml.service.domain.datasets import DatasetFault
 from coopml.service.jobs.queue import Claim, Heartbeat, claim_job, fail_job
-from coopml.service.jobs.runner import LeaseLost, compute_round, settle_round
+from coopml.service.jobs.runner import BeforeSettle, LeaseLost, compute_round, settle_round
 from coopml.service.settings import Settings
 from coopml.service.storage.models import Round
 
-__all__ = ["Worker", "run_worker"]
+__all__ = ["BeforeSettle", "Worker", "run_worker"]
 
 log = logging.getLogger("coopml.service.worker")
 
 
 class Worker:
-    """Processes round jobs from the shared database."""
+    """Processes round jobs from the shared database.
 
-    def __init__(self, ctx: ServiceContext, worker_id: str | None = None) -> None:
+    ``before_settle``: a hook run in each round after valuation, before its models are
+    stored and it is settled (:data:`coopml.service.jobs.runner.BeforeSettle`); tests
+    use it to kill a worker mid-round. None in production.
+    """
+
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        worker_id: str | None = None,
+        *,
+        before_settle: BeforeSettle | None = None,
+    ) -> None:
         self.ctx = ctx
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.before_settle = before_settle
 
     def run_once(self) -> bool:
         """Claim and process one job; False when none was claimable."""
@@ -67,7 +79,7 @@ class Worker:
                 log.warning("round %s: could not record progress", claim.round_id)
 
         try:
-            outcome = compute_round(self.ctx, claim, report, beat.lost.is_set)
+            outcome = compute_round(self.ctx, claim, report, beat.lost.is_set, self.before_settle)
         except LeaseLost:
             log.warning("worker %s lost the lease of job %s", self.id, claim.job_id)
             return
@@ -107,15 +119,17 @@ def run_worker(
     once: bool = False,
     poll_interval: float = 0.5,
     stop: threading.Event | None = None,
+    before_settle: BeforeSettle | None = None,
 ) -> int:
     """Run a worker: with ``once``, process every claimable job and return; otherwise
-    poll until ``stop`` is set (or forever). Returns the number of jobs processed."""
+    poll until ``stop`` is set (or forever). Returns the number of jobs processed.
+    ``before_settle``: see :class:`Worker`."""
     owned = not isinstance(settings, ServiceContext)
     if isinstance(settings, ServiceContext):
         ctx = settings
     else:
         ctx = ServiceContext.open(settings, bootstrap=False)
-    worker = Worker(ctx)
+    worker = Worker(ctx, before_settle=before_settle)
     try:
         if once:
             n = 0

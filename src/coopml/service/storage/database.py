@@ -54,6 +54,11 @@ class Database:
         with self.sessions() as s, s.begin():
             yield s
 
+    def ping(self) -> None:
+        """Run a trivial query (raises when the database cannot be reached)."""
+        with self.sessions() as s:
+            s.execute(text("SELECT 1"))
+
     def migrate(self) -> None:
         """Bring the schema to the newest revision."""
         migrate(self.engine, self.settings.data_dir)

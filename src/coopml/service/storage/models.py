@@ -148,6 +148,11 @@ class Market(Base):
     data_schema: Mapped[Any | None] = mapped_column(JSON, nullable=True)
     max_datasets_per_party: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_bytes_per_party: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # who holds the parties' rows (revision 0006): "operator" (uploaded, encrypted at
+    # rest) or "parties" (they stay with each party's agent; coopml.custody)
+    custody: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="operator", server_default="operator"
+    )
 
 
 class Party(Base):

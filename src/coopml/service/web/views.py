@@ -65,6 +65,7 @@ def market_row(market: Mapping[str, Any]) -> dict[str, Any]:
         "n_parties": market.get("n_parties", 0),
         "release_policy": _text(market.get("release_policy")),
         "release_note": RELEASE_NOTES.get(_text(market.get("release_policy")), ""),
+        "custody": _text(market.get("custody") or "operator"),
         "predict_quota": market.get("predict_quota"),
         "predict_window_seconds": market.get("predict_window_seconds"),
     }

@@ -22,24 +22,14 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from coopml.service.api.deps import Caller, Ctx, Db, Principal, require_party, valid_id
-from coopml.service.api.errors import ApiError
+from coopml.service.api.errors import ApiError, api_error
 from coopml.service.api.multipart import FileTooLarge, MalformedForm, read_form
-from coopml.service.api.routes._common import (
-    Limit,
-    Offset,
-    dataset_out,
-    get_dataset,
-    get_market,
-    page,
-    paginate,
-)
+from coopml.service.api.routes._common import Limit, Offset, page
 from coopml.service.api.schemas import DatasetOut, Page
-from coopml.service.context import record_audit
 from coopml.service.domain import datasets as domain
-from coopml.service.storage.models import Dataset
+from coopml.service.domain.markets import visible_market
 
 router = APIRouter(tags=["datasets"])
 
@@ -48,17 +38,6 @@ FORM_OVERHEAD = 64 * 1024
 #: How long an upload waits for a free slot before 429.
 SLOT_WAIT_SECONDS = 10.0
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-_STATUS = {
-    domain.InvalidDataset: 422,
-    domain.SchemaMismatch: 422,
-    domain.InvalidSchema: 422,
-    domain.DuplicateDataset: 409,
-    domain.DatasetInUse: 409,
-    domain.QuotaExceeded: 429,
-    domain.DatasetTooLarge: 413,
-    domain.DatasetNotFound: 404,
-}
 
 UPLOAD_SCHEMA = {
     "requestBody": {
@@ -79,12 +58,6 @@ UPLOAD_SCHEMA = {
         },
     }
 }
-
-
-def api_error(exc: domain.DatasetRuleError) -> ApiError:
-    """The HTTP answer to a dataset rule's refusal."""
-    headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
-    return ApiError(_STATUS.get(type(exc), 422), exc.code, exc.message, headers)
 
 
 class _Slots:
@@ -146,7 +119,7 @@ def _authorise_upload(
     with ctx.db.sessions() as s:
         caller = require_principal(s, request)
         require_party(caller, "upload datasets")
-        market = get_market(s, caller, market_id)
+        market = visible_market(s, caller, market_id)
         if replaces is not None and not valid_id(replaces):
             raise ApiError(404, "not_found", f"dataset {replaces!r} not found")
         try:
@@ -278,7 +251,7 @@ def _store(ctx: Any, caller: Principal, market_id: str, upload: domain.Upload) -
         ds = domain.store_upload(ctx, market_id, str(caller.party_id), caller.actor, upload)
     except domain.DatasetRuleError as exc:
         raise api_error(exc) from None
-    return dataset_out(ds)
+    return domain.dataset_view(ds)
 
 
 @router.get("/markets/{market_id}/datasets", response_model=Page[DatasetOut])
@@ -286,33 +259,15 @@ def list_datasets(
     market_id: str, caller: Caller, s: Db, limit: Limit = 50, offset: Offset = 0
 ) -> dict[str, Any]:
     """Datasets of a market: all (operator) or the caller's own (party)."""
-    market = get_market(s, caller, market_id)
-    query = (
-        select(Dataset)
-        .where(Dataset.market_id == market.id)
-        .order_by(Dataset.created_at, Dataset.id)
-    )
-    if not caller.is_operator:
-        query = query.where(Dataset.party_id == caller.party_id)
-    rows, total = paginate(s, query, limit, offset)
-    return page([dataset_out(d) for d in rows], total, limit, offset)
+    market = visible_market(s, caller, market_id)
+    rows, total = domain.list_datasets(s, caller, market, limit=limit, offset=offset)
+    return page([domain.dataset_view(d) for d in rows], total, limit, offset)
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetOut)
 def read_dataset(dataset_id: str, caller: Caller, s: Db) -> dict[str, Any]:
     """A dataset's metadata (operator, or the owner party; audited)."""
-    ds = get_dataset(s, caller, dataset_id)
-    record_audit(
-        s,
-        caller.actor,
-        "dataset_read",
-        "dataset",
-        ds.id,
-        market_id=ds.market_id,
-        party_id=ds.party_id,
-    )
-    s.commit()
-    return dataset_out(ds)
+    return domain.dataset_view(domain.read_dataset(s, caller, dataset_id))
 
 
 @router.delete("/datasets/{dataset_id}", status_code=204, response_class=Response)
@@ -341,19 +296,7 @@ def delete_dataset(dataset_id: str, caller: Caller, ctx: Ctx) -> Response:
 )
 def dataset_content(dataset_id: str, caller: Caller, s: Db, ctx: Ctx) -> Response:
     """The original bytes of a dataset (its owner party only; audited)."""
-    ds = get_dataset(s, caller, dataset_id)
-    require_party(caller, "download dataset contents (only the owner party can)")
-    record_audit(
-        s,
-        caller.actor,
-        "dataset_downloaded",
-        "dataset",
-        ds.id,
-        market_id=ds.market_id,
-        party_id=ds.party_id,
-    )
-    s.commit()
-    data = ctx.blobs.get(ds.blob)
+    ds, data = domain.dataset_content(ctx, s, caller, dataset_id)
     suffix = "parquet" if ds.format == "parquet" else "csv"
     return Response(
         data,

@@ -1,6 +1,7 @@
 """``/markets/{market_id}/parties/{party_id}/token``: revoke and rotate a party's token.
 
-The rules live in :mod:`coopml.service.domain.tokens`; these handlers translate HTTP.
+The rules live in :mod:`coopml.service.domain.tokens`; these handlers translate HTTP
+(an unknown party is the domain's ``NotFound``: 404).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from coopml.service.api.deps import Caller, Ctx, Db, require_operator
-from coopml.service.api.errors import ApiError
 from coopml.service.api.schemas import PartyTokenOut
 from coopml.service.domain import tokens
 
@@ -19,19 +19,12 @@ router = APIRouter(tags=["tokens"])
 PATH = "/markets/{market_id}/parties/{party_id}/token"
 
 
-def _not_found(exc: tokens.UnknownParty) -> ApiError:
-    return ApiError(404, "not_found", str(exc))
-
-
 @router.delete(PATH, status_code=204, response_class=Response)
 def revoke_party_token(market_id: str, party_id: str, caller: Caller, s: Db) -> Response:
     """Revoke every token of a party (operator): from now on they answer 401, and the
     party's dashboard sessions end. The party gets a new token with ``POST``."""
     require_operator(caller, "revoke tokens")
-    try:
-        tokens.revoke_party_tokens(s, market_id, party_id, actor=caller.actor)
-    except tokens.UnknownParty as exc:
-        raise _not_found(exc) from None
+    tokens.revoke_party_tokens(s, market_id, party_id, actor=caller.actor)
     s.commit()
     return Response(status_code=204)
 
@@ -43,16 +36,13 @@ def rotate_party_token(
     """Issue a new token for a party (operator), shown only in this response; every
     older token of the party is revoked."""
     require_operator(caller, "rotate tokens")
-    try:
-        issued = tokens.rotate_party_token(
-            s,
-            market_id,
-            party_id,
-            actor=caller.actor,
-            ttl_seconds=ctx.settings.token_ttl_seconds,
-        )
-    except tokens.UnknownParty as exc:
-        raise _not_found(exc) from None
+    issued = tokens.rotate_party_token(
+        s,
+        market_id,
+        party_id,
+        actor=caller.actor,
+        ttl_seconds=ctx.settings.token_ttl_seconds,
+    )
     s.commit()
     return {
         "party_id": issued.party_id,

@@ -1,0 +1,242 @@
+"""The party's agent: answers the operator's requests from rows that never leave it.
+
+An :class:`Agent` holds one party's training rows and, optionally, a validation set.
+It answers four kinds of request (:meth:`Agent.handle`), each a function of its own
+rows and of what the request carries, and logs every request it answers and what it
+disclosed (:attr:`Agent.log`, and the ``coopml.custody.agent`` logger):
+
+``moments``
+    row count, feature sums, target sum (regression) or label counts (classification),
+    and fingerprints (SHA-256) of its files -- the operator centres every party's
+    statistics on the grand mean;
+``statistics``
+    the learner's per-party sufficient statistics about that centre
+    (:meth:`~coopml.learning.fast.StatisticsLearner.party_statistics`);
+``newton``
+    for a block of coalitions it belongs to, the loss or the gradient and Hessian of
+    logistic regression on its own rows at the parameters sent
+    (:mod:`coopml.custody.newton`);
+``score``
+    the validation scores of the coalition models sent (validation set owners only).
+
+Under Flower's deployment runtime the same agent answers as a ``ClientApp``: the
+attribute ``app`` of this module (``coopml.custody.agent:app``), built on first access
+so that importing the module needs no ``flwr``. Its files come from the SuperNode's
+node config (:func:`agent_from_config`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.dummy import DummyClassifier, DummyRegressor
+
+from coopml.custody.learners import build_estimator, build_scorer, custody_learner
+from coopml.data import Party
+from coopml.learning.fast import FastBlock
+from coopml.learning.fast._backend import NumpyBackend
+from coopml.learning.fast._base import StatisticsLearner
+from coopml.learning.fast.logistic import design, rows_grad_hess, rows_loss, targets
+
+__all__ = ["Agent", "agent_from_config"]
+
+logger = logging.getLogger("coopml.custody.agent")
+
+
+class Agent:
+    """One party's side of the parties-custody protocol.
+
+    Parameters
+    ----------
+    party : Party
+        The party's training rows (``X``, ``y``) and, if it owns a validation set,
+        ``X_val`` and ``y_val``. A validation-only agent (a buyer with a task but no
+        training data) passes a party whose training rows are empty of use: it is
+        never asked for them unless it is a player.
+
+    Examples
+    --------
+    >>> a = Agent(Party("alice", [[0.0], [2.0]], [0, 1]))
+    >>> reply = a.handle({"kind": "moments", "task": "classification"})
+    >>> reply["n"], reply["sum_x"].tolist(), reply["labels"], reply["label_counts"].tolist()
+    (2.0, [2.0], [0, 1], [1.0, 1.0])
+    >>> [entry["kind"] for entry in a.log]
+    ['moments']
+    """
+
+    def __init__(self, party: Party) -> None:
+        if not isinstance(party, Party):
+            raise TypeError(f"parameter 'party' must be a Party; got {type(party).__name__}")
+        self.party = party
+        self.name = party.name
+        #: every request answered: time, kind, and what the reply disclosed
+        self.log: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ dispatch
+    def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Answer one request (see the module docstring); unknown kinds are refused."""
+        kind = request.get("kind")
+        handlers = {
+            "moments": self._moments,
+            "statistics": self._statistics,
+            "newton": self._newton,
+            "score": self._score,
+        }
+        if kind not in handlers:
+            raise ValueError(
+                f"request kind must be one of {', '.join(handlers)}; received {kind!r}"
+            )
+        reply = handlers[str(kind)](request)
+        disclosed = {
+            k: (list(np.shape(v)) if isinstance(v, np.ndarray) else type(v).__name__)
+            for k, v in reply.items()
+        }
+        self.log.append({"time": time.time(), "kind": kind, "disclosed": disclosed})
+        logger.info("party %s answered %s: disclosed %s", self.name, kind, disclosed)
+        return reply
+
+    # ------------------------------------------------------------------ requests
+    def _moments(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        X, y = self.party.X, self.party.y
+        reply: dict[str, Any] = {
+            "n": float(X.shape[0]),
+            "n_features": X.shape[1],
+            "sum_x": X.sum(axis=0),
+            "fingerprint": Party(self.name, X, y).fingerprint(),
+            "validation_fingerprint": self._validation_fingerprint(),
+        }
+        if request.get("task") == "classification":
+            labels, counts = np.unique(y, return_counts=True)
+            reply["labels"] = labels.tolist()
+            reply["label_counts"] = counts.astype(np.float64)
+        else:
+            reply["sum_y"] = float(np.asarray(y, dtype=np.float64).sum())
+        return reply
+
+    def _statistics(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        estimator = build_estimator(request["learner"])
+        fast = custody_learner(estimator)
+        if not issubclass(fast, StatisticsLearner):
+            raise ValueError(f"{type(estimator).__name__} has no sufficient statistics")
+        center: dict[str, Any] = {
+            k: np.asarray(v, dtype=np.float64) for k, v in request["center"].items()
+        }
+        if "y" in center:
+            center["y"] = float(center["y"])
+        if fast.is_classifier:
+            classes = list(request["classes"])
+            stats = fast.party_statistics(self.party.X, self._codes(classes), center, len(classes))
+        else:
+            stats = fast.party_statistics(self.party.X, self.party.y, center, 0)
+        return dict(stats)
+
+    def _newton(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        be = NumpyBackend()
+        theta = np.asarray(request["theta"], dtype=np.float64)
+        Xt = design(self.party.X, np.asarray(request["shift"]), bool(request["fit_intercept"]))
+        subset = np.asarray(request["subset"], dtype=np.intp)
+        target, in_classes = targets(self._codes(list(request["classes"])), subset)
+        m = np.ones((theta.shape[0], 1)) * in_classes[None, :]
+        if request["what"] == "loss":
+            return {"loss": rows_loss(be, theta, Xt, target, m)}
+        p = Xt.shape[1]
+        triu = np.triu_indices(p)
+        full = np.zeros((p, p), dtype=np.intp)
+        full[triu] = np.arange(triu[0].size)
+        gather = np.maximum(full, full.T).ravel()
+        outer = Xt[:, triu[0]] * Xt[:, triu[1]]
+        grad, hess = rows_grad_hess(be, theta, Xt, outer, gather, target, m)
+        return {"grad": grad, "hess": hess}
+
+    def _score(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        if self.party.X_val is None or self.party.y_val is None:
+            raise ValueError(f"party {self.name!r} holds no validation set to score on")
+        X_val, y_val = self.party.X_val, self.party.y_val
+        estimator = build_estimator(request["learner"])
+        fast = custody_learner(estimator)
+        classes = np.asarray(request["classes"]) if fast.is_classifier else None
+        shell = fast.shell(estimator, int(request["n_features"]), classes)
+        params = {k: np.asarray(v) for k, v in request["params"].items()}
+        if "present" in params:
+            params["present"] = params["present"].astype(bool)
+        constant = np.asarray(request["constant"], dtype=np.float64)
+        is_constant = np.asarray(request["is_constant"], dtype=bool)
+        block = FastBlock(~is_constant, np.zeros((constant.size, 0)), params)
+        scorer = build_scorer(str(request["scorer"]), estimator)
+        scores = np.empty(constant.size)
+        fitted = np.flatnonzero(~is_constant)
+        for b in range(constant.size):
+            if is_constant[b]:
+                model = self._constant_model(constant[b], classes)
+            else:
+                model = shell.estimator(block, int(np.searchsorted(fitted, b)))
+            scores[b] = float(scorer(model, X_val, y_val))
+        return {"scores": scores}
+
+    # ------------------------------------------------------------------ helpers
+    def _codes(self, classes: list[Any]) -> NDArray[np.intp]:
+        """The party's labels as indices into the market's ``classes``."""
+        lookup = {c: k for k, c in enumerate(classes)}
+        labels = self.party.y.tolist()
+        unknown = sorted({str(v) for v in labels if v not in lookup})
+        if unknown:
+            raise ValueError(
+                f"party {self.name!r} holds labels {unknown} outside the market's classes"
+            )
+        return np.array([lookup[v] for v in labels], dtype=np.intp)
+
+    @staticmethod
+    def _constant_model(value: float, classes: Any) -> Any:
+        """The constant predictor the market scores for the empty and single-class
+        coalitions (a class index into ``classes``, or a target value)."""
+        if classes is None:
+            return DummyRegressor(strategy="constant", constant=value).fit(
+                np.zeros((1, 1)), [value]
+            )
+        label = classes[int(value)]
+        return DummyClassifier(strategy="constant", constant=label).fit(np.zeros((1, 1)), [label])
+
+    def _validation_fingerprint(self) -> str:
+        if self.party.X_val is None or self.party.y_val is None:
+            return ""
+        return Party("v", self.party.X_val, self.party.y_val, allow_missing=True).fingerprint()
+
+    def __repr__(self) -> str:
+        return f"Agent({self.name!r}, n={self.party.n_samples})"
+
+
+def agent_from_config(config: Mapping[str, Any]) -> Agent:
+    """An agent from a SuperNode's node config: ``party`` (its name), ``train`` and
+    optionally ``validation`` (CSV or Parquet paths), ``target`` (the label column,
+    default ``"target"``) and ``features`` (comma-separated feature columns, matched by
+    name; default every other column, in file order).
+    """
+    for key in ("party", "train"):
+        if key not in config:
+            raise ValueError(f"node config must set {key!r}; received keys {sorted(config)}")
+    train = str(config["train"])
+    validation = str(config["validation"]) if config.get("validation") else None
+    features = str(config.get("features") or "")
+    reader = Party.from_parquet if train.endswith((".parquet", ".pq")) else Party.from_csv
+    party = reader(
+        str(config["party"]),
+        train,
+        str(config.get("target", "target")),
+        features=[f for f in features.split(",") if f] or None,
+        validation=validation,
+    )
+    return Agent(party)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # built on first access: importing this module needs no flwr
+        from coopml.custody.flower import client_app
+
+        app = client_app()  # (an assignment Flower's static check of "agent:app" finds)
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

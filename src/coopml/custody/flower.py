@@ -1,0 +1,377 @@
+"""The parties-custody protocol on Flower's deployment runtime (extra ``flower``).
+
+coopml writes no transport of its own: the operator's requests and the agents' replies
+travel as Flower ``Message`` objects between a ``ServerApp`` and the ``ClientApp`` of
+each party's SuperNode, through a SuperLink (https://flower.ai, ``flwr`` >= 1.20).
+
+* :func:`encode` / :func:`decode` -- a protocol message as a ``RecordDict``: its numpy
+  arrays in an ``ArrayRecord``, everything else as one JSON string in a
+  ``ConfigRecord``.
+* :func:`client_app` -- the agent as a ``ClientApp`` (``coopml.custody.agent:app``):
+  on a ``query`` message it answers with :meth:`~coopml.custody.agent.Agent.handle`
+  on the files named in its SuperNode's node config
+  (:func:`~coopml.custody.agent.agent_from_config`).
+* :class:`FlowerTransport` -- a :class:`~coopml.custody.transport.Transport` over a
+  ``Grid``: finds each party's node (a ``hello`` query), sends requests, waits up to
+  ``timeout`` seconds for the replies and names every party that did not answer.
+* :func:`server_app` -- the operator as a ``ServerApp``
+  (``coopml.custody.flower:app``): reads a job file named in the run config
+  (``job``), runs :func:`~coopml.custody.run_custody_market` over the grid, and writes
+  the settlement and value tables as JSON to the job's ``output`` path.
+* :func:`write_app` / :func:`run_job` -- the Flower app directory (a ``pyproject.toml``
+  naming the two components) and ``flwr run`` against a SuperLink connection; the
+  caller reads the result from the job's output path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coopml.custody.checks import AgentError
+
+__all__ = [
+    "FlowerTransport",
+    "answer",
+    "client_app",
+    "decode",
+    "encode",
+    "run_job",
+    "server_app",
+    "write_app",
+]
+
+#: The message type of every protocol message (Flower's ``query``).
+MESSAGE_TYPE = "query"
+#: Seconds between two pulls of pending replies.
+POLL = 0.05
+
+
+def encode(message: Mapping[str, Any]) -> Any:
+    """A protocol message as a Flower ``RecordDict`` (arrays apart, the rest as JSON).
+
+    Examples
+    --------
+    >>> m = decode(encode({"kind": "x", "a": np.eye(2), "b": {"c": np.ones(1), "d": [1]}}))
+    >>> m["kind"], m["a"].tolist(), m["b"]["c"].tolist(), m["b"]["d"]
+    ('x', [[1.0, 0.0], [0.0, 1.0]], [1.0], [1])
+    """
+    from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+
+    arrays: dict[str, Any] = {}
+
+    def walk(value: Any, path: str) -> Any:
+        if isinstance(value, np.ndarray):
+            arrays[path] = Array(np.ascontiguousarray(value))
+            return {"__array__": path}
+        if isinstance(value, Mapping):
+            return {str(k): walk(v, f"{path}/{k}") for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(v, f"{path}/{i}") for i, v in enumerate(value)]
+        if isinstance(value, np.generic):
+            return value.item()
+        return value
+
+    tree = walk(dict(message), "")
+    return RecordDict(
+        {"arrays": ArrayRecord(arrays), "config": ConfigRecord({"json": json.dumps(tree)})}
+    )
+
+
+def decode(content: Any) -> dict[str, Any]:
+    """The protocol message of a ``RecordDict`` made by :func:`encode`."""
+    arrays = content["arrays"]
+    tree = json.loads(str(content["config"]["json"]))
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {"__array__"}:
+                return arrays[value["__array__"]].numpy()
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    result = walk(tree)
+    assert isinstance(result, dict)
+    return result
+
+
+def answer(agent: Any, content: Any) -> Any:
+    """The agent's reply (a ``RecordDict``) to a request's content: ``hello`` names the
+    party; a request it cannot answer becomes ``{"error": ...}``, which the operator
+    turns into an :class:`~coopml.custody.checks.AgentError` naming the party."""
+    from flwr.app import ConfigRecord, RecordDict
+
+    request = decode(content)
+    try:
+        reply = {"party": agent.name} if request.get("kind") == "hello" else agent.handle(request)
+    except Exception as exc:
+        error = {"error": f"{type(exc).__name__}: {exc}"}
+        return RecordDict({"config": ConfigRecord({"json": json.dumps(error)})})
+    return encode(reply)
+
+
+def client_app() -> Any:
+    """The agent's ``ClientApp``: answers every ``query`` from its node's files."""
+    from flwr.app import Context, Message
+    from flwr.clientapp import ClientApp
+
+    from coopml.custody.agent import Agent, agent_from_config
+
+    app = ClientApp()
+    agents: dict[str, Agent] = {}
+
+    @app.query()
+    def query(msg: Message, context: Context) -> Message:
+        config = dict(context.node_config)
+        key = json.dumps(config, sort_keys=True, default=str)
+        if key not in agents:
+            agents[key] = agent_from_config(config)
+        agent = agents[key]
+        n_logged = len(agent.log)
+        content = answer(agent, msg.content)
+        if len(agent.log) > n_logged:
+            _append_log(config, agent)
+        return Message(content, reply_to=msg)
+
+    return app
+
+
+def _append_log(config: Mapping[str, Any], agent: Any) -> None:
+    """Append the agent's latest log entry to the node config's ``log`` file, if set."""
+    path = config.get("log")
+    if path and agent.log:
+        with open(str(path), "a", encoding="utf-8") as f:
+            f.write(json.dumps({"party": agent.name, **agent.log[-1]}) + "\n")
+
+
+class FlowerTransport:
+    """Protocol messages over a Flower ``Grid`` (inside a ``ServerApp``).
+
+    Parameters
+    ----------
+    grid : flwr.serverapp.Grid
+    timeout : float
+        Seconds to wait for every reply of one exchange; an agent that has not
+        answered by then is an :class:`~coopml.custody.checks.AgentError` naming it.
+    """
+
+    def __init__(self, grid: Any, timeout: float = 60.0) -> None:
+        self.grid, self.timeout = grid, float(timeout)
+        self.nodes: dict[str, int] = {}
+        self.bytes_in: dict[str, int] = {}
+        self.bytes_out: dict[str, int] = {}
+
+    def connect(self, names: list[str], wait: float = 30.0) -> None:
+        """Find the node of every named party (each answers a ``hello``)."""
+        deadline = time.monotonic() + wait
+        while True:
+            ids = [i for i in self.grid.get_node_ids() if i not in self.nodes.values()]
+            if ids:
+                for reply in self._send({i: {"kind": "hello"} for i in ids}):
+                    if not reply.has_error():
+                        party = decode(reply.content)["party"]
+                        self.nodes[party] = reply.metadata.src_node_id
+            missing = [n for n in names if n not in self.nodes]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise AgentError(missing[0], f"has no agent connected after {wait:g} s")
+            time.sleep(0.5)
+
+    def exchange(self, requests: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        from coopml.custody.transport import message_bytes
+
+        unknown = [name for name in requests if name not in self.nodes]
+        if unknown:
+            self.connect(list(requests), wait=self.timeout)
+        by_node = {self.nodes[name]: request for name, request in requests.items()}
+        party_of = {node: name for name, node in self.nodes.items()}
+        replies: dict[str, dict[str, Any]] = {}
+        for reply in self._send(by_node):
+            name = party_of[reply.metadata.src_node_id]
+            if reply.has_error():
+                raise AgentError(name, f"failed to answer: {reply.error.reason}")
+            message = decode(reply.content) if "arrays" in reply.content else _json(reply)
+            if "error" in message:
+                raise AgentError(
+                    name, f"failed to answer {requests[name].get('kind')!r}: {message['error']}"
+                )
+            self.bytes_in[name] = self.bytes_in.get(name, 0) + message_bytes(requests[name])
+            self.bytes_out[name] = self.bytes_out.get(name, 0) + message_bytes(message)
+            replies[name] = message
+        missing = [name for name in requests if name not in replies]
+        if missing:
+            raise AgentError(missing[0], f"did not answer within {self.timeout:g} s")
+        return replies
+
+    def _send(self, requests: Mapping[int, Mapping[str, Any]]) -> list[Any]:
+        """Push one message per node and pull the replies until all are in or the
+        timeout passes (polling every :data:`POLL` s: the grid's own
+        ``send_and_receive`` polls every 3 s, which a Newton method's many round trips
+        would pay each time)."""
+        from flwr.app import Message
+
+        messages = [
+            Message(encode(request), dst_node_id=node, message_type=MESSAGE_TYPE)
+            for node, request in requests.items()
+        ]
+        pending = set(self.grid.push_messages(messages))
+        replies: list[Any] = []
+        deadline = time.monotonic() + self.timeout
+        while pending and time.monotonic() < deadline:
+            pulled = list(self.grid.pull_messages(pending))
+            replies.extend(pulled)
+            pending -= {m.metadata.reply_to_message_id for m in pulled}
+            if pending:
+                time.sleep(POLL)
+        return replies
+
+
+def _json(reply: Any) -> dict[str, Any]:
+    result = json.loads(str(reply.content["config"]["json"]))
+    assert isinstance(result, dict)
+    return result
+
+
+def server_app() -> Any:
+    """The operator's ``ServerApp``: runs the job named by the run config's ``job``."""
+    from flwr.app import Context
+    from flwr.serverapp import Grid, ServerApp
+
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        job = json.loads(Path(str(context.run_config["job"])).read_text())
+        output = Path(job["output"])
+        try:
+            result = _run(grid, job)
+        except Exception as exc:  # the caller reads the failure, naming the party
+            party = getattr(exc, "party", None)
+            result = {"ok": False, "error": str(exc), "party": party}
+        tmp = output.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, default=_jsonable))
+        tmp.replace(output)
+
+    return app
+
+
+def _run(grid: Any, job: dict[str, Any]) -> dict[str, Any]:
+    from coopml.custody.learners import build_estimator
+    from coopml.custody.market import run_custody_market
+
+    transport = FlowerTransport(grid, timeout=float(job.get("timeout", 60.0)))
+    names = list(job["names"])
+    validator = job.get("validator")
+    transport.connect(names + ([validator] if validator else []), wait=job.get("connect", 30.0))
+    result = run_custody_market(
+        transport,
+        names,
+        build_estimator(job["learner"]),
+        validator,
+        rule=job.get("rule", "ohrimenko"),
+        price=float(job.get("price", 1.0)),
+        scorer=job.get("scorer", "accuracy"),
+        empty_value=job.get("empty_value", "majority"),
+    )
+    return {
+        "ok": True,
+        "settlement": result.settlement.to_dict(),
+        "tables": [g.table.tolist() for g in result.games],
+        "bytes_in": transport.bytes_in,
+        "bytes_out": transport.bytes_out,
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return repr(obj)
+
+
+_PYPROJECT = """[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "coopml-custody"
+version = "1.0.0"
+description = "coopml parties custody: the operator's ServerApp and the parties' agents"
+license = "BSD-3-Clause"
+dependencies = []
+
+[tool.flwr.app]
+publisher = "coopml"
+
+[tool.flwr.app.components]
+serverapp = "coopml.custody.flower:app"
+clientapp = "coopml.custody.agent:app"
+
+[tool.flwr.app.config]
+job = ""
+"""
+
+
+def write_app(directory: str | os.PathLike[str]) -> Path:
+    """Write the Flower app (a ``pyproject.toml`` naming coopml's two components) into
+    ``directory``; coopml itself must be installed where the apps run."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "pyproject.toml").write_text(_PYPROJECT)
+    return path
+
+
+def run_job(
+    job: Mapping[str, Any],
+    app_dir: str | os.PathLike[str],
+    flwr_home: str | os.PathLike[str],
+    superlink: str = "coopml",
+    wait: float = 300.0,
+) -> dict[str, Any]:
+    """Start a parties-custody round with ``flwr run`` and wait for its result.
+
+    ``job`` holds ``names``, ``learner`` (:func:`~coopml.custody.learners.learner_spec`),
+    ``validator`` (optional), ``scorer``, ``rule``, ``price``, ``timeout`` and ``output``
+    (where the ServerApp writes the result). ``flwr_home`` holds Flower's
+    ``config.toml`` with the SuperLink connection ``superlink``.
+    """
+    output = Path(job["output"])
+    job_file = output.with_suffix(".job.json")
+    job_file.write_text(json.dumps(dict(job)))
+    env = {**os.environ, "FLWR_HOME": str(flwr_home), "FLWR_TELEMETRY_ENABLED": "0"}
+    flwr = str(Path(sys.executable).with_name("flwr"))
+    started = subprocess.run(
+        [flwr, "run", str(app_dir), superlink, "--run-config", f'job="{job_file}"'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=wait,
+    )
+    if started.returncode != 0:
+        raise RuntimeError(f"flwr run failed: {(started.stdout + started.stderr)[-2000:]}")
+    deadline = time.monotonic() + wait
+    while not output.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no result at {output} after {wait:g} s")
+        time.sleep(0.2)
+    result = json.loads(output.read_text())
+    assert isinstance(result, dict)
+    return result
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return server_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

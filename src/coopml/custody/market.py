@@ -1,0 +1,213 @@
+r"""A market round in parties custody: the same settlement, no row leaves its owner.
+
+:func:`run_custody_market` is :func:`~coopml.market.run_market` with exact valuation,
+for parties whose rows stay with their agents. The operator
+
+1. asks every party's agent for its moments (:mod:`coopml.custody.statistics`);
+2. builds every coalition's model from the agents' sufficient statistics, or by the
+   federated Newton method for logistic regression (:mod:`coopml.custody.newton`);
+3. sends the models to the owner of each validation set, which returns their scores
+   (:mod:`coopml.custody.valuation`): one table for a shared task (single-task
+   market), one per party for the parties' own tasks (multi-task market);
+4. chooses each requester's training set and settles with
+   :func:`~coopml.market.settle`, exactly as :func:`~coopml.market.run_market` does.
+
+Settlements, value tables and :meth:`~coopml.market.Settlement.verify` are the same
+records as in operator custody; the provenance adds ``"custody": "parties"``. Without
+the rows the operator cannot screen for replicated data (``duplicates`` is
+``"ignore"``); identical parties are still recognised from the fingerprints of their
+files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+from collections.abc import Sequence
+from typing import Any
+
+from sklearn.base import is_classifier
+
+from coopml._validation import RandomState, check_choice, check_positive, check_seed
+from coopml.coalitions.game import CoalitionGame
+from coopml.custody.learners import custody_learner
+from coopml.custody.newton import FederatedLogisticRegression
+from coopml.custody.statistics import collect_moments, statistics_learner
+from coopml.custody.transport import Transport
+from coopml.custody.valuation import CoalitionModels, coalition_models, score_coalitions
+from coopml.learning.fast import FastLogisticRegression
+from coopml.market import CustomModel, MarketResult, Task, select_training_set, settle
+from coopml.market.market import EXHAUSTIVE_LIMIT
+from coopml.market.payment import PAYMENT_RULES, EmptyValue, check_empty_value
+
+__all__ = ["run_custody_market"]
+
+
+def run_custody_market(
+    transport: Transport,
+    names: Sequence[str],
+    learner: Any,
+    validator: str | None = None,
+    *,
+    rule: str = "ohrimenko",
+    price: float = 1.0,
+    scorer: str = "accuracy",
+    discount: float = 1.0,
+    empty_value: EmptyValue = "majority",
+    random_state: RandomState = 0,
+) -> MarketResult:
+    """Run one market round whose parties keep their rows, and settle it.
+
+    Parameters
+    ----------
+    transport : Transport
+        Reaches the agents (:class:`~coopml.custody.transport.LocalTransport`, or
+        Flower's deployment runtime through :mod:`coopml.custody.flower`).
+    names : sequence of str
+        The players' agents, in player order.
+    learner : estimator
+        One of :data:`~coopml.custody.learners.ESTIMATORS` with supported parameters;
+        learners that need rows are refused (:func:`~coopml.custody.custody_learner`).
+    validator : str, optional
+        The agent owning the shared validation set (single-task market; it may be a
+        player or not). Omitted: every player scores on its own validation set
+        (multi-task market).
+    rule, price, scorer, discount, empty_value, random_state
+        As in :func:`~coopml.market.run_market` (``scorer``: a scikit-learn scorer
+        name; ``random_state`` is recorded, the exact learners draw nothing).
+
+    Examples
+    --------
+    >>> from sklearn.naive_bayes import GaussianNB
+    >>> from coopml.custody import Agent, LocalTransport
+    >>> from coopml.data import Party, load_dataset, make_parties, train_validation_split
+    >>> ds = load_dataset("breast_cancer")
+    >>> X, X_val, y, y_val = train_validation_split(ds.X, ds.y, random_state=0)
+    >>> parties = make_parties(X, y, 3, random_state=0)
+    >>> buyer = Agent(Party("buyer", X_val[:1], y_val[:1], X_val, y_val))
+    >>> t = LocalTransport([Agent(p) for p in parties] + [buyer])
+    >>> r = run_custody_market(t, [p.name for p in parties], GaussianNB(), "buyer")
+    >>> r.settlement.verify().ok, r.settlement.provenance["custody"]
+    (True, 'parties')
+    """
+    rule = check_choice("rule", rule, PAYMENT_RULES)
+    if rule == "similarity_shapley":
+        raise ValueError(
+            "rule 'similarity_shapley' needs the parties' rows to measure their similarity; "
+            "use another rule with custody='parties'"
+        )
+    empty_value = check_empty_value(empty_value)
+    price = check_positive("price", price)
+    if not isinstance(scorer, str):
+        raise TypeError(f"parameter 'scorer' must be a scikit-learn scorer name; got {scorer!r}")
+    names = tuple(names)
+    if len(set(names)) != len(names) or not names:
+        raise ValueError(f"parameter 'names' must be distinct agent names; got {list(names)}")
+    if len(names) > EXHAUSTIVE_LIMIT:
+        raise ValueError(
+            f"custody='parties' values markets of at most {EXHAUSTIVE_LIMIT} parties exactly; "
+            f"got {len(names)} (sampled valuation in parties custody is not built yet)"
+        )
+    fast_cls = custody_learner(learner)
+    seed = None if random_state is None else check_seed(random_state)
+    task = "classification" if is_classifier(learner) else "regression"
+    moments = collect_moments(transport, names, task)
+    if fast_cls is FastLogisticRegression:
+        fast: Any = FederatedLogisticRegression.from_agents(learner, transport, moments)
+    else:
+        fast = statistics_learner(transport, moments, learner, fast_cls)  # type: ignore[arg-type]
+    models = coalition_models(fast, moments)
+    mode = "single" if validator is not None else "multi"
+    n = len(names)
+    full = (1 << n) - 1
+    tasks: list[Task] = []
+    games: list[CoalitionGame] = []
+    released: dict[str, CustomModel] = {}
+    if validator is not None:
+        table = score_coalitions(transport, validator, models, learner, scorer)
+        game = CoalitionGame(table, names)
+        games.append(game)
+        estimator = models.estimator(full)
+        for i, name in enumerate(names):
+            tasks.append(Task(i, tuple(range(n)), game.table))
+            released[name] = CustomModel(name, names, estimator, float(table[full]))
+    else:
+        for i, name in enumerate(names):
+            table = score_coalitions(transport, name, models, learner, scorer)
+            whole = CoalitionGame(table, names)
+            members, game = select_training_set(
+                _Players(n, names),  # type: ignore[arg-type]
+                i,
+                lambda _, whole=whole: whole,
+            )
+            games.append(game)
+            tasks.append(Task(i, members, game.table))
+            mask = sum(1 << j for j in members)
+            chosen = tuple(names[j] for j in members)
+            released[name] = CustomModel(name, chosen, models.estimator(mask), float(table[mask]))
+    provenance = _provenance(moments, learner, scorer, seed, mode, models, transport)
+    settlement = settle(
+        list(names),
+        tasks,
+        rule,
+        price,
+        mode=mode,  # type: ignore[arg-type]
+        discount=discount,
+        empty_value=empty_value,
+        identical=_identical(moments, mode),
+        provenance=provenance,
+    )
+    return MarketResult(settlement, released, tuple(games), None, [])
+
+
+class _Players:
+    """What :func:`~coopml.market.select_training_set` reads of a utility."""
+
+    def __init__(self, n: int, names: tuple[str, ...]) -> None:
+        self.n_players, self.names = n, names
+
+
+def _identical(moments: Any, mode: str) -> list[list[int]]:
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, (train, val) in enumerate(
+        zip(moments.fingerprints, moments.validation_fingerprints, strict=True)
+    ):
+        key = (train,) if mode == "single" else (train, val)
+        groups.setdefault(key, []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _provenance(
+    moments: Any,
+    learner: Any,
+    scorer: str,
+    seed: int | None,
+    mode: str,
+    models: CoalitionModels,
+    transport: Transport,
+) -> dict[str, Any]:
+    params = learner.get_params(deep=False)
+    return {
+        "coopml_version": importlib.metadata.version("coopml"),
+        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "learner": f"{type(learner).__module__}.{type(learner).__qualname__}",
+        "learner_params": {k: repr(v) for k, v in params.items()},
+        "scorer": scorer,
+        "seed": seed,
+        "mode": mode,
+        "custody": "parties",
+        "data": {
+            name: {
+                "n_samples": int(moments.n[j]),
+                "fingerprint": moments.fingerprints[j],
+                "validation_fingerprint": moments.validation_fingerprints[j] or None,
+            }
+            for j, name in enumerate(moments.names)
+        },
+        "duplicates": {"action": "ignore", "log": [], "why": "rows stay with their owners"},
+        "protocol": {
+            "fitted_coalitions": int(models.fitted.size),
+            "newton_requests": int(getattr(models.fast, "n_requests", 0)),
+            "transport": type(transport).__name__,
+        },
+    }
