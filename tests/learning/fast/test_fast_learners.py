@@ -257,3 +257,26 @@ def test_block_fits_run_with_one_blas_thread_and_the_same_results(monkeypatch):
     np.testing.assert_array_equal(limited.ok, free.ok)
     np.testing.assert_array_equal(limited.predictions, free.predictions)
     np.testing.assert_allclose(limited.params["coef"], free.params["coef"], rtol=1e-9)
+
+
+def test_batched_newton_declines_models_with_too_many_parameters():
+    """Ten classes on 64 pixels (650 parameters per model): each coalition's Hessian
+    alone would take 3.4 MB and a Newton step 2.7e8 operations, so scikit-learn refits
+    instead; two classes on 30 features (31 parameters) keep the batched fit."""
+    from sklearn.datasets import load_breast_cancer, load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    from coopml.learning.fast import fast_learner_for
+    from coopml.learning.fast.logistic import MAX_PARAMETERS
+
+    X, y = load_digits(return_X_y=True)
+    assert (64 + 1) * 10 > MAX_PARAMETERS
+    assert (
+        fast_learner_for(LogisticRegression(), [X[:100], X[100:200]], [y[:100], y[100:200]], X[:10])
+        is None
+    )
+    X, y = load_breast_cancer(return_X_y=True)
+    fast = fast_learner_for(
+        LogisticRegression(), [X[:100], X[100:200]], [y[:100], y[100:200]], X[:10]
+    )
+    assert type(fast).__name__ == "FastLogisticRegression"

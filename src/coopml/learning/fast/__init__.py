@@ -107,6 +107,6 @@ def fast_learner_for(
     True
     """
     for cls in FAST_LEARNERS:
-        if cls.supports(estimator):
+        if cls.supports(estimator) and cls.suits(X_parts, y_parts):
             return cls(estimator, X_parts, y_parts, X_val, device=device)
     return None

@@ -197,6 +197,13 @@ class FastLearner(ABC):
     @abstractmethod
     def _supports_params(cls, params: dict[str, Any]) -> bool: ...
 
+    @classmethod
+    def suits(cls, X_parts: Sequence[NDArray[np.float64]], y_parts: Sequence[NDArray[Any]]) -> bool:
+        """Whether the batched fit is worth it on this data (default: always); a learner
+        whose batches would need too much memory or time declines, and every coalition
+        is then refit with scikit-learn."""
+        return True
+
     def fit_block(self, A: NDArray[np.float64]) -> FastBlock:
         """Fit the coalitions given by the rows of the membership matrix ``A`` (B, M).
 

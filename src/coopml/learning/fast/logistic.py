@@ -58,6 +58,9 @@ __all__ = ["FastLogisticRegression"]
 MARGIN = 1e-9
 #: Newton stops after a full step below STEP_TOL * (1 + max |theta|) in every parameter.
 STEP_TOL = 1e-7
+#: Largest number of parameters per coalition model fitted by batched Newton; above it
+#: scikit-learn refits every coalition (see :meth:`FastLogisticRegression.suits`).
+MAX_PARAMETERS = 160
 MAX_NEWTON = 100
 #: Steps with a component larger than this are line-searched (backtracking); near the
 #: optimum full Newton steps always descend.
@@ -86,6 +89,20 @@ class FastLogisticRegression(FastLearner):
 
     estimator_types = (LogisticRegression,)
     is_classifier = True
+
+    @classmethod
+    def suits(cls, X_parts: Sequence[NDArray[np.float64]], y_parts: Sequence[NDArray[Any]]) -> bool:
+        """Declines above :data:`MAX_PARAMETERS` parameters (features + 1, times the
+        classes beyond two): each coalition's Hessian has their square many entries and
+        a Newton step their cube many operations, so a batch of many classes and
+        features (10 digits on 64 pixels: 650 parameters, 3.4 MB per coalition's Hessian)
+        is slower and far larger than scikit-learn's own fits."""
+        if not X_parts:
+            return True
+        n_classes = np.unique(np.concatenate([np.asarray(y) for y in y_parts])).size
+        K = n_classes if n_classes > 2 else 1
+        n_features = int(X_parts[0].shape[1])
+        return (n_features + 1) * K <= MAX_PARAMETERS
 
     @classmethod
     def _supports_params(cls, params: dict[str, Any]) -> bool:
