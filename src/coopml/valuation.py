@@ -6,6 +6,8 @@ arguments and renders what this returns.
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,8 @@ from coopml.learning import CoalitionUtility
 __all__ = ["ValueReport", "run_value_job", "value_utility"]
 
 EXACT_METHODS = ("shapley", "banzhaf", "loo", "least_core", "nucleolus")
+#: The one-row / one-class warnings of :func:`party_warnings` (repeated per file).
+SMALL_PARTY = re.compile(r" has a single (training row|class)")
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,12 @@ def value_utility(
     stderr_target: float | None = None,
     random_state: int | None = 0,
     progress: ProgressCallback | None = None,
+    data_warnings: Sequence[str] = (),
 ) -> ValueReport:
     """Run the requested solution concepts on a coalition utility.
+
+    ``info["warnings"]`` holds :func:`party_warnings` and ``data_warnings`` (what
+    reading the data warned about, e.g. a validation category no party has).
 
     Exact methods share one value table; ``"monte_carlo"`` samples permutations with
     the evaluation budget ``max_evaluations`` (stopping early at ``stderr_target``).
@@ -84,17 +92,16 @@ def value_utility(
         from coopml.coalitions.monte_carlo import monte_carlo_shapley
         from coopml.coalitions.stopping import (
             MaxEvaluations,
-            MaxPermutations,
             StandardErrorBelow,
             StoppingRule,
         )
 
-        # Each permutation costs at most n new evaluations; memoisation caps distinct
-        # evaluations at 2**n, so small games are bounded by permutations instead.
+        # The budget counts fitted models (distinct coalitions), never overrun. A game
+        # has only 2**n coalitions: with a larger budget the run stops once every
+        # coalition has been evaluated.
         n = utility.n_players
-        stopping: StoppingRule = MaxPermutations(max(2, max_evaluations // n))
-        if n > 62 or max_evaluations < 2**n:
-            stopping = MaxEvaluations(max_evaluations) | stopping
+        budget = max_evaluations if n > 62 else min(max_evaluations, 2**n)
+        stopping: StoppingRule = MaxEvaluations(budget)
         if stderr_target is not None:
             stopping = stopping | StandardErrorBelow(stderr_target)
         results["monte_carlo"] = monte_carlo_shapley(
@@ -111,7 +118,10 @@ def value_utility(
     fast = utility.fast_learner
     info["fast_path"] = None if fast is None else type(fast).__name__
     classification = utility.is_classifier
-    info["warnings"] = party_warnings(utility.parties, classification=classification)
+    info["warnings"] = [
+        *party_warnings(utility.parties, classification=classification),
+        *data_warnings,
+    ]
     return ValueReport(utility.names, n_samples, results, game, info)
 
 
@@ -119,7 +129,15 @@ def run_value_job(
     cfg: ValueConfig, base_dir: Path = Path(), progress: ProgressCallback | None = None
 ) -> ValueReport:
     """Build parties, learner and utility from a config and value the parties."""
-    parties, validation = build_parties(cfg, base_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        parties, validation = build_parties(cfg, base_dir)
+    data_warnings: list[str] = []
+    for warning in caught:  # kept in the report, and still warned
+        message = str(warning.message)
+        if issubclass(warning.category, UserWarning) and not SMALL_PARTY.search(message):
+            data_warnings.append(message)
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     v = cfg.valuation
     utility = CoalitionUtility(
         build_learner(cfg.learner, cfg.preprocessing),
@@ -140,4 +158,5 @@ def run_value_job(
         stderr_target=v.stderr_target,
         random_state=v.random_state,
         progress=progress,
+        data_warnings=list(dict.fromkeys(data_warnings)),
     )

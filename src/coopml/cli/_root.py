@@ -68,6 +68,13 @@ PROGRESS_INTERVAL_ENV = "COOPML_PROGRESS_INTERVAL"
 PROGRESS_INTERVAL = 5.0
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Show no progress.")]
+ExecutorOpt = Annotated[
+    str | None, typer.Option(help="Override the executor: serial, joblib or ray.")
+]
+NJobsOpt = Annotated[int | None, typer.Option(help="Override the number of tasks run at once.")]
+RayAddressOpt = Annotated[
+    str | None, typer.Option(help="Ray cluster to run on: auto, HOST:PORT or ray://HOST:PORT.")
+]
 
 
 def duration(seconds: float) -> str:

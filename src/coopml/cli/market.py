@@ -12,7 +12,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from coopml.cli._render import print_table
-from coopml.cli._root import QuietOpt, coalition_progress, console, err_console, fail
+from coopml.cli._root import (
+    ExecutorOpt,
+    NJobsOpt,
+    QuietOpt,
+    RayAddressOpt,
+    coalition_progress,
+    console,
+    err_console,
+    fail,
+)
 from coopml.config import ConfigError, MarketConfig, load_config
 
 app = typer.Typer(
@@ -45,16 +54,9 @@ def run_command(
         ),
     ] = None,
     quiet: QuietOpt = False,
-    executor: Annotated[
-        str | None, typer.Option(help="Override the executor: serial, joblib or ray.")
-    ] = None,
-    n_jobs: Annotated[
-        int | None, typer.Option(help="Override the number of tasks run at once.")
-    ] = None,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster to run on: auto, HOST:PORT or ray://HOST:PORT."),
-    ] = None,
+    executor: ExecutorOpt = None,
+    n_jobs: NJobsOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Settle a market round: writes settlement.json, report.html and charts to OUT."""
     from coopml.market.job import run_market_job
@@ -105,7 +107,9 @@ def _export(job: object, folder: Path) -> None:
     from coopml.market.job import MarketJob
 
     assert isinstance(job, MarketJob)
-    manifest = export_models(job.result, list(job.parties), folder)
+    manifest = export_models(
+        job.result, list(job.parties), folder, schema=job.schema, targets=job.targets
+    )
     for line in describe_export(manifest):
         console.print(f"  {escape(line)}", highlight=False)
     console.print(f"models written to {folder}/ (manifest {MANIFEST})")

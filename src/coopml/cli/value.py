@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -11,10 +12,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from coopml.cli._render import print_table
-from coopml.cli._root import QuietOpt, app, coalition_progress, console, fail
+from coopml.cli._root import (
+    ExecutorOpt,
+    NJobsOpt,
+    QuietOpt,
+    RayAddressOpt,
+    app,
+    coalition_progress,
+    console,
+    err_console,
+    fail,
+)
 from coopml.config import ConfigError, ValueConfig, load_config
 from coopml.reports.summary import sig
-from coopml.valuation import ValueReport, run_value_job
+from coopml.valuation import SMALL_PARTY, ValueReport, run_value_job
 
 
 @app.command("value")
@@ -24,16 +35,9 @@ def value_command(
     plot: Annotated[
         Path | None, typer.Option(help="Write a PNG bar chart of the values here.")
     ] = None,
-    executor: Annotated[
-        str | None, typer.Option(help="Override the executor: serial, joblib or ray.")
-    ] = None,
-    n_jobs: Annotated[
-        int | None, typer.Option(help="Override the number of tasks run at once.")
-    ] = None,
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster to run on: auto, HOST:PORT or ray://HOST:PORT."),
-    ] = None,
+    executor: ExecutorOpt = None,
+    n_jobs: NJobsOpt = None,
+    ray_address: RayAddressOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Value each party's data with the solution concepts named in the config."""
@@ -45,19 +49,32 @@ def value_command(
             if ray_address is not None and executor is None:
                 executor = "ray"
             cfg = with_executor(cfg, kind=executor, n_jobs=n_jobs, address=ray_address)
-        with coalition_progress(quiet) as progress:
-            report = run_value_job(cfg, base_dir, progress=progress)
+        try:
+            with warnings.catch_warnings(record=True) as caught:  # printed below, once each
+                warnings.simplefilter("always")
+                with coalition_progress(quiet) as progress:
+                    report = run_value_job(cfg, base_dir, progress=progress)
+        except KeyboardInterrupt:  # Ctrl-C (SIGINT)
+            _say(_interrupted(cfg, base_dir))
+            raise typer.Exit(code=130) from None
+        except SystemExit:  # SIGTERM, turned into SystemExit(143) by coalition_progress
+            _say(_interrupted(cfg, base_dir))
+            raise
     except (ConfigError, OSError, ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
+    listed = list(report.info.get("warnings", []))
+    others = [str(w.message) for w in caught if not SMALL_PARTY.search(str(w.message))]
+    for message in dict.fromkeys([*listed, *others]):
+        console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
     print_table(_table(report), console)
-    budget = cfg.valuation.max_evaluations
     for result in report.results.values():
         if result.stderr is not None:
-            console.print(result.summary(evaluation_budget=budget), highlight=False)
+            console.print(result.summary(), highlight=False)
     if report.game is not None:
         info = report.game.info
         console.print(
-            f"{report.game.n_players} parties, {report.game.table.size} coalitions, "
+            f"{report.game.n_players} part{'y' if report.game.n_players == 1 else 'ies'}, "
+            f"{report.game.table.size} coalitions, "
             f"cache {info.get('cache')}, {info.get('seconds', 0.0):.2f} s"
         )
     if out is not None:
@@ -93,3 +110,27 @@ def _table(report: ValueReport) -> Table:
             cells.append(cell)
         table.add_row(escape(name), str(size), *cells)
     return table
+
+
+def _interrupted(cfg: ValueConfig, base_dir: Path) -> str:
+    """The line printed on an interrupt: what was kept, where, and how to resume."""
+    v = cfg.valuation
+    if v.cache_dir is None:
+        return (
+            "interrupted: nothing was kept (no cache_dir); set [valuation] cache_dir = "
+            '"cache" in the job file to save progress, so that rerunning resumes'
+        )
+    kept = []
+    if any(m != "monte_carlo" for m in v.methods):
+        kept.append("the coalition values evaluated so far")
+    if "monte_carlo" in v.methods:
+        kept.append("the Monte Carlo estimator's state")
+    return (
+        f"interrupted: saved {' and '.join(kept)} in {base_dir / v.cache_dir}; "
+        "rerun the same command to resume"
+    )
+
+
+def _say(line: str) -> None:
+    """One unwrapped line on stderr, printed as it is (no markup)."""
+    err_console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -100,21 +100,13 @@ class ValuationResult:
             frame["stderr"] = self.stderr
         return frame
 
-    def summary(self, *, evaluation_budget: int | None = None) -> str:
+    def summary(self) -> str:
         """How the values were obtained, in one sentence: how many samples, what stopped
         the estimator, whether it converged and the largest standard error.
 
         It reads what the estimators record in ``info`` (``stopped_by``,
         ``n_permutations``, ``n_samples``) and says only what the rule that fired says:
         no limit that was not part of it.
-
-        Parameters
-        ----------
-        evaluation_budget : int, optional
-            The evaluation budget a caller turned into a permutation cap (``coopml
-            value`` caps permutations at ``max_evaluations // n_players``, so that a
-            small game stops within its budget). A cap that fired is then reported as
-            that budget, the limit the user set, rather than as a permutation count.
 
         Examples
         --------
@@ -145,7 +137,7 @@ class ValuationResult:
         if len(samples) > 1:
             head += f" ({samples[1]})"
         n = self.n_players
-        reasons = [_stopping_reason(p, n, evaluation_budget) for p in _rule_parts(stopped)]
+        reasons = [_stopping_reason(p, n, self.n_evaluations) for p in _rule_parts(stopped)]
         text = head + " by " + " and ".join(reasons)
         finite = self.stderr[np.isfinite(self.stderr)]
         largest = float(finite.max()) if finite.size else float("inf")
@@ -174,15 +166,16 @@ def _rule_parts(stopped: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _stopping_reason(part: str, n_players: int, evaluation_budget: int | None) -> str:
-    """A stopping rule's text (``str(rule)``, leaf) in words."""
+def _stopping_reason(part: str, n_players: int, n_evaluations: int) -> str:
+    """A stopping rule's text (``str(rule)``, leaf) in words, true for ``n_evaluations``."""
     name, _, args = part.partition(" ")
     first = args.split(",")[0].strip()
     if name == "MaxEvaluations":
-        return f"the {int(first):,}-evaluation budget"
+        limit = int(first)
+        if n_players <= 62 and limit == 2**n_players == n_evaluations:
+            return f"having evaluated every one of the {limit:,} coalitions"
+        return f"the {limit:,}-evaluation budget"
     if name == "MaxPermutations":
-        if evaluation_budget is not None and int(first) == max(2, evaluation_budget // n_players):
-            return f"the {evaluation_budget:,}-evaluation budget"
         return f"the {int(first):,}-permutation limit"
     if name == "MaxTime":
         return f"the {first}-second time limit"

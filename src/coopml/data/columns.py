@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
-__all__ = ["ColumnError", "check_columns", "job_features"]
+__all__ = ["ColumnError", "check_columns", "job_features", "select_features"]
 
 ExtraColumns = Literal["error", "ignore"]
 
@@ -68,9 +68,7 @@ def check_columns(
     coopml.data.columns.ColumnError: b.csv has no column 'bmi' (did you mean 'BMI'?); its ...
     """
     columns = [str(c) for c in frame.columns]
-    duplicated = sorted({c for c in columns if columns.count(c) > 1})
-    if duplicated:
-        raise ColumnError(f"{label} has duplicated column names {duplicated}; rename them")
+    _check_unique(label, columns)
     for name in [target, *features]:
         if name not in columns:
             role = "target column" if name == target else "column"
@@ -86,6 +84,73 @@ def check_columns(
             f"({list(features)}); drop them, list them in 'features', or set "
             'extra_columns = "ignore"'
         )
+
+
+def _check_unique(label: str, columns: Sequence[str]) -> None:
+    """Refuse a table that names a column twice."""
+    duplicated = sorted({c for c in columns if list(columns).count(c) > 1})
+    if duplicated:
+        counts = {c: list(columns).count(c) for c in duplicated}
+        twice = ", ".join(
+            f"column {c!r} appears {'twice' if k == 2 else f'{k} times'}" for c, k in counts.items()
+        )
+        raise ColumnError(f"{label}: {twice}; give every column a distinct name")
+
+
+def select_features(label: str, X: Any, features: Sequence[str] | None) -> Any:
+    """The feature columns of ``X`` by name, in the order ``features``.
+
+    A DataFrame ``X`` matched against named features is reordered by name; anything
+    else (an array, or features without names) is returned unchanged and is matched by
+    position.
+
+    Parameters
+    ----------
+    label : str
+        How ``X`` is named in messages, e.g. ``"parameter 'validation'"``.
+    X : pandas.DataFrame or array-like
+    features : sequence of str, optional
+        The parties' feature names.
+
+    Returns
+    -------
+    pandas.DataFrame or array-like
+
+    Raises
+    ------
+    ColumnError
+        A feature missing from ``X`` (with the closest existing name), a column of ``X``
+        that is no feature, or a column named twice.
+
+    Examples
+    --------
+    >>> V = pd.DataFrame({"bmi": [2.0], "age": [30]})
+    >>> select_features("validation", V, ["age", "bmi"]).columns.tolist()
+    ['age', 'bmi']
+    >>> select_features("validation", V.rename(columns={"bmi": "BMI"}), ["age", "bmi"])
+    Traceback (most recent call last):
+    ...
+    coopml.data.columns.ColumnError: validation has no column 'bmi' (did you mean 'BMI'?); ...
+    """
+    if features is None or not isinstance(X, pd.DataFrame):
+        return X
+    features = [str(f) for f in features]
+    columns = [str(c) for c in X.columns]
+    _check_unique(label, columns)
+    for name in features:
+        if name not in columns:
+            raise ColumnError(
+                f"{label} has no column {name!r}{_closest(name, columns)}; its columns are "
+                f"{columns}. It must hold the parties' features {features}, matched by name "
+                "in any order"
+            )
+    unexpected = [c for c in columns if c not in features]
+    if unexpected:
+        raise ColumnError(
+            f"{label} has columns {unexpected} that are not features of the parties "
+            f"({features}); drop them"
+        )
+    return X.set_axis(columns, axis=1)[features]
 
 
 def job_features(

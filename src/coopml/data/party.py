@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 import pandas as pd
@@ -24,8 +24,9 @@ from scipy import sparse
 from sklearn.exceptions import NotFittedError
 
 from coopml._validation import check_2d_features, check_choice
+from coopml.data.columns import _check_unique, select_features
 
-__all__ = ["Encoder", "Party", "check_parties", "party_warnings"]
+__all__ = ["Encoder", "Party", "check_parties", "feature_names", "party_warnings"]
 
 
 class Encoder(Protocol):
@@ -165,6 +166,7 @@ class Party:
                 f"got only '{given}'"
             )
         if X_val is not None:
+            X_val = select_features("parameter 'X_val'", X_val, feature_names)
             X_val = check_2d_features("X_val", X_val, allow_nan=allow_missing)
             if X_val.shape[1] != features.shape[1]:
                 raise ValueError(
@@ -455,6 +457,11 @@ def read_table(
     Traceback (most recent call last):
     ...
     ValueError: party 'h1' (h1.csv): the file has no rows (columns: ['age', 'y'])
+    >>> _ = path.write_text("age,bmi,bmi,y\\n30,20,21,0\\n")
+    >>> read_table("party 'h1' (h1.csv)", path)
+    Traceback (most recent call last):
+    ...
+    coopml.data.columns.ColumnError: party 'h1' (h1.csv): column 'bmi' appears twice; ...
     """
     path = Path(path)
     if not path.is_file():
@@ -467,6 +474,9 @@ def read_table(
         raise ValueError(f"{where}: the file is empty (no header, no rows)") from None
     except (ValueError, OSError) as exc:
         raise ValueError(f"{where}: cannot be read: {exc}") from None
+    if reader is pd.read_csv:  # pandas renames a repeated name ('bmi.1'): name it
+        header = [str(c) for c in pd.read_csv(path, header=None, nrows=1).iloc[0].tolist()]
+        _check_unique(where, header)
     if frame.shape[0] == 0:
         raise ValueError(f"{where}: the file has no rows (columns: {list(frame.columns)})")
     return frame
@@ -519,7 +529,9 @@ def _split_frame(
                 f"got {type(encoder).__name__}"
             )
         try:
-            X = encoder.transform(frame[features])
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                X = encoder.transform(frame[features])
         except NotFittedError:
             raise ValueError(
                 f"parameter 'encoder' must be fitted (call encoder.fit(df) first); got an "
@@ -527,15 +539,37 @@ def _split_frame(
             ) from None
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
+        for warning in caught:  # name the file (an unseen category, say)
+            warnings.warn(f"{where}: {warning.message}", warning.category, stacklevel=4)
         if sparse.issparse(X):
             X = X.toarray()
     X = np.asarray(X, dtype=np.float64)
     if not allow_missing and np.isnan(X).any():
         _check_missing(where, frame, features)  # names the column of the raw frame
-        col = int(np.argwhere(np.isnan(X))[0][1])
-        raise ValueError(f"{where}: the encoder produced missing values (encoded column {col})")
+        _encoded_missing(where, frame, features, X, encoder)
     X = check_2d_features(where, X, allow_nan=allow_missing)
     return X, _frame_labels(where, frame[target])
+
+
+def _encoded_missing(
+    where: str, frame: pd.DataFrame, features: Sequence[str], X: NDArray[Any], encoder: Any
+) -> NoReturn:
+    """Refuse a missing value the encoder produced from a value that was not missing,
+    naming the column, the value, the row and the fix."""
+    row, col = (int(i) for i in np.argwhere(np.isnan(X))[0])
+    try:
+        encoded = str(encoder.get_feature_names_out()[col])
+    except Exception:  # an encoder without names
+        encoded = f"#{col}"
+    column = next((f for f in features if encoded == f or encoded.startswith(f"{f}=")), None)
+    value = "" if column is None else f" the value {frame[column].iloc[row]!r}"
+    raise ValueError(
+        f"{where}: the encoder turned{value} in column {column or encoded!r}, data row "
+        f"{row + 1}, into a missing value (a category seen in no party's training data?), "
+        "and the learner does not accept missing values; set [preprocessing] categorical = "
+        '"onehot" (an unseen category encodes as all zeros), or impute = "most_frequent" '
+        "(or a learner that accepts missing values), or drop that row"
+    )
 
 
 def _check_missing(where: str, frame: pd.DataFrame, features: Sequence[str]) -> None:
@@ -666,7 +700,9 @@ def check_parties(
     val_labels = [p.y_val for p in parties if p.y_val is not None]
     if validation is not None:
         X_val = check_2d_features(
-            "validation[0]", validation[0], allow_nan=allow_missing is not False
+            "validation[0]",
+            select_features("parameter 'validation'", validation[0], feature_names(parties)),
+            allow_nan=allow_missing is not False,
         )
         if X_val.shape[1] != parties[0].n_features:
             raise ValueError(
@@ -685,6 +721,18 @@ def check_parties(
                 f"training labels: {sorted(known, key=str)}"
             )
     return parties
+
+
+def feature_names(parties: Sequence[Party]) -> tuple[str, ...] | None:
+    """The feature names the parties carry (checked equal by :func:`check_parties`), if any.
+
+    Examples
+    --------
+    >>> feature_names([Party("a", [[0.0, 1.0]], [0], feature_names=["age", "bmi"])])
+    ('age', 'bmi')
+    """
+    names = (getattr(p, "feature_names", None) for p in parties)
+    return next((n for n in names if n is not None), None)
 
 
 def party_warnings(

@@ -32,8 +32,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from sklearn.base import BaseEstimator, TransformerMixin
 
 __all__ = [
+    "TabularEncoder",
     "TabularSchema",
     "accepts_missing",
     "categorical_columns",
@@ -108,11 +110,25 @@ def categorical_columns(tables: Mapping[str, pd.DataFrame], features: Sequence[s
             continue
         numeric = [label for label, text in kinds.items() if not text]
         if numeric:
-            label = next(label for label, text in kinds.items() if text)
-            value, row = _first_text(tables[label][column])
+            texts = [label for label, text in kinds.items() if text]
+            values = tables[texts[0]][column].tolist()
+            marker = [
+                k
+                for k, v in enumerate(values)
+                if isinstance(v, str) and v.strip().lower() in _MISSING_WORDS
+            ]
+            if marker:  # a missing value written as text
+                value, row = values[marker[0]], marker[0] + 1
+                fix = "write missing values as empty cells, not as text"
+            else:
+                value, row = _first_text(tables[texts[0]][column])
+                fix = (
+                    "the files disagree: write the column the same way in every file (all "
+                    "numbers, or all categories)"
+                )
             raise ValueError(
-                f"{label}: column {column!r} holds text ({value!r} in data row {row}) but "
-                f"numbers in {numeric[0]}; write missing values as empty cells, not as text"
+                f"column {column!r} holds text in {_listed(texts)} ({value!r} in data row "
+                f"{row} of the first) but numbers in {_listed(numeric)}; {fix}"
             )
         found.append(column)
     return found
@@ -236,6 +252,110 @@ class TabularSchema:
         return np.hstack(blocks)
 
 
+class TabularEncoder(TransformerMixin, BaseEstimator):
+    """A :class:`TabularSchema` as a scikit-learn transformer of DataFrames, by column name.
+
+    The first step of an exported model (:func:`coopml.market.export_models`): it takes
+    a party's raw rows as a pandas DataFrame, selects the feature columns *by name* (in
+    any order; other columns, such as the target, are ignored; a missing one is an
+    error) and encodes them exactly as the market did. It learns nothing: build it
+    fitted with :meth:`from_schema`; ``fit`` only checks the columns.
+
+    Parameters
+    ----------
+    features : tuple of str
+    categories : dict of str to tuple of str
+    encoding : {"onehot", "ordinal"}
+    declared : tuple of str
+
+    Examples
+    --------
+    >>> schema = TabularSchema(("age", "smoker"), {"smoker": ("no", "yes")}, "onehot")
+    >>> encoder = TabularEncoder.from_schema(schema)
+    >>> frame = pd.DataFrame({"smoker": ["yes", None], "y": [1, 0], "age": [30, None]})
+    >>> encoder.transform(frame).tolist()
+    [[30.0, 0.0, 1.0], [nan, nan, nan]]
+    >>> encoder.feature_names_in_.tolist()
+    ['age', 'smoker']
+    >>> encoder.transform(frame[["smoker"]])
+    Traceback (most recent call last):
+    ...
+    ValueError: parameter 'X' lacks the feature column(s) ['age'] that the model needs; ...
+    """
+
+    def __init__(
+        self,
+        features: tuple[str, ...] = (),
+        categories: dict[str, tuple[str, ...]] | None = None,
+        encoding: Literal["onehot", "ordinal"] = "onehot",
+        declared: tuple[str, ...] = (),
+    ) -> None:
+        self.features = features
+        self.categories = categories
+        self.encoding = encoding
+        self.declared = declared
+
+    @classmethod
+    def from_schema(cls, schema: TabularSchema) -> TabularEncoder:
+        """The fitted encoder of ``schema``."""
+        encoder = cls(
+            tuple(schema.features),
+            {c: tuple(v) for c, v in schema.categories.items()},
+            schema.encoding,
+            tuple(schema.declared),
+        )
+        return encoder._set_fitted()
+
+    def _set_fitted(self) -> TabularEncoder:
+        self.feature_names_in_ = np.array(self.features, dtype=object)
+        self.n_features_in_ = len(self.features)
+        return self
+
+    def _schema(self) -> TabularSchema:
+        return TabularSchema(
+            tuple(self.features), dict(self.categories or {}), self.encoding, tuple(self.declared)
+        )
+
+    def _select(self, X: Any) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(
+                f"parameter 'X' must be a pandas DataFrame with the columns "
+                f"{list(self.features)} (matched by name); got {type(X).__name__}"
+            )
+        columns = [str(c) for c in X.columns]
+        missing = [c for c in self.features if c not in columns]
+        if missing:
+            raise ValueError(
+                f"parameter 'X' lacks the feature column(s) {missing} that the model needs; "
+                f"it has {columns}"
+            )
+        frame = X.set_axis(columns, axis=1)[list(self.features)]
+        for column in self.features:
+            if column not in (self.categories or {}) and _is_text(frame[column]):
+                value, row = _first_text(frame[column])
+                raise ValueError(
+                    f"parameter 'X': column {column!r} must hold numbers; it holds "
+                    f"{value!r} in data row {row}"
+                )
+        return frame
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> TabularEncoder:
+        """Check that ``X`` has the feature columns; nothing is learnt."""
+        self._select(X)
+        return self._set_fitted()
+
+    def transform(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """Encode the feature columns of ``X`` (matched by name) as the market did."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "feature_names_in_")
+        return self._schema().transform(self._select(X))
+
+    def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
+        """Names of the encoded columns."""
+        return np.array(self._schema().get_feature_names_out(), dtype=object)
+
+
 def preprocessing_steps(impute: Impute = "none", scale: bool = False) -> list[Any]:
     """The per-coalition steps to put in front of a learner (fitted on training rows).
 
@@ -255,6 +375,17 @@ def preprocessing_steps(impute: Impute = "none", scale: bool = False) -> list[An
     if scale:
         steps.append(StandardScaler())
     return steps
+
+
+#: Text that usually stands for a missing value.
+_MISSING_WORDS = {"", "n/a", "na", "nan", "none", "null", "missing", "-", "?", ".", "unknown"}
+
+
+def _listed(labels: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and 2 more``."""
+    if len(labels) <= 2:
+        return " and ".join(labels)
+    return f"{labels[0]}, {labels[1]} and {len(labels) - 2} more"
 
 
 def _is_text(series: pd.Series) -> bool:

@@ -49,6 +49,8 @@ from sklearn.metrics import check_scoring
 from coopml._bitmask import mask_of
 from coopml._validation import RandomState, check_2d_features, check_choice, check_seed
 from coopml.data import Party, check_parties
+from coopml.data.columns import select_features
+from coopml.data.party import feature_names
 from coopml.data.preprocessing import accepts_missing
 from coopml.learning.fast import FastBlock, FastLearner, fast_learner_for, membership
 from coopml.learning.fast._base import blas_threads
@@ -151,7 +153,10 @@ class CoalitionUtility:
             )
         # Missing values (NaN) only reach a learner that accepts them (its allow_nan tag).
         missing_ok = accepts_missing(learner)
-        self.X_val = check_2d_features("validation[0]", validation[0], allow_nan=missing_ok)
+        parties = list(parties)
+        # A DataFrame is matched to named parties by column name, never by position.
+        X_val = select_features("parameter 'validation'", validation[0], feature_names(parties))
+        self.X_val = check_2d_features("validation[0]", X_val, allow_nan=missing_ok)
         self.y_val = np.asarray(validation[1])
         if self.y_val.ndim != 1 or self.y_val.shape[0] != self.X_val.shape[0]:
             raise ValueError(
