@@ -22,7 +22,7 @@ import importlib
 import tomllib
 import warnings
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -63,12 +63,14 @@ __all__ = [
     "ConfigError",
     "ExecutorSettings",
     "JobConfig",
+    "JobData",
     "LearnerConfig",
     "MarketConfig",
     "MarketSettings",
     "PreprocessingConfig",
     "ValuationConfig",
     "ValueConfig",
+    "build_job_data",
     "build_learner",
     "build_parties",
     "load_config",
@@ -489,6 +491,18 @@ def build_learner(cfg: LearnerConfig, preprocessing: PreprocessingConfig | None 
     return estimator
 
 
+class JobData(NamedTuple):
+    """What :func:`build_job_data` reads: the parties, the shared validation pair and,
+    for a job read from files, how a raw row becomes a model input."""
+
+    parties: list[Party]
+    validation: tuple[NDArray[np.float64], NDArray[Any]]
+    #: The job's feature columns by name and their fixed encoding (None: bundled data).
+    schema: TabularSchema | None = None
+    #: Each party's target column (file jobs only).
+    targets: dict[str, str] | None = None
+
+
 def build_parties(
     cfg: JobConfig, base_dir: Path = Path(), *, own_validation: bool = False
 ) -> tuple[list[Party], tuple[NDArray[np.float64], NDArray[Any]]]:
@@ -498,6 +512,15 @@ def build_parties(
     ``data.validation_fraction`` split of its rows (bundled data), or the file named by
     its ``validation`` key.
     """
+    data = build_job_data(cfg, base_dir, own_validation=own_validation)
+    return data.parties, data.validation
+
+
+def build_job_data(
+    cfg: JobConfig, base_dir: Path = Path(), *, own_validation: bool = False
+) -> JobData:
+    """:func:`build_parties`, with the job's :class:`TabularSchema` and target columns."""
+    schema = targets = None
     seed = cfg.seed
     if cfg.data is not None and cfg.partition is not None:
         try:
@@ -526,13 +549,15 @@ def build_parties(
         if own_validation:
             parties = [_split_own(p, cfg.data.validation_fraction, seed) for p in parties]
     else:
-        parties, validation = _read_party_files(cfg, base_dir, own_validation)
-    return _apply_transforms(parties, cfg.transform, seed), validation
+        parties, validation, schema = _read_party_files(cfg, base_dir, own_validation)
+        assert cfg.parties is not None
+        targets = {spec.name: spec.target for spec in cfg.parties}
+    return JobData(_apply_transforms(parties, cfg.transform, seed), validation, schema, targets)
 
 
 def _read_party_files(
     cfg: JobConfig, base_dir: Path, own_validation: bool
-) -> tuple[list[Party], tuple[NDArray[np.float64], NDArray[Any]]]:
+) -> tuple[list[Party], tuple[NDArray[np.float64], NDArray[Any]], TabularSchema]:
     """Parties and validation from one file each, every column matched by name."""
     assert cfg.parties is not None and cfg.validation is not None
     prep = cfg.preprocessing
@@ -599,7 +624,8 @@ def _read_party_files(
         )
         for spec in cfg.parties
     ]
-    return parties, built["validation", "path"]
+    schema = encoder or TabularSchema(tuple(features), {})  # all numeric: names only
+    return parties, built["validation", "path"], schema
 
 
 def _hold_out(

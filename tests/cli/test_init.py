@@ -57,7 +57,7 @@ def test_init_then_value_and_market_run(tmp_path):
     assert raw["parties"][1]["path"] == "h2.parquet"
     assert raw["validation"] == {"path": "validation.csv", "target": "outcome"}
     assert raw["features"] == ["age", "bmi"]  # the first file's columns less the target
-    assert raw["preprocessing"] == {"impute": "none", "categorical": "error", "scale": True}  # logistic regression needs comparable scales
+    assert raw["preprocessing"] == {"impute": "none", "categorical": "error", "scale": True}
     report, settlement = _value_and_market(job, tmp_path)
     assert report["parties"][0]["n_samples"] == 40
     assert len(settlement["parties"]) == 3

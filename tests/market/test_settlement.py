@@ -94,7 +94,9 @@ def test_worked_example_and_individual_rationality_report():
     report = s.checks["ir_report"]
     assert [r["name"] for r in report] == ["p0"]
     assert report[0]["net_gain"] == pytest.approx(0.5 * 4 / 9 - 0.3)
-    assert "pays 0.3 for an improvement of 0.3" in report[0]["reason"]
+    assert report[0]["reason"].startswith(
+        "pays 0.3 for an improvement of +30 points but its data earns 0.2222: net -0.07778"
+    )
 
 
 def test_zero_element_buyer_gets_its_fee_back():

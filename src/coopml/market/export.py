@@ -19,6 +19,16 @@ another party's row was found; aggregates (class means, two-row statistics) are 
 detected (see :mod:`coopml.market.release`). ``null`` means the model could not be
 fully inspected.
 
+**What a model file takes.** For a job read from files (``schema`` given), the skops
+file is one scikit-learn ``Pipeline`` whose first step,
+:class:`~coopml.data.preprocessing.TabularEncoder`, takes a party's raw rows as a
+pandas DataFrame, selects the job's feature columns *by name* (any order; a missing
+column is an error) and encodes them exactly as the market did, followed by the fitted
+model; loading it needs coopml installed. The manifest's ``input`` lists those columns
+in order with their kind (numeric or categorical) and categories, with the ``target``
+and the ``classes``. The ONNX file is the fitted model without that first step: its
+``input`` entry names the encoded columns it expects, in order.
+
 The optional dependencies are the ``export`` extra: ``pip install 'coopml[export]'``.
 """
 
@@ -36,6 +46,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coopml.data import Party
+from coopml.data.preprocessing import TabularEncoder, TabularSchema, accepts_missing
 from coopml.market.market import CustomModel, MarketResult
 from coopml.market.release import check_release
 
@@ -121,7 +132,9 @@ def _release(model: CustomModel, parties: Sequence[Party]) -> dict[str, Any]:
     }
 
 
-def _onnx(model: CustomModel, path: Path, X: NDArray[Any]) -> dict[str, Any]:
+def _onnx(
+    model: CustomModel, path: Path, X: NDArray[Any], expects: Mapping[str, Any]
+) -> dict[str, Any]:
     """Convert to ONNX (float64 inputs where the converter and runtime support them,
     else float32), write it, and measure how often it predicts what the model does."""
     try:
@@ -151,7 +164,12 @@ def _onnx(model: CustomModel, path: Path, X: NDArray[Any]) -> dict[str, Any]:
         out: dict[str, Any] = {
             "file": path.name,
             "sha256": _sha256(path),
-            "input": {"name": "X", "dtype": np.dtype(dtype).name, "n_features": X.shape[1]},
+            "input": {
+                "name": "X",
+                "dtype": np.dtype(dtype).name,
+                "n_features": X.shape[1],
+                **expects,
+            },
             "checked_rows": int(X.shape[0]),
         }
         if expected.dtype.kind == "f" and got.dtype.kind == "f":
@@ -162,12 +180,75 @@ def _onnx(model: CustomModel, path: Path, X: NDArray[Any]) -> dict[str, Any]:
     return {"skipped": "the learner does not convert to ONNX: " + " | ".join(reasons)[:500]}
 
 
+def _input(schema: TabularSchema, estimator: Any) -> dict[str, Any]:
+    """The manifest's description of the raw DataFrame the skops pipeline takes."""
+    columns = []
+    for name in schema.features:
+        if name in schema.categories:
+            cats = list(schema.categories[name])
+            columns.append({"name": name, "dtype": "categorical", "categories": cats})
+        else:
+            columns.append({"name": name, "dtype": "numeric"})
+    return {
+        "kind": "pandas DataFrame, columns matched by name (others ignored)",
+        "columns": columns,
+        "encoding": schema.encoding if schema.categories else None,
+        "missing_values": (
+            "allowed (empty cells, NaN or None), handled as in training"
+            if accepts_missing(estimator)
+            else "not allowed: the learner does not take missing values"
+        ),
+    }
+
+
+def _onnx_expects(schema: TabularSchema | None, n_features: int) -> dict[str, Any]:
+    """What the ONNX file's one input ``X`` holds, column by column."""
+    if schema is None:
+        return {"columns": None, "holds": f"the {n_features} features as in training"}
+    names = schema.get_feature_names_out()
+    if not schema.categories:
+        return {
+            "columns": names,
+            "holds": "the feature columns in this order as numbers, NaN where missing",
+        }
+    unknown = "all 0" if schema.encoding == "onehot" else "NaN"
+    return {
+        "columns": names,
+        "holds": (
+            "the encoded features in this order, as the skops pipeline's first step "
+            "('encode') writes them: numeric columns as numbers; "
+            + (
+                "one column 'name=category' per category of a categorical feature, 1 or 0"
+                if schema.encoding == "onehot"
+                else "a categorical feature as its category's position in its list"
+            )
+            + f"; NaN in a feature's column(s) where it is missing, {unknown} for a value "
+            "outside its categories. The ONNX file does not encode text itself."
+        ),
+    }
+
+
+def _classes(estimator: Any) -> list[Any] | None:
+    classes = getattr(estimator, "classes_", None)
+    return None if classes is None else np.asarray(classes).tolist()
+
+
+def _composed(schema: TabularSchema, estimator: Any) -> Any:
+    """One Pipeline: select and encode the raw columns by name, then the fitted model."""
+    from sklearn.pipeline import Pipeline
+
+    steps = estimator.steps if isinstance(estimator, Pipeline) else [("model", estimator)]
+    return Pipeline([("encode", TabularEncoder.from_schema(schema)), *steps])
+
+
 def export_models(
     result: MarketResult,
     parties: Sequence[Party],
     out_dir: str | Path,
     *,
     onnx: bool = True,
+    schema: TabularSchema | None = None,
+    targets: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write every party's customised model to ``out_dir``, with a manifest.
 
@@ -184,6 +265,12 @@ def export_models(
         (created if missing).
     onnx : bool, default True
         Also convert to ONNX where skl2onnx converts the learner.
+    schema : TabularSchema, optional
+        The job's feature columns and their fixed encoding (``MarketJob.schema``): the
+        skops file then takes raw rows as a DataFrame (see the module docstring).
+        Without it the skops file takes the encoded float matrix the market used.
+    targets : mapping of str to str, optional
+        Each party's target column, recorded in the manifest.
 
     Returns
     -------
@@ -192,7 +279,8 @@ def export_models(
         ``files`` (``skops`` and ``onnx`` with ``file`` and ``sha256``; ``onnx`` carries
         ``agreement`` or ``max_abs_difference`` measured on every party's rows, or
         ``skipped`` and why), ``learner``, ``trained_on``, ``validation_gain`` and
-        ``holds_other_parties_rows`` (True, False or None) with its ``release_check``.
+        ``holds_other_parties_rows`` (True, False or None) with its ``release_check``,
+        ``input`` (what the skops file takes), ``target`` and ``classes``.
 
     Raises
     ------
@@ -231,16 +319,34 @@ def export_models(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     X_all = _rows(list(parties), validation=True)[0].astype(np.float64)
+    if schema is not None and len(schema.get_feature_names_out()) != X_all.shape[1]:
+        raise ValueError(
+            f"parameter 'schema' encodes {len(schema.get_feature_names_out())} columns but "
+            f"the parties have {X_all.shape[1]}"
+        )
     stems = _file_stems(list(result.models))
+    expects = _onnx_expects(schema, X_all.shape[1])
+    taken: dict[str, Any] = {}
+    if schema is None:
+        names = next((p.feature_names for p in parties if p.feature_names is not None), None)
+        taken = {
+            "kind": "float matrix, columns by position",
+            "n_features": int(X_all.shape[1]),
+            "columns": None if names is None else list(names),
+        }
     models: dict[str, Any] = {}
     for name, model in result.models.items():
         skops_path = out / f"{stems[name]}.skops"
-        sio.dump(model.estimator, skops_path)
+        fitted = model.estimator if schema is None else _composed(schema, model.estimator)
+        sio.dump(fitted, skops_path)
         files: dict[str, Any] = {"skops": {"file": skops_path.name, "sha256": _sha256(skops_path)}}
         if onnx:
-            files["onnx"] = _onnx(model, out / f"{stems[name]}.onnx", X_all)
+            files["onnx"] = _onnx(model, out / f"{stems[name]}.onnx", X_all, expects)
         release = _release(model, parties)
         models[name] = {
+            "input": taken if schema is None else _input(schema, model.estimator),
+            "target": None if targets is None else targets.get(name),
+            "classes": _classes(model.estimator),
             "files": files,
             "learner": " ".join(repr(model.estimator).split()),
             "trained_on": list(model.members),
@@ -264,6 +370,10 @@ def describe_export(manifest: Mapping[str, Any]) -> list[str]:
         if "file" in onnx:
             written.append(onnx["file"])
         line = f"{name}: {', '.join(written)}"
+        columns = entry.get("input", {}).get("columns")
+        if columns and isinstance(columns[0], dict):
+            line += " (takes a DataFrame with columns " + ", ".join(c["name"] for c in columns)
+            line += ")"
         if "skipped" in onnx:
             line += f" (no ONNX: {onnx['skipped'][:120]})"
         elif onnx.get("agreement", 1.0) < 1.0:

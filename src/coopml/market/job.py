@@ -12,8 +12,9 @@ from typing import Any
 from sklearn.base import is_classifier
 
 from coopml.coalitions.executors import ProgressCallback
-from coopml.config import MarketConfig, build_learner, build_parties
+from coopml.config import MarketConfig, build_job_data, build_learner
 from coopml.data import Party, party_warnings
+from coopml.data.preprocessing import TabularSchema
 from coopml.market.market import MarketResult, run_market
 from coopml.market.replication import ReplicationAudit, replication_audit
 from coopml.market.sampled_shares import market_stopping
@@ -27,13 +28,17 @@ class MarketJob:
 
     ``parties`` are the parties as the round saw them (for exporting their models);
     ``warnings`` name parties too small to value meaningfully (one row, one class),
-    shown in the terminal output and the report.
+    shown in the terminal output and the report. ``schema`` (feature columns by name
+    and their fixed encoding) and ``targets`` (each party's target column) say how a
+    party's raw rows become model inputs; both are None for bundled example data.
     """
 
     result: MarketResult
     audit: ReplicationAudit | None = None
     parties: tuple[Party, ...] = ()
     warnings: tuple[str, ...] = ()
+    schema: TabularSchema | None = None
+    targets: dict[str, str] | None = None
 
 
 def run_market_job(
@@ -46,7 +51,7 @@ def run_market_job(
     """Run the market described by ``cfg`` (and its ``[audit]`` when ``audit``)."""
     m = cfg.market
     multi = m.mode == "multi"
-    parties, validation = build_parties(cfg, base_dir, own_validation=multi)
+    parties, validation, schema, targets = build_job_data(cfg, base_dir, own_validation=multi)
     options: dict[str, Any] = {
         "price": m.price,
         "scorer": m.scorer,
@@ -87,4 +92,11 @@ def run_market_job(
             **options,
         )
     found = party_warnings(parties, classification=is_classifier(learner))
-    return MarketJob(result, report, parties=tuple(parties), warnings=tuple(found))
+    return MarketJob(
+        result,
+        report,
+        parties=tuple(parties),
+        warnings=tuple(found),
+        schema=schema,
+        targets=targets,
+    )

@@ -734,7 +734,7 @@ def settle(
                     "no_positive_share",
                     f"{where}: no party's data has a positive {rule} value "
                     f"({_values(names, members, shares.raw)}), so the charge of "
-                    f"{amount:.6g} is refunded and nothing is paid out of it",
+                    f"{_sig(amount)} is refunded and nothing is paid out of it",
                     tuple(names[i] for i in payers),
                 )
             )
@@ -896,8 +896,21 @@ def _check_single(names: tuple[str, ...], tasks: Sequence[Task]) -> None:
             )
 
 
+def _sig(x: float, signed: bool = False) -> str:
+    """``x`` to 4 significant figures, never in scientific notation (as in the reports)."""
+    text = np.format_float_positional(
+        float(x), precision=4, unique=False, fractional=False, trim="-", sign=signed
+    )
+    return "0" if text in ("-0", "+0") and not signed else text
+
+
+def _points(x: float) -> str:
+    """A score difference in points (1 point = 0.01 of the score)."""
+    return f"{_sig(100 * x, signed=True)} points"
+
+
 def _values(names: tuple[str, ...], players: Sequence[int], values: Any) -> str:
-    return ", ".join(f"{names[j]}: {v:.6g}" for j, v in zip(players, values, strict=True))
+    return ", ".join(f"{names[j]}: {_sig(v)}" for j, v in zip(players, values, strict=True))
 
 
 def _refund_flag(
@@ -905,14 +918,14 @@ def _refund_flag(
 ) -> Flag:
     if mode == "single":
         message = (
-            f"the improvements sum to {improvement.sum():.6g}, not above zero (the pooled model "
-            "is no better, overall, than the parties' own): every charge is refunded and "
+            f"the improvements sum to {_points(improvement.sum())}, not above zero (the pooled "
+            "model is no better, overall, than the parties' own): every charge is refunded and "
             "nothing is paid out"
         )
     else:
         (i,) = payers
         message = (
-            f"the model trained for {names[i]!r} improves on its own by {improvement[i]:.6g}, "
+            f"the model trained for {names[i]!r} improves on its own by {_points(improvement[i])}, "
             "not above zero: its charge is refunded and nothing is paid out for its task"
         )
     return Flag("no_positive_improvement", message, tuple(names[i] for i in payers))
@@ -939,8 +952,9 @@ def _checks(
             "name": p.name,
             "net_gain": p.net_gain,
             "reason": (
-                f"pays {p.charge:.6g} for an improvement of {p.improvement:.6g} "
-                f"but its data earns {p.payout:.6g}"
+                f"pays {_sig(p.charge)} for an improvement of {_points(p.improvement)} "
+                f"but its data earns {_sig(p.payout)}: net {_sig(p.net_gain, signed=True)} "
+                "(money in units of the price c)"
             ),
         }
         for p in lines

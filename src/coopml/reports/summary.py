@@ -53,14 +53,20 @@ RULES = {
 
 #: One line per settlement column.
 COLUMNS = {
-    "fee": "what the party pays to join: c × (1 − its own model's score)",
+    "fee": (
+        "a deposit paid to join, c × (1 − its own model's score); it comes back less the "
+        "charge (fee returned = fee − charge), so it is not in net"
+    ),
     "own score": "score of a model trained on the party's own data alone",
     "model score": "score of the model the market trained for the party",
     "improvement": "model score − own score, in points (1 point = 0.01 of the score)",
     "charge": "what the party pays for its improvement: c × improvement (0 if refunded)",
     "share": "the party's part of the money paid out, under the payment rule",
     "payout": "what the party is paid for the use of its data",
-    "net": "payout − charge: above zero the party earns on balance, below it pays",
+    "net": (
+        "(fee returned + payout) − fee = payout − charge: above zero the party earns on "
+        "balance, below it pays"
+    ),
 }
 
 _Z95 = 1.959963984540054
@@ -194,7 +200,8 @@ def valuation_sentence(block: Mapping[str, Any] | None) -> str | None:
     if evaluations is not None:
         text += f" used {int(evaluations):,} model fits and"
     if stopped_by:
-        reasons = [_stopping_reason(p, 1, None) for p in _rule_parts(str(stopped_by))]
+        n_fits = int(evaluations or 0)
+        reasons = [_stopping_reason(p, 1, n_fits) for p in _rule_parts(str(stopped_by))]
         text += " stopped by " + " and ".join(reasons)
     else:
         text += " stopped"
@@ -221,7 +228,9 @@ def settlement_summary(settlement: Settlement) -> list[str]:
     >>> for sentence in settlement_summary(s):
     ...     print(sentence)
     Scores are in points of score (1 point = 0.01); money is in units of the price c = 1,
-    so a model 1 point better costs 0.01. Rule 'shapley': shares follow each party's
+    so a model 1 point better costs 0.01. Each party deposits its fee to join and gets it
+    back less its charge, plus its payout, so its net gain is payout − charge.
+    Rule 'shapley': shares follow each party's
     Shapley value: its average added score over every order in which the parties could
     have joined.
     1 of 2 parties earn on balance and 1 pays; in order of net gain:
@@ -241,7 +250,8 @@ def settlement_summary(settlement: Settlement) -> list[str]:
     out = [
         f"Scores are in points of {unit} (1 point = 0.01); money is in units of the price "
         f"c = {sig(s.price)}, so a model 1 point better costs {sig(0.01 * s.price)}. "
-        f"Rule '{s.rule}': {rule}."
+        f"Each party deposits its fee to join and gets it back less its charge, plus its "
+        f"payout, so its net gain is payout − charge. Rule '{s.rule}': {rule}."
     ]
     earn = [p for p in s.parties if p.net_gain > 1e-12]
     pay = [p for p in s.parties if p.net_gain < -1e-12]
