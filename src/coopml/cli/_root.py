@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
@@ -68,6 +68,15 @@ PROGRESS_INTERVAL_ENV = "COOPML_PROGRESS_INTERVAL"
 PROGRESS_INTERVAL = 5.0
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Show no progress.")]
+
+
+def print_warnings(messages: Iterable[str]) -> None:
+    """Print each distinct warning once, as a clean ``warning: ...`` line (a learner's
+    warning repeated for every coalition it was fitted on appears once)."""
+    for message in dict.fromkeys(messages):
+        console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
 ExecutorOpt = Annotated[
     str | None, typer.Option(help="Override the executor: serial, joblib or ray.")
 ]

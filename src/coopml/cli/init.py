@@ -211,7 +211,8 @@ def init_command(
     out.write_text(text, encoding="utf-8")
     where = f"validation file {folder.validation.name}" if folder.validation else "30% held out"
     console.print(
-        f"wrote {out}: {len(folder.parties)} parties, {len(folder.features)} features, "
+        f"wrote {out}: {len(folder.parties)} part{'y' if len(folder.parties) == 1 else 'ies'}, "
+        f"{len(folder.features)} features, "
         f"{where}. Next: coopml value {out}",
         highlight=False,
         markup=False,

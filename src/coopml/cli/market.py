@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -21,8 +22,10 @@ from coopml.cli._root import (
     console,
     err_console,
     fail,
+    print_warnings,
 )
 from coopml.config import ConfigError, MarketConfig, load_config
+from coopml.valuation import SMALL_PARTY
 
 app = typer.Typer(
     name="market",
@@ -81,10 +84,14 @@ def run_command(
         except ImportError as exc:
             raise fail(str(exc)) from None
     try:
-        with coalition_progress(quiet) as progress:
-            job = run_market_job(cfg, base, progress=progress)
+        with warnings.catch_warnings(record=True) as caught:  # printed below, once each
+            warnings.simplefilter("always")
+            with coalition_progress(quiet) as progress:
+                job = run_market_job(cfg, base, progress=progress)
     except (ConfigError, OSError, ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
+    # small parties are in job.warnings, printed with the settlement
+    print_warnings(str(w.message) for w in caught if not SMALL_PARTY.search(str(w.message)))
     s = job.result.settlement
     out.mkdir(parents=True, exist_ok=True)
     s.save(out / "settlement.json")

@@ -22,6 +22,7 @@ from coopml.cli._root import (
     console,
     err_console,
     fail,
+    print_warnings,
 )
 from coopml.config import ConfigError, ValueConfig, load_config
 from coopml.reports.summary import sig
@@ -64,8 +65,7 @@ def value_command(
         raise fail(str(exc)) from None
     listed = list(report.info.get("warnings", []))
     others = [str(w.message) for w in caught if not SMALL_PARTY.search(str(w.message))]
-    for message in dict.fromkeys([*listed, *others]):
-        console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+    print_warnings([*listed, *others])
     print_table(_table(report), console)
     for result in report.results.values():
         if result.stderr is not None:
