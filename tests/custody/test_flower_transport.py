@@ -93,3 +93,18 @@ def test_an_agent_error_travels_back_naming_the_party() -> None:
     transport.connect([p.name for p in parties], wait=1)
     with pytest.raises(AgentError, match=r"'party_1': failed to answer 'score'.*no validation"):
         transport.exchange({"party_1": {"kind": "score"}})
+
+
+def test_an_agent_whose_columns_are_in_another_order_is_refused_by_name() -> None:
+    """Statistics are summed column by column: a party whose file's columns come in
+    another order (or are others) is refused, naming it, never summed by position."""
+    parties, _ = _parties()
+    names = [f"c{j}" for j in range(parties[0].n_features)]
+    named = [
+        Party(p.name, p.X, p.y, p.X_val, p.y_val, feature_names=names[::-1] if i == 2 else names)
+        for i, p in enumerate(parties)
+    ]
+    job = {"names": [p.name for p in named], "learner": learner_spec(GaussianNB()), "timeout": 5}
+    with pytest.raises(AgentError, match="party 'party_2': its feature columns") as caught:
+        _run(StandInGrid([Agent(p) for p in named]), job)
+    assert caught.value.party == "party_2"

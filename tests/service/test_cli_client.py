@@ -247,3 +247,56 @@ def test_status_shows_progress_and_fails_with_the_round(monkeypatch):
     assert first.exit_code == 0 and "running (40%)" in first.stdout and "━" in first.stdout
     waited = runner.invoke(app, ["client", "status", "r1", "--wait", "--token", "t"])
     assert waited.exit_code == 1 and "failed here" in waited.stdout
+
+
+def test_connection_options_before_or_after_the_command(monkeypatch):
+    """--url/--token/--json are options of the group; after the command's name they win;
+    the environment fills in what neither gives."""
+    import httpx
+
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers.get("authorization", "")))
+        return httpx.Response(
+            200, json={"role": "operator", "party_id": None, "market_id": None, "name": None}
+        )
+
+    monkeypatch.setattr(
+        cli_client,
+        "make_client",
+        lambda url, token, timeout=30.0: CoopmlClient(
+            url, token, transport=httpx.MockTransport(handler)
+        ),
+    )
+    runner = CliRunner()
+    env = {"COOPML_URL": "http://env.test", "COOPML_TOKEN": "env-token"}
+    cases = [
+        (["me"], ("env.test", "env-token")),
+        (["--url", "http://group.test", "me"], ("group.test", "env-token")),
+        (["--token", "group-token", "me"], ("env.test", "group-token")),
+        (
+            ["--url", "http://group.test", "me", "--url", "http://cmd.test"],
+            ("cmd.test", "env-token"),
+        ),
+        (["--token", "group-token", "me", "--token", "cmd-token"], ("env.test", "cmd-token")),
+    ]
+    for args, (host, token) in cases:
+        seen.clear()
+        result = runner.invoke(app, ["client", *args], env=env)
+        assert result.exit_code == 0, (args, result.output)
+        assert seen == [(host, f"Bearer {token}")], args
+        assert result.stdout.strip() == "operator"
+    for args in (["--json", "me"], ["me", "--json"], ["--json", "me", "--json"]):
+        result = runner.invoke(app, ["client", *args], env=env)
+        assert result.exit_code == 0 and json.loads(result.stdout)["role"] == "operator", args
+    seen.clear()
+    result = runner.invoke(app, ["client", "--url", "http://group.test", "health", "--json"])
+    assert result.exit_code == 0 and seen[0][0] == "group.test"
+
+
+def test_group_json_is_refused_by_a_command_without_a_json_answer(run):
+    result = run("--json", "delete-dataset", "d1", ok=False)
+    assert result.exit_code == 2 and "delete-dataset` has no JSON answer" in result.output
+    result = run("delete-dataset", "d1", "--json", ok=False)
+    assert result.exit_code == 2 and "No such option" in result.output

@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
+from coopml.service import responses
 from coopml.service.client import CoopmlClient, ServiceError
 
 
@@ -250,3 +251,76 @@ def assert_ledger_balanced(entries: list[dict]) -> None:
     assert entries
     sign = {"fee_collected": 1.0, "fee_returned": -1.0, "payout": -1.0}
     assert abs(sum(sign[e["kind"]] * float(e["amount"]) for e in entries)) < 1e-9
+
+
+# ---------------------------------------------------------------------------- typed results
+def _shape(node, defs):
+    """A JSON schema without names, titles, descriptions, defaults and formats: what a
+    model's JSON and its TypedDict must agree on (keys and value types)."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _shape(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        drop = {"title", "description", "default", "format", "required", "$defs"}
+        return {k: _shape(v, defs) for k, v in node.items() if k not in drop}
+    if isinstance(node, list):
+        return sorted((_shape(v, defs) for v in node), key=repr)
+    return node
+
+
+def _json_shape(schema):
+    return _shape(schema, schema.get("$defs", {}))
+
+
+_OUT_MODELS = [name for name in responses.__all__ if name.endswith("Out") and name != "PredictOut"]
+
+
+@pytest.mark.parametrize("name", _OUT_MODELS)
+def test_typed_results_match_the_api_response_models(name):
+    """Each TypedDict the client returns has the keys and value types of the JSON of the
+    response model the service answers with (timestamps as strings)."""
+    from pydantic import TypeAdapter
+
+    model = getattr(responses, name)
+    typed = getattr(responses, name.removesuffix("Out") + "Dict")
+    assert _json_shape(TypeAdapter(typed).json_schema(mode="serialization")) == _json_shape(
+        model.model_json_schema(mode="serialization")
+    )
+
+
+def test_page_of_typed_results_matches_the_api_page():
+    from pydantic import TypeAdapter
+
+    typed = TypeAdapter(responses.PageDict[responses.RoundDict]).json_schema()
+    model = responses.Page[responses.RoundOut].model_json_schema(mode="serialization")
+    assert _json_shape(typed) == _json_shape(model)
+
+
+def test_real_answers_have_exactly_the_typed_keys(service_round):
+    from pydantic import TypeAdapter
+
+    op, rnd = service_round["operator"], service_round["round"]
+    alice = service_round["parties"][0]["client"]
+    market_id = service_round["market"]["id"]
+    pages = {
+        responses.MarketDict: op.list_markets(),
+        responses.PartyDict: op.list_parties(market_id),
+        responses.DatasetDict: op.list_datasets(market_id),
+        responses.RoundDict: op.list_rounds(market_id),
+        responses.LedgerEntryDict: op.ledger(rnd["id"]),
+        responses.AuditLogEntryDict: alice.audit_log(),
+    }
+    answers = [
+        (responses.HealthDict, op.health()),
+        (responses.MeDict, alice.me()),
+        (responses.MarketDict, op.get_market(market_id)),
+        (responses.RoundDict, op.get_round(rnd["id"])),
+        (responses.SettlementDict, op.settlement(rnd["id"])),
+        (responses.AuditDict, op.audit(rnd["id"])),
+        (responses.PartyCreatedDict, op.add_party(market_id, "dave")),
+    ]
+    for typed, page in pages.items():
+        assert set(page) == responses.PageDict.__required_keys__
+        answers += [(typed, item) for item in page["items"]]
+    for typed, answer in answers:
+        assert set(answer) == typed.__required_keys__, typed.__name__
+        TypeAdapter(typed).validate_python(answer, strict=True)

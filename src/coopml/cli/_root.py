@@ -58,7 +58,8 @@ def fail(message: str) -> typer.Exit:
     ``message`` is printed as it is: square brackets (``[[parties]]``, ``[validation]``)
     are escaped, never read as Rich markup.
     """
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    # soft wrap: file paths and names are never cut by inserted line breaks
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 

@@ -3,16 +3,21 @@
 Every command talks to a running ``coopml serve`` through :class:`coopml.service.client.
 CoopmlClient`; the address and the API token come from ``--url``/``--token`` or the
 environment variables ``COOPML_URL`` and ``COOPML_TOKEN``. ``--json`` prints the service's
-answer as JSON; ``--quiet`` prints only the new id (``add-party``, ``rotate-token``: only
-the token), for shell scripts.
+answer as JSON. The three are options of the ``client`` group (``coopml client --url U
+--token T markets``, read once by :func:`connection_options`) and are accepted after the
+command's name too (``coopml client markets --token T``; those win). ``--quiet`` prints
+only the new id (``add-party``, ``rotate-token``: only the token), for shell scripts.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,6 +31,7 @@ from coopml.cli._root import console, err_console, fail
 
 if TYPE_CHECKING:
     from coopml.service.client import CoopmlClient
+    from coopml.service.responses import MarketDict, PageDict, RoundDict
 
 app = typer.Typer(
     name="client",
@@ -49,6 +55,29 @@ TokenOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the service's answer as JSON.")]
+# The same three after a command's name: unset (None) unless given there.
+_AfterUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="The service's address (also accepted before the command; default: "
+        f"$COOPML_URL, else {DEFAULT_URL}).",
+        show_default=False,
+    ),
+]
+_AfterTokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="API token (operator's or party's; also accepted before the command; "
+        "default: $COOPML_TOKEN).",
+        show_default=False,
+    ),
+]
+_AfterJsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print the service's answer as JSON (also before the command)."),
+]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="Print only the new id (for scripts).")
 ]
@@ -61,6 +90,81 @@ OffsetOpt = Annotated[int, typer.Option(min=0, help="Skip this many items.")]
 
 #: Rows per ``predict`` request (the service accepts at most 10,000).
 PREDICT_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and as whom a command talks to the service, and whether it answers in JSON.
+
+    Examples
+    --------
+    >>> group = Connection("http://10.0.0.5:8000", "operator-token", as_json=True)
+    >>> group.merged(url=None, token="party-token", as_json=False)
+    Connection(url='http://10.0.0.5:8000', token='party-token', as_json=True)
+    """
+
+    url: str = DEFAULT_URL
+    token: str | None = None
+    as_json: bool = False
+
+    def merged(
+        self, *, url: str | None = None, token: str | None = None, as_json: bool = False
+    ) -> Connection:
+        """These options overridden by the ones given after the command's name."""
+        return Connection(
+            self.url if url is None else url,
+            self.token if token is None else token,
+            self.as_json or as_json,
+        )
+
+
+_CONNECTION = "coopml.client.connection"  # the group's Connection, in ctx.meta
+
+
+@app.callback()
+def connection_options(
+    ctx: typer.Context,
+    url: UrlOpt = DEFAULT_URL,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The options every command shares; each command also accepts them after its name
+    (those win)."""
+    ctx.meta[_CONNECTION] = Connection(url, token, as_json)
+
+
+def _command(
+    name: str, *, token: bool = True, json: bool = True
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register ``coopml client NAME``: the function receives the merged
+    :class:`Connection` as ``conn``; ``--url`` (and ``--token``, ``--json`` where the
+    command uses them) are also accepted after the command's name."""
+    shared: list[tuple[str, Any, Any]] = [("url", _AfterUrlOpt, None)]
+    if token:
+        shared.append(("token", _AfterTokenOpt, None))
+    if json:
+        shared.append(("as_json", _AfterJsonOpt, False))
+
+    def register(func: Callable[..., None]) -> Callable[..., None]:
+        own = inspect.signature(func, eval_str=True).parameters.values()
+        kw = inspect.Parameter.KEYWORD_ONLY
+        params = [p for p in own if p.name != "conn"]
+        params.append(inspect.Parameter("ctx", kw, annotation=typer.Context))
+        params += [inspect.Parameter(n, kw, default=d, annotation=a) for n, a, d in shared]
+
+        @functools.wraps(func)
+        def command(ctx: typer.Context, **kwargs: Any) -> None:
+            group = ctx.meta.get(_CONNECTION, Connection())
+            given = {n: kwargs.pop(n, d) for n, _, d in shared}
+            if not json and group.as_json:
+                raise fail(f"--json: `coopml client {name}` has no JSON answer")
+            func(conn=group.merged(**given), **kwargs)
+
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        app.command(name)(command)
+        return func
+
+    return register
 
 
 def make_client(url: str, token: str | None, timeout: float = 30.0) -> CoopmlClient:
@@ -108,7 +212,7 @@ def _print_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=False))
 
 
-def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
+def _table(title: str, rows: Sequence[Mapping[str, Any]], columns: list[str]) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
         table.add_column(column, no_wrap=True, overflow="fold")
@@ -150,41 +254,39 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 def _list_page(
-    url: str,
-    token: str | None,
-    fetch: Callable[[CoopmlClient], dict[str, Any]],
+    conn: Connection,
+    fetch: Callable[[CoopmlClient], PageDict[Any]],
     title: str,
     columns: list[str],
-    as_json: bool,
     unit: str = "",
 ) -> None:
     """Fetch one page of a list endpoint and print it as JSON or as a table."""
-    with _session(url, _need_token(token)) as client:
+    with _session(conn.url, _need_token(conn.token)) as client:
         page = fetch(client)
-    if as_json:
+    if conn.as_json:
         _print_json(page)
         return
     total = f"{page['total']} {unit}".strip()
     print_table(_table(f"{title} ({total})", page["items"], columns), console)
 
 
-@app.command("health")
-def health_command(url: UrlOpt = DEFAULT_URL, as_json: JsonOpt = False) -> None:
+@_command("health", token=False)
+def health_command(conn: Connection) -> None:
     """Check that the service answers (no token needed)."""
-    with _session(url, None) as client:
+    with _session(conn.url, None) as client:
         answer = client.health()
-    if as_json:
+    if conn.as_json:
         _print_json(answer)
         return
-    console.print(f"{url}: {answer.get('status')} (database {answer.get('database')})")
+    console.print(f"{conn.url}: {answer.get('status')} (database {answer.get('database')})")
 
 
-@app.command("me")
-def me_command(url: UrlOpt = DEFAULT_URL, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+@_command("me")
+def me_command(conn: Connection) -> None:
     """Show who the token belongs to: the operator, or a party of a market."""
-    with _session(url, _need_token(token)) as client:
+    with _session(conn.url, _need_token(conn.token)) as client:
         answer = client.me()
-    if as_json:
+    if conn.as_json:
         _print_json(answer)
         return
     if answer.get("role") == "operator":
@@ -198,8 +300,9 @@ def me_command(url: UrlOpt = DEFAULT_URL, token: TokenOpt = None, as_json: JsonO
 
 
 # ---------------------------------------------------------------------------- operator
-@app.command("create-market")
+@_command("create-market")
 def create_market_command(
+    conn: Connection,
     name: Annotated[str, typer.Argument(help="A name for the market.")],
     task: Annotated[str, typer.Option(help="classification or regression.")] = "classification",
     description: Annotated[str, typer.Option(help="Free text shown to parties.")] = "",
@@ -264,9 +367,6 @@ def create_market_command(
             "agent`).",
         ),
     ] = "operator",
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Create a market (operator), with its model release policy and prediction quota
@@ -285,7 +385,7 @@ def create_market_command(
     quotas = None
     if max_datasets is not None or max_bytes is not None:
         quotas = {"max_datasets_per_party": max_datasets, "max_bytes_per_party": max_bytes}
-    with _session(url, _need_token(token)) as client:
+    with _session(conn.url, _need_token(conn.token)) as client:
         market = client.create_market(
             name,
             task=task,
@@ -297,7 +397,7 @@ def create_market_command(
             quotas=quotas,
             custody=custody,
         )
-    if as_json:
+    if conn.as_json:
         _print_json(market)
     elif quiet:
         typer.echo(market["id"])
@@ -311,7 +411,7 @@ def create_market_command(
 RELEASE_POLICIES = ("query_only", "aggregate_only", "full")
 
 
-def _policy_line(market: dict[str, Any]) -> str:
+def _policy_line(market: MarketDict) -> str:
     """The market's release policy and prediction quota, in words."""
     policy = market.get("release_policy", "?")
     text = f"release policy: {policy}"
@@ -329,18 +429,15 @@ def _policy_line(market: dict[str, Any]) -> str:
     return text
 
 
-@app.command("markets")
+@_command("markets")
 def markets_command(
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
+    conn: Connection,
     limit: LimitOpt = 50,
     offset: OffsetOpt = 0,
-    as_json: JsonOpt = False,
 ) -> None:
     """List the markets the token may see."""
     _list_page(
-        url,
-        token,
+        conn,
         lambda c: c.list_markets(limit=limit, offset=offset),
         "Markets",
         [
@@ -353,23 +450,20 @@ def markets_command(
             "n_parties",
             "created_at",
         ],
-        as_json,
     )
 
 
-@app.command("add-party")
+@_command("add-party")
 def add_party_command(
+    conn: Connection,
     market_id: MarketArg,
     name: Annotated[str, typer.Argument(help="The party's name (letters, digits, _ . -).")],
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Register a party (operator) and print its API token — shown this once only."""
-    with _session(url, _need_token(token)) as client:
+    with _session(conn.url, _need_token(conn.token)) as client:
         party = client.add_party(market_id, name)
-    if as_json:
+    if conn.as_json:
         _print_json(party)
     elif quiet:
         typer.echo(party["token"])
@@ -379,23 +473,19 @@ def add_party_command(
         typer.echo(party["token"])
 
 
-@app.command("parties")
+@_command("parties")
 def parties_command(
+    conn: Connection,
     market_id: MarketArg,
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
     limit: LimitOpt = 50,
     offset: OffsetOpt = 0,
-    as_json: JsonOpt = False,
 ) -> None:
     """List a market's parties (a party sees only itself)."""
     _list_page(
-        url,
-        token,
+        conn,
         lambda c: c.list_parties(market_id, limit=limit, offset=offset),
         "Parties",
         ["id", "name", "created_at"],
-        as_json,
     )
 
 
@@ -413,42 +503,38 @@ def _party_id(client: CoopmlClient, market_id: str, party: str) -> str:
     return names[party]
 
 
-@app.command("revoke-token")
+@_command("revoke-token")
 def revoke_token_command(
+    conn: Connection,
     market_id: MarketArg,
     party: PartyArg,
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Revoke a party's API tokens (operator): they answer 401 from now on and the
     party's dashboard sessions end; rotate-token gives it a new one."""
-    with _session(url, _need_token(token)) as client:
+    with _session(conn.url, _need_token(conn.token)) as client:
         party_id = _party_id(client, market_id, party)
         client.revoke_party_token(market_id, party_id)
-    if as_json:
+    if conn.as_json:
         _print_json({"party_id": party_id, "market_id": market_id, "revoked": True})
     else:
         console.print(f"party {party}: every token revoked", highlight=False)
 
 
-@app.command("rotate-token")
+@_command("rotate-token")
 def rotate_token_command(
+    conn: Connection,
     market_id: MarketArg,
     party: PartyArg,
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the new token (for scripts).")
     ] = False,
 ) -> None:
     """Give a party a new API token (operator) and print it — shown this once only;
     the party's older tokens stop working."""
-    with _session(url, _need_token(token)) as client:
+    with _session(conn.url, _need_token(conn.token)) as client:
         party_id = _party_id(client, market_id, party)
         issued = client.rotate_party_token(market_id, party_id)
-    if as_json:
+    if conn.as_json:
         _print_json(issued)
     elif quiet:
         typer.echo(issued["token"])
@@ -472,8 +558,9 @@ def _empty_value(text: str | None) -> str | float | None:
         ) from None
 
 
-@app.command("open-round")
+@_command("open-round")
 def open_round_command(
+    conn: Connection,
     market_id: MarketArg,
     learner: Annotated[
         str, typer.Option(help="Learner from the service's allow-list, e.g. logistic_regression.")
@@ -520,14 +607,11 @@ def open_round_command(
     wait_timeout: Annotated[
         float, typer.Option("--wait-timeout", help="Seconds --wait waits at most.")
     ] = 600.0,
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Open a round (operator): train, value and settle with the market's data."""
     params = _parse_params(param or [])
-    with _session(url, _need_token(token)) as client:
+    with _session(conn.url, _need_token(conn.token)) as client:
         rnd = client.open_round(
             market_id,
             learner,
@@ -541,8 +625,8 @@ def open_round_command(
             empty_value=_empty_value(empty_value),
         )
         if wait:
-            rnd = _wait(client, rnd["id"], wait_timeout, show=not (quiet or as_json))
-    if as_json:
+            rnd = _wait(client, rnd["id"], wait_timeout, show=not (quiet or conn.as_json))
+    if conn.as_json:
         _print_json(rnd)
     elif quiet:
         typer.echo(rnd["id"])
@@ -552,28 +636,25 @@ def open_round_command(
         raise typer.Exit(code=1)
 
 
-@app.command("rounds")
+@_command("rounds")
 def rounds_command(
+    conn: Connection,
     market_id: MarketArg,
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
     limit: LimitOpt = 50,
     offset: OffsetOpt = 0,
-    as_json: JsonOpt = False,
 ) -> None:
     """List a market's rounds."""
     _list_page(
-        url,
-        token,
+        conn,
         lambda c: c.list_rounds(market_id, limit=limit, offset=offset),
         "Rounds",
         ["id", "status", "progress", "created_at", "finished_at"],
-        as_json,
     )
 
 
-@app.command("status")
+@_command("status")
 def status_command(
+    conn: Connection,
     round_id: RoundArg,
     wait: Annotated[bool, typer.Option(help="Follow the round until it completes or fails.")] = (
         False
@@ -581,20 +662,17 @@ def status_command(
     wait_timeout: Annotated[
         float, typer.Option("--wait-timeout", help="Seconds --wait waits at most.")
     ] = 600.0,
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Show a round's status and progress; with --wait, a progress bar until it ends.
 
     Exit code 1 if the round failed.
     """
-    with _session(url, _need_token(token)) as client:
+    with _session(conn.url, _need_token(conn.token)) as client:
         if wait:
-            rnd = _wait(client, round_id, wait_timeout, show=not as_json)
+            rnd = _wait(client, round_id, wait_timeout, show=not conn.as_json)
         else:
             rnd = client.get_round(round_id)
-    if as_json:
+    if conn.as_json:
         _print_json(rnd)
     else:
         progress = float(rnd.get("progress") or 0.0)
@@ -610,7 +688,7 @@ def status_command(
         raise typer.Exit(code=1)
 
 
-def _wait(client: CoopmlClient, round_id: str, timeout: float, *, show: bool) -> dict[str, Any]:
+def _wait(client: CoopmlClient, round_id: str, timeout: float, *, show: bool) -> RoundDict:
     columns = (
         TextColumn("[bold]round"),
         BarColumn(),
@@ -621,7 +699,7 @@ def _wait(client: CoopmlClient, round_id: str, timeout: float, *, show: bool) ->
     with Progress(*columns, console=err_console, transient=True, disable=not show) as bar:
         task = bar.add_task("queued", total=1.0)
 
-        def update(state: dict[str, Any]) -> None:
+        def update(state: RoundDict) -> None:
             bar.update(
                 task,
                 completed=float(state.get("progress") or 0.0),
@@ -635,17 +713,15 @@ def _wait(client: CoopmlClient, round_id: str, timeout: float, *, show: bool) ->
             raise typer.Exit(code=1) from None
 
 
-@app.command("settlement")
+@_command("settlement")
 def settlement_command(
+    conn: Connection,
     round_id: RoundArg,
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """A round's settlement: the operator sees every line, a party its own."""
-    with _session(url, _need_token(token)) as client:
+    with _session(conn.url, _need_token(conn.token)) as client:
         answer = client.settlement(round_id)
-    if as_json:
+    if conn.as_json:
         _print_json(answer)
         return
     lines = list(answer.get("lines", []))
@@ -668,17 +744,15 @@ def settlement_command(
         console.print(f"{key}: {json.dumps(value)}", highlight=False)
 
 
-@app.command("audit")
+@_command("audit")
 def audit_command(
+    conn: Connection,
     round_id: RoundArg,
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """A round's audit (operator): balance, verification, duplicates, replication."""
-    with _session(url, _need_token(token)) as client:
+    with _session(conn.url, _need_token(conn.token)) as client:
         answer = client.audit(round_id)
-    if as_json:
+    if conn.as_json:
         _print_json(answer)
         return
     for section, value in answer.items():
@@ -692,50 +766,43 @@ def audit_command(
             console.print(f"  {json.dumps(value, default=str)}", highlight=False)
 
 
-@app.command("ledger")
+@_command("ledger")
 def ledger_command(
+    conn: Connection,
     round_id: RoundArg,
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
     limit: LimitOpt = 50,
     offset: OffsetOpt = 0,
-    as_json: JsonOpt = False,
 ) -> None:
     """A round's append-only money ledger (operator)."""
     _list_page(
-        url,
-        token,
+        conn,
         lambda c: c.ledger(round_id, limit=limit, offset=offset),
         "Ledger",
         ["kind", "party_id", "amount"],
-        as_json,
         unit="entries",
     )
 
 
-@app.command("audit-log")
+@_command("audit-log")
 def audit_log_command(
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
+    conn: Connection,
     limit: LimitOpt = 50,
     offset: OffsetOpt = 0,
-    as_json: JsonOpt = False,
 ) -> None:
     """Who accessed which dataset, model or prediction (a party: its own items)."""
     _list_page(
-        url,
-        token,
+        conn,
         lambda c: c.audit_log(limit=limit, offset=offset),
         "Audit log",
         ["at", "actor", "action", "item_type", "item_id"],
-        as_json,
         unit="entries",
     )
 
 
 # ---------------------------------------------------------------------------- parties
-@app.command("upload")
+@_command("upload")
 def upload_command(
+    conn: Connection,
     market_id: MarketArg,
     file: Annotated[
         Path,
@@ -750,9 +817,6 @@ def upload_command(
             help="Replace this dataset of yours (its id) in one step.", show_default=False
         ),
     ] = None,
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
-    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Upload training or validation data (party).
@@ -761,11 +825,11 @@ def upload_command(
     market's schema (feature columns and types, label type); the same file twice is
     refused.
     """
-    with _session(url, _need_token(token), timeout=300.0) as client:
+    with _session(conn.url, _need_token(conn.token), timeout=300.0) as client:
         dataset = client.upload_dataset(
             market_id, file, role=role, target=target, name=name, replaces=replaces
         )
-    if as_json:
+    if conn.as_json:
         _print_json(dataset)
     elif quiet:
         typer.echo(dataset["id"])
@@ -777,61 +841,56 @@ def upload_command(
         )
 
 
-@app.command("delete-dataset")
+@_command("delete-dataset", json=False)
 def delete_dataset_command(
+    conn: Connection,
     dataset_id: Annotated[str, typer.Argument(help="The dataset's id.")],
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
 ) -> None:
     """Delete a dataset (its owner party, or the operator) and erase its stored copy."""
-    with _session(url, _need_token(token)) as client:
+    with _session(conn.url, _need_token(conn.token)) as client:
         client.delete_dataset(dataset_id)
     console.print(f"dataset {dataset_id} deleted", highlight=False)
 
 
-@app.command("datasets")
+@_command("datasets")
 def datasets_command(
+    conn: Connection,
     market_id: MarketArg,
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
     limit: LimitOpt = 50,
     offset: OffsetOpt = 0,
-    as_json: JsonOpt = False,
 ) -> None:
     """List a market's datasets (a party sees its own)."""
     _list_page(
-        url,
-        token,
+        conn,
         lambda c: c.list_datasets(market_id, limit=limit, offset=offset),
         "Datasets",
         ["id", "name", "role", "n_rows", "n_features", "target", "created_at"],
-        as_json,
     )
 
 
-@app.command("download-model")
+@_command("download-model", json=False)
 def download_model_command(
+    conn: Connection,
     round_id: RoundArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the skops file.")] = (
         Path("model.skops")
     ),
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
 ) -> None:
     """Download your customised model of a round (party) as a skops file.
 
     Load it with ``skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))``
     after checking the listed types.
     """
-    with _session(url, _need_token(token), timeout=300.0) as client:
+    with _session(conn.url, _need_token(conn.token), timeout=300.0) as client:
         content = client.download_model(round_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(content)
     console.print(f"model written to {out} ({len(content):,} bytes)", highlight=False)
 
 
-@app.command("predict")
+@_command("predict", json=False)
 def predict_command(
+    conn: Connection,
     round_id: RoundArg,
     data: Annotated[
         Path,
@@ -847,8 +906,6 @@ def predict_command(
         list[str] | None,
         typer.Option(help="Column(s) of DATA to ignore, e.g. the target (repeatable)."),
     ] = None,
-    url: UrlOpt = DEFAULT_URL,
-    token: TokenOpt = None,
 ) -> None:
     """Predict with your model of a round (party): CSV in, CSV or JSON out.
 
@@ -865,7 +922,7 @@ def predict_command(
     frame = frame.drop(columns=[c for c in (drop or []) if c in frame.columns])
     if frame.empty:
         raise fail(f"{data} has no rows to predict")
-    with _session(url, _need_token(token), timeout=300.0) as client:
+    with _session(conn.url, _need_token(conn.token), timeout=300.0) as client:
         features = _feature_columns(client, round_id)
         if features and set(features) <= set(frame.columns):
             frame = frame[features]
@@ -892,8 +949,9 @@ def predict_command(
 def _feature_columns(client: CoopmlClient, round_id: str) -> list[str]:
     """The feature columns in the order the round's models expect.
 
-    The service's answer where it gives one (``config.features`` of the round, else
-    ``features`` of the market); otherwise the column order of the party's own dataset.
+    The service's answer where it gives one (``config.features`` of the round, else the
+    features of the market's schema); otherwise the column order of the party's own
+    dataset.
     """
     from coopml.service.client import ServiceError
 
@@ -901,7 +959,8 @@ def _feature_columns(client: CoopmlClient, round_id: str) -> list[str]:
         rnd = client.get_round(round_id)
         features = (rnd.get("config") or {}).get("features")
         if not features:
-            features = client.get_market(rnd["market_id"]).get("features")
+            schema = client.get_market(rnd["market_id"]).get("schema")
+            features = [f["name"] for f in schema["features"]] if schema else None
         if features:
             return [str(c) for c in features]
         datasets = client.list_datasets(rnd["market_id"], limit=1)["items"]

@@ -162,7 +162,9 @@ def verify_command(
         record = Settlement.load(settlement)
         verdict = record.verify()
     except ValueError as exc:
-        err_console.print(f"[bold red]invalid:[/] {exc}", highlight=False)
+        err_console.print(
+            f"[bold red]invalid:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(code=1) from None
     if verdict.ok:
         v = record.valuation
@@ -173,11 +175,14 @@ def verify_command(
             else "the value tables"
         )
         console.print(
-            f"[green]✔[/] {settlement}: consistent (every figure recomputed from {source})"
+            f"[green]✔[/] {escape(str(settlement))}: consistent (every figure recomputed "
+            f"from {source})",
+            highlight=False,
+            soft_wrap=True,
         )
         return
     for problem in verdict.problems:
-        err_console.print(f"[bold red]✘[/] {problem}", highlight=False)
+        err_console.print(f"[bold red]✘[/] {escape(problem)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=1)
 
 

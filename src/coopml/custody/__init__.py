@@ -15,6 +15,7 @@ from coopml.custody.checks import AgentError
 from coopml.custody.learners import ESTIMATORS, custody_learner
 from coopml.custody.market import run_custody_market
 from coopml.custody.newton import FederatedLogisticRegression
+from coopml.custody.privacy import GaussianMechanism
 from coopml.custody.statistics import Moments, collect_moments
 from coopml.custody.transport import LocalTransport, Transport
 
@@ -23,6 +24,7 @@ __all__ = [
     "Agent",
     "AgentError",
     "FederatedLogisticRegression",
+    "GaussianMechanism",
     "LocalTransport",
     "Moments",
     "Transport",

@@ -19,6 +19,11 @@ disclosed (:attr:`Agent.log`, and the ``coopml.custody.agent`` logger):
 ``score``
     the validation scores of the coalition models sent (validation set owners only).
 
+With a :class:`~coopml.custody.privacy.GaussianMechanism` (``privacy``) the agent
+clips its rows and adds Gaussian noise to what ``moments`` and ``statistics`` release,
+so that its round is (epsilon, delta)-differentially private (:mod:`coopml.custody.privacy`);
+it then refuses ``newton`` requests.
+
 Under Flower's deployment runtime the same agent answers as a ``ClientApp``: the
 attribute ``app`` of this module (``coopml.custody.agent:app``), built on first access
 so that importing the module needs no ``flwr``. Its files come from the SuperNode's
@@ -36,7 +41,9 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
+from coopml._validation import RandomState
 from coopml.custody.learners import build_estimator, build_scorer, custody_learner
+from coopml.custody.privacy import GaussianMechanism, PrivateRelease, clip_rows, whole
 from coopml.data import Party
 from coopml.learning.fast import FastBlock
 from coopml.learning.fast._backend import NumpyBackend
@@ -58,6 +65,11 @@ class Agent:
         ``X_val`` and ``y_val``. A validation-only agent (a buyer with a task but no
         training data) passes a party whose training rows are empty of use: it is
         never asked for them unless it is a player.
+    privacy : GaussianMechanism, optional
+        Noise on every statistic released (:mod:`coopml.custody.privacy`); none by
+        default (the exact protocol).
+    random_state : int, numpy.random.Generator or None
+        The agent's own stream for the noise (unused without ``privacy``).
 
     Examples
     --------
@@ -69,10 +81,24 @@ class Agent:
     ['moments']
     """
 
-    def __init__(self, party: Party) -> None:
+    def __init__(
+        self,
+        party: Party,
+        privacy: GaussianMechanism | None = None,
+        random_state: RandomState = None,
+    ) -> None:
         if not isinstance(party, Party):
             raise TypeError(f"parameter 'party' must be a Party; got {type(party).__name__}")
+        if privacy is not None and not all(
+            hasattr(privacy, a) for a in ("epsilon", "delta", "clip", "describe")
+        ):
+            raise TypeError(
+                f"parameter 'privacy' must be a GaussianMechanism or None; got {privacy!r}"
+            )
         self.party = party
+        self.privacy = privacy
+        self._private = None if privacy is None else PrivateRelease(privacy, random_state)
+        self._moments_reply: dict[str, Any] | None = None
         self.name = party.name
         #: every request answered: time, kind, and what the reply disclosed
         self.log: list[dict[str, Any]] = []
@@ -102,6 +128,10 @@ class Agent:
 
     # ------------------------------------------------------------------ requests
     def _moments(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        if self._private is not None:
+            if self._moments_reply is None:  # released once; a repeat costs nothing
+                self._moments_reply = self._private_moments(self._private, request)
+            return dict(self._moments_reply)
         X, y = self.party.X, self.party.y
         reply: dict[str, Any] = {
             "n": float(X.shape[0]),
@@ -128,6 +158,8 @@ class Agent:
         }
         if "y" in center:
             center["y"] = float(center["y"])
+        if self._private is not None:
+            return self._private_statistics(self._private, fast, center, request)
         if fast.is_classifier:
             classes = list(request["classes"])
             stats = fast.party_statistics(self.party.X, self._codes(classes), center, len(classes))
@@ -136,6 +168,12 @@ class Agent:
         return dict(stats)
 
     def _newton(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        if self._private is not None:
+            raise ValueError(
+                "this agent adds privacy noise, which is not built for logistic regression "
+                "(its Newton method releases gradients and Hessians a data-dependent number "
+                "of times); use GaussianNB, LinearDiscriminantAnalysis or Ridge"
+            )
         be = NumpyBackend()
         theta = np.asarray(request["theta"], dtype=np.float64)
         Xt = design(self.party.X, np.asarray(request["shift"]), bool(request["fit_intercept"]))
@@ -177,6 +215,97 @@ class Agent:
                 model = shell.estimator(block, int(np.searchsorted(fitted, b)))
             scores[b] = float(scorer(model, X_val, y_val))
         return {"scores": scores}
+
+    # ------------------------------------------------------------------ privacy
+    def _private_moments(self, p: PrivateRelease, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Noisy moments of the clipped rows; no fingerprints, the public labels."""
+        m, task = p.mechanism, str(request.get("task"))
+        X = clip_rows(self.party.X, m.clip)
+        reply: dict[str, Any] = {
+            "n_features": X.shape[1],
+            "fingerprint": "",
+            "validation_fingerprint": self._validation_fingerprint(),
+            "privacy": m.describe(task),
+        }
+        if task == "classification":
+            if m.labels is None:
+                raise ValueError(
+                    "parameter 'labels' of the privacy mechanism must list the market's "
+                    "public class labels for classification; got None"
+                )
+            labels = list(m.labels)
+            exact = np.bincount(self._codes(labels), minlength=len(labels)).astype(np.float64)
+            counts = whole(p.release("label_counts", exact, 1.0, task))
+            p.counts = dict(zip(labels, counts.tolist(), strict=True))
+            reply.update(labels=labels, label_counts=counts, n=float(counts.sum()))
+        else:
+            if m.target_clip is None:
+                raise ValueError(
+                    "parameter 'target_clip' of the privacy mechanism must bound the targets "
+                    "for regression; got None"
+                )
+            n = whole(p.release("n", np.asarray(float(X.shape[0])), 1.0, task), 1.0)
+            y = np.clip(np.asarray(self.party.y, dtype=np.float64), -m.target_clip, m.target_clip)
+            sum_y = p.release("sum_y", np.asarray(y.sum()), m.target_clip, task)
+            p.counts = {"n": float(n), "sum_y": float(sum_y)}
+            reply.update(n=float(n), sum_y=float(sum_y))
+        reply["sum_x"] = p.release("sum_x", X.sum(axis=0), m.clip, task)
+        p.sum_x = reply["sum_x"]
+        return reply
+
+    def _private_statistics(
+        self, p: PrivateRelease, fast: Any, center: dict[str, Any], request: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Noisy sufficient statistics of the clipped rows (module docstring of
+        :mod:`coopml.custody.privacy`: releases, sensitivities, post-processing)."""
+        if not p.counts:
+            raise ValueError("with privacy, the moments must be asked for before the statistics")
+        m = p.mechanism
+        X = clip_rows(self.party.X, m.clip)
+        R = m.clip + float(np.linalg.norm(center["x"]))  # a centred row's norm bound
+        d = X.shape[1]
+        noiseless = p.sigma(1.0, "classification" if fast.is_classifier else "regression") == 0
+        if fast.is_classifier:
+            task, classes = "classification", list(request["classes"])
+            K = len(classes)
+            stats = dict(fast.party_statistics(X, self._codes(classes), center, K))
+            counts = np.array([p.counts.get(c, 0.0) for c in classes])
+            if "squares" in stats:  # Gaussian naive Bayes
+                sums = p.release("sums", stats["sums"], R, task).reshape(K, d)
+                squares = p.release("squares", stats["squares"], R * R, task).reshape(K, d)
+                if not noiseless:  # variances >= the noise's level; nothing in an empty class
+                    safe = np.maximum(counts, 1.0)[:, None]
+                    floor = p.sigma(R * R, task) / safe  # public: a floor costs no privacy
+                    squares = np.maximum(squares, sums**2 / safe + floor)
+                    sums[counts == 0], squares[counts == 0] = 0.0, 0.0
+                stats.update(sums=sums.ravel(), squares=squares.ravel())
+            else:  # LDA
+                sums = p.release("class_sums", stats["class_sums"], R, task).reshape(K, d)
+                if not noiseless:
+                    sums[counts == 0] = 0.0
+                gram = p.release_gram("gram", stats["gram"].reshape(d, d), R * R, task)
+                stats.update(class_sums=sums.ravel(), gram=gram.ravel())
+            if not noiseless:
+                stats["counts"] = counts
+            return stats
+        task = "regression"
+        assert m.target_clip is not None
+        y = np.clip(np.asarray(self.party.y, dtype=np.float64), -m.target_clip, m.target_clip)
+        stats = dict(fast.party_statistics(X, y, center, 0))
+        S = m.target_clip + abs(float(center["y"]))  # a centred target's bound
+        gram = p.release_gram("gram", stats["gram"].reshape(d, d), R * R, task)
+        xty = p.release("xty", stats["xty"], R * S, task)
+        if noiseless:
+            return stats
+        n = p.counts["n"]  # the centred sums follow from the noisy moments
+        stats.update(
+            n=np.asarray(n),
+            sx=np.asarray(p.sum_x - n * center["x"]),
+            sy=np.asarray(p.counts["sum_y"] - n * center["y"]),
+            gram=gram.ravel(),
+            xty=xty,
+        )
+        return stats
 
     # ------------------------------------------------------------------ helpers
     def _codes(self, classes: list[Any]) -> NDArray[np.intp]:

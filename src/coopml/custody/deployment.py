@@ -8,8 +8,9 @@ coopml's Flower app with ``flwr run`` (:meth:`Deployment.run`, which returns wha
 ServerApp wrote). Telemetry is off. :meth:`Deployment.close` (or leaving the ``with``
 block, also on an error) terminates every process it started, then kills what is left.
 
-By default the runtime is insecure (no TLS, no node authentication): for loopback
-tests only. Flower's TLS (``--ssl-certfile``, ``--ssl-keyfile``, ``--ssl-ca-certfile``
+By default the runtime is insecure (no TLS, no node authentication), which is refused
+unless every address is on loopback. With ``tls=(ca, certificate, key)`` the SuperLink
+serves TLS. Flower's TLS (``--ssl-certfile``, ``--ssl-keyfile``, ``--ssl-ca-certfile``
 on the SuperLink, ``--root-certificates`` on the SuperNodes) and SuperNode
 authentication (``--enable-supernode-auth``, ``flwr supernode register``) are turned
 on with Flower's own options: see docs/custody.md.
@@ -32,7 +33,20 @@ from typing import Any
 
 from coopml.custody.flower import run_job, write_app
 
-__all__ = ["Deployment", "free_port"]
+__all__ = ["Deployment", "free_port", "is_loopback"]
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``HOST:PORT`` names this machine's loopback interface.
+
+    Examples
+    --------
+    >>> is_loopback("127.0.0.1:9092"), is_loopback("0.0.0.0:9092")
+    (True, False)
+    """
+    return address.rpartition(":")[0] in LOOPBACK
 
 
 def free_port() -> int:
@@ -50,9 +64,31 @@ class Deployment:
     directory : path, optional
         Where the app, Flower's home, logs and results go (default: a temporary
         directory, removed by :meth:`close`).
+    fleet_address : str, optional
+        ``HOST:PORT`` of the Fleet API, the one address SuperNodes connect to (default:
+        a free port on 127.0.0.1). The other APIs are always on 127.0.0.1.
+    tls : (ca, certificate, key), optional
+        PEM files of Flower's TLS (``--ssl-ca-certfile``, ``--ssl-certfile``,
+        ``--ssl-keyfile``); ``None``: insecure, allowed on loopback only.
+    persist : bool, default True
+        Keep the SuperLink's state (its messages too) in ``superlink.db`` in
+        ``directory``; ``False``: in memory only, nothing written to disk.
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        fleet_address: str | None = None,
+        tls: tuple[str, str, str] | None = None,
+        persist: bool = True,
+    ) -> None:
+        if fleet_address is not None and tls is None and not is_loopback(fleet_address):
+            raise ValueError(
+                "parameter 'fleet_address' must be on loopback (127.0.0.1:PORT) without TLS; "
+                f"got {fleet_address!r}: pass tls=(ca, certificate, key) to serve further"
+            )
+        self.tls, self.persist = tls, persist
         self._tmp = None if directory is not None else tempfile.TemporaryDirectory()
         self.root = Path(directory if directory is not None else self._tmp.name)  # type: ignore[union-attr]
         self.root.mkdir(parents=True, exist_ok=True)
@@ -66,37 +102,52 @@ class Deployment:
             "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         self.ports = {k: free_port() for k in ("serverappio", "fleet", "control", "health")}
+        self.fleet_address = fleet_address or f"127.0.0.1:{self.ports['fleet']}"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.app = write_app(self.root / "app")
         self._runs = 0
 
     # ------------------------------------------------------------------ processes
     def start(self) -> Deployment:
-        """Start the SuperLink (all its APIs on 127.0.0.1)."""
+        """Start the SuperLink (every API but the Fleet API on 127.0.0.1); again after
+        it died (:meth:`alive`), on the same ports."""
         p = self.ports
+        if "superlink" in self.processes:  # a dead one: what it started goes too
+            self._kill(self.processes.pop("superlink"), signal.SIGKILL)
+        security = ["--insecure"]
+        if self.tls is not None:
+            ca, certificate, key = self.tls
+            security = ["--ssl-ca-certfile", ca, "--ssl-certfile", certificate]
+            security += ["--ssl-keyfile", key]
+        database = ["--database", str(self.root / "superlink.db")] if self.persist else []
         self._spawn(
             "superlink",
             [
                 "flower-superlink",
-                "--insecure",
+                *security,
                 "--disable-runtime-dependency-installation",
                 "--serverappio-api-address",
                 f"127.0.0.1:{p['serverappio']}",
                 "--fleet-api-address",
-                f"127.0.0.1:{p['fleet']}",
+                self.fleet_address,
                 "--control-api-address",
                 f"127.0.0.1:{p['control']}",
                 "--health-server-address",
                 f"127.0.0.1:{p['health']}",
-                "--database",
-                str(self.root / "superlink.db"),
+                *database,
             ],
         )
+        trust = "insecure = true" if self.tls is None else f"root-certificates = {self.tls[0]!r}"
         (self.home / "config.toml").write_text(
             '[superlink]\ndefault = "coopml"\n\n[superlink.coopml]\n'
-            f'address = "127.0.0.1:{p["control"]}"\ninsecure = true\n'
+            f'address = "127.0.0.1:{p["control"]}"\n{trust}\n'
         )
         return self
+
+    def alive(self) -> bool:
+        """Whether the SuperLink started by :meth:`start` is still running."""
+        process = self.processes.get("superlink")
+        return process is not None and process.poll() is None
 
     def add_node(self, party: str, node_config: Mapping[str, Any]) -> None:
         """Start a SuperNode for ``party`` with ``node_config`` (``train``,
@@ -110,7 +161,7 @@ class Deployment:
                 "flower-supernode",
                 "--insecure",
                 "--superlink",
-                f"127.0.0.1:{self.ports['fleet']}",
+                self.fleet_address,
                 "--clientappio-api-address",
                 f"127.0.0.1:{free_port()}",
                 "--node-config",

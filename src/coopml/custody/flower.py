@@ -12,8 +12,10 @@ each party's SuperNode, through a SuperLink (https://flower.ai, ``flwr`` >= 1.20
   on the files named in its SuperNode's node config
   (:func:`~coopml.custody.agent.agent_from_config`).
 * :class:`FlowerTransport` -- a :class:`~coopml.custody.transport.Transport` over a
-  ``Grid``: finds each party's node (a ``hello`` query), sends requests, waits up to
-  ``timeout`` seconds for the replies and names every party that did not answer.
+  ``Grid``: finds each party's node (a ``hello`` query; with ``keys``, a node is taken
+  for a party only when its reply proves it holds the party's token,
+  :func:`agent_proof`), sends requests, waits up to ``timeout`` seconds for the
+  replies and names every party that did not answer.
 * :func:`server_app` -- the operator as a ``ServerApp``
   (``coopml.custody.flower:app``): reads a job file named in the run config
   (``job``), runs :func:`~coopml.custody.run_custody_market` over the grid, and writes
@@ -25,8 +27,11 @@ each party's SuperNode, through a SuperLink (https://flower.ai, ``flwr`` >= 1.20
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -40,6 +45,8 @@ from coopml.custody.checks import AgentError
 
 __all__ = [
     "FlowerTransport",
+    "agent_key",
+    "agent_proof",
     "answer",
     "client_app",
     "decode",
@@ -105,15 +112,51 @@ def decode(content: Any) -> dict[str, Any]:
     return result
 
 
-def answer(agent: Any, content: Any) -> Any:
+def agent_key(token_hash: str) -> str:
+    """The key an agent proves its party with: derived from the SHA-256 of the party's
+    token (:func:`coopml.service.security.hash_token`, which is all the service stores),
+    so the service can check a proof and the agent need not hand its token to Flower.
+
+    Examples
+    --------
+    >>> len(agent_key("ab" * 32))
+    64
+    """
+    return hmac.new(token_hash.encode(), b"coopml-custody-agent", hashlib.sha256).hexdigest()
+
+
+def agent_proof(key: str, nonce: str, party: str) -> str:
+    """The agent's answer to a ``hello``'s ``nonce``: an HMAC of the nonce and the
+    party's name under :func:`agent_key` (fresh per hello: a replayed proof fails).
+
+    Examples
+    --------
+    >>> agent_proof("k", "n1", "alice") == agent_proof("k", "n2", "alice")
+    False
+    """
+    message = f"{nonce}:{party}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def answer(agent: Any, content: Any, key: str | None = None) -> Any:
     """The agent's reply (a ``RecordDict``) to a request's content: ``hello`` names the
-    party; a request it cannot answer becomes ``{"error": ...}``, which the operator
-    turns into an :class:`~coopml.custody.checks.AgentError` naming the party."""
+    party (and, with ``key``, proves it: :func:`agent_proof` of the hello's ``nonce``);
+    a request it cannot answer becomes ``{"error": ...}``, which the operator turns
+    into an :class:`~coopml.custody.checks.AgentError` naming the party."""
     from flwr.app import ConfigRecord, RecordDict
 
     request = decode(content)
     try:
-        reply = {"party": agent.name} if request.get("kind") == "hello" else agent.handle(request)
+        if request.get("kind") == "hello":
+            # its feature columns, in the order its statistics use: every party's must agree
+            reply: dict[str, Any] = {
+                "party": agent.name,
+                "features": list(agent.party.feature_names or []),
+            }
+            if key and request.get("nonce"):
+                reply["proof"] = agent_proof(key, str(request["nonce"]), agent.name)
+        else:
+            reply = agent.handle(request)
     except Exception as exc:
         error = {"error": f"{type(exc).__name__}: {exc}"}
         return RecordDict({"config": ConfigRecord({"json": json.dumps(error)})})
@@ -138,7 +181,9 @@ def client_app() -> Any:
             agents[key] = agent_from_config(config)
         agent = agents[key]
         n_logged = len(agent.log)
-        content = answer(agent, msg.content)
+        key_file = config.get("key_file")  # the party's agent key (coopml agent writes it)
+        proof_key = Path(str(key_file)).read_text().strip() if key_file else None
+        content = answer(agent, msg.content, proof_key)
         if len(agent.log) > n_logged:
             _append_log(config, agent)
         return Message(content, reply_to=msg)
@@ -163,11 +208,22 @@ class FlowerTransport:
     timeout : float
         Seconds to wait for every reply of one exchange; an agent that has not
         answered by then is an :class:`~coopml.custody.checks.AgentError` naming it.
+    keys : mapping of str to list of str, optional
+        Each party's accepted :func:`agent_key` values: a node is taken for a party only
+        when its ``hello`` reply carries a valid :func:`agent_proof` (a node that claims
+        a name without it is ignored). ``None``: the name a node claims is trusted
+        (tests on loopback).
     """
 
-    def __init__(self, grid: Any, timeout: float = 60.0) -> None:
+    def __init__(
+        self, grid: Any, timeout: float = 60.0, keys: Mapping[str, list[str]] | None = None
+    ) -> None:
         self.grid, self.timeout = grid, float(timeout)
+        self.keys = None if keys is None else {k: list(v) for k, v in keys.items()}
+        #: nodes whose hello claimed a party without a valid proof: node id -> claim
+        self.refused: dict[int, str] = {}
         self.nodes: dict[str, int] = {}
+        self.features: dict[str, list[str]] = {}  # each party's columns, in its order
         self.bytes_in: dict[str, int] = {}
         self.bytes_out: dict[str, int] = {}
 
@@ -175,18 +231,62 @@ class FlowerTransport:
         """Find the node of every named party (each answers a ``hello``)."""
         deadline = time.monotonic() + wait
         while True:
-            ids = [i for i in self.grid.get_node_ids() if i not in self.nodes.values()]
+            known = set(self.nodes.values()) | set(self.refused)
+            ids = [i for i in self.grid.get_node_ids() if i not in known]
             if ids:
-                for reply in self._send({i: {"kind": "hello"} for i in ids}):
-                    if not reply.has_error():
-                        party = decode(reply.content)["party"]
-                        self.nodes[party] = reply.metadata.src_node_id
+                nonces = {i: secrets.token_hex(16) for i in ids}
+                hellos = {i: {"kind": "hello", "nonce": nonces[i]} for i in ids}
+                for reply in self._send(hellos):
+                    if reply.has_error():
+                        continue
+                    node = reply.metadata.src_node_id
+                    message = decode(reply.content)
+                    party = str(message.get("party"))
+                    if self._proven(party, nonces.get(node, ""), message.get("proof")):
+                        self.nodes[party] = node
+                        self.features[party] = [str(f) for f in message.get("features") or []]
+                    else:
+                        self.refused[node] = party
             missing = [n for n in names if n not in self.nodes]
             if not missing:
+                self._check_features(names)
                 return
             if time.monotonic() > deadline:
-                raise AgentError(missing[0], f"has no agent connected after {wait:g} s")
+                claimed = sorted(set(self.refused.values()) & set(missing))
+                why = (
+                    f" (a node claimed to be {claimed[0]!r} without proof of its token)"
+                    if claimed
+                    else ""
+                )
+                raise AgentError(missing[0], f"has no agent connected after {wait:g} s{why}")
             time.sleep(0.5)
+
+    def _check_features(self, names: list[str]) -> None:
+        """Every party's statistics must use the same columns in the same order (they
+        are summed): a party whose feature columns differ from the first party's is
+        refused, naming it and the columns (never summed by position)."""
+        named = [n for n in names if self.features.get(n)]
+        if not named:
+            return
+        first = self.features[named[0]]
+        for name in names:
+            theirs = self.features.get(name) or []
+            if theirs != first:
+                raise AgentError(
+                    name,
+                    f"its feature columns {theirs} differ from {named[0]!r}'s {first} "
+                    "(statistics are summed column by column: every agent must use the "
+                    "market's feature order)",
+                )
+
+    def _proven(self, party: str, nonce: str, proof: Any) -> bool:
+        """Whether a hello's reply proves ``party`` (always, without ``keys``)."""
+        if self.keys is None:
+            return True
+        return isinstance(proof, str) and any(
+            hmac.compare_digest(proof, agent_proof(key, nonce, party))
+            for key in self.keys.get(party, [])
+        )
 
     def exchange(self, requests: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         from coopml.custody.transport import message_bytes
@@ -270,10 +370,11 @@ def _run(grid: Any, job: dict[str, Any]) -> dict[str, Any]:
     from coopml.custody.learners import build_estimator
     from coopml.custody.market import run_custody_market
 
-    transport = FlowerTransport(grid, timeout=float(job.get("timeout", 60.0)))
+    transport = FlowerTransport(grid, timeout=float(job.get("timeout", 60.0)), keys=job.get("keys"))
     names = list(job["names"])
     validator = job.get("validator")
-    transport.connect(names + ([validator] if validator else []), wait=job.get("connect", 30.0))
+    parties = names + ([validator] if validator and validator not in names else [])
+    transport.connect(parties, wait=float(job.get("connect", 30.0)))
     result = run_custody_market(
         transport,
         names,

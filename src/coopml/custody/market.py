@@ -16,7 +16,10 @@ Settlements, value tables and :meth:`~coopml.market.Settlement.verify` are the s
 records as in operator custody; the provenance adds ``"custody": "parties"``. Without
 the rows the operator cannot screen for replicated data (``duplicates`` is
 ``"ignore"``); identical parties are still recognised from the fingerprints of their
-files.
+files. An agent may add Gaussian-mechanism noise to its statistics
+(:mod:`coopml.custody.privacy`); the provenance's ``"privacy"`` then records, per party,
+its (epsilon, delta), clipping bound and mechanism, and the settlement is no longer
+exact.
 """
 
 from __future__ import annotations
@@ -172,6 +175,8 @@ def _identical(moments: Any, mode: str) -> list[list[int]]:
     for i, (train, val) in enumerate(
         zip(moments.fingerprints, moments.validation_fingerprints, strict=True)
     ):
+        if not train:  # an agent adding privacy noise sends no fingerprint
+            continue
         key = (train,) if mode == "single" else (train, val)
         groups.setdefault(key, []).append(i)
     return [g for g in groups.values() if len(g) > 1]
@@ -202,6 +207,11 @@ def _provenance(
                 "fingerprint": moments.fingerprints[j],
                 "validation_fingerprint": moments.validation_fingerprints[j] or None,
             }
+            for j, name in enumerate(moments.names)
+        },
+        # each party's Gaussian mechanism, or None: its statistics are exact
+        "privacy": {
+            name: moments.privacy[j] if moments.privacy else None
             for j, name in enumerate(moments.names)
         },
         "duplicates": {"action": "ignore", "log": [], "why": "rows stay with their owners"},

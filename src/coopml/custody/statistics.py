@@ -54,7 +54,11 @@ class Moments:
         The market's classes (classification).
     class_counts : ndarray of shape (M, K) or None
     fingerprints, validation_fingerprints : tuple of str
-        SHA-256 of each party's training (and validation) files, for the provenance.
+        SHA-256 of each party's training (and validation) files, for the provenance
+        (empty from an agent that adds privacy noise).
+    privacy : tuple of dict or None
+        Each party's privacy mechanism as it announced it
+        (:meth:`~coopml.custody.privacy.GaussianMechanism.describe`), or None.
     """
 
     names: tuple[str, ...]
@@ -65,6 +69,7 @@ class Moments:
     class_counts: NDArray[np.float64] | None
     fingerprints: tuple[str, ...]
     validation_fingerprints: tuple[str, ...]
+    privacy: tuple[dict[str, Any] | None, ...] = ()
 
     @property
     def n_features(self) -> int:
@@ -119,7 +124,17 @@ def collect_moments(transport: Transport, names: Sequence[str], task: str) -> Mo
         class_counts,
         tuple(str(replies[name].get("fingerprint", "")) for name in names),
         tuple(str(replies[name].get("validation_fingerprint", "")) for name in names),
+        tuple(_privacy(name, replies[name].get("privacy")) for name in names),
     )
+
+
+def _privacy(name: str, record: Any) -> dict[str, Any] | None:
+    """A party's announced privacy mechanism: None, or a record with its (epsilon, delta)."""
+    if record is None:
+        return None
+    if not isinstance(record, dict) or not {"epsilon", "delta", "clip"} <= set(record):
+        raise AgentError(name, f"sent a privacy record without epsilon, delta and clip: {record!r}")
+    return dict(record)
 
 
 def statistics_learner(

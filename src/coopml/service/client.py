@@ -1,8 +1,9 @@
 """A Python client for the coopml marketplace service's HTTP API (``/api/v1``).
 
 :class:`CoopmlClient` wraps one ``httpx.Client`` and offers one method per endpoint;
-every method returns the decoded JSON body (plain ``dict``/``list``), or ``bytes`` for
-downloads. An error body ``{"error": {"code", "message", "request_id"}}`` becomes a
+every method returns the decoded JSON body, typed as the ``TypedDict`` of the API's
+response model (:mod:`coopml.service.responses`: ``MarketDict`` for ``MarketOut``, ...),
+or ``bytes`` for downloads. An error body ``{"error": {"code", "message", "request_id"}}`` becomes a
 :class:`ServiceError` carrying the HTTP status, the error code, the server's message and
 the request id, so a failure can be quoted back to the operator.
 
@@ -26,9 +27,26 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import httpx
+
+if TYPE_CHECKING:
+    from coopml.service.responses import (
+        AuditDict,
+        AuditLogEntryDict,
+        DatasetDict,
+        HealthDict,
+        LedgerEntryDict,
+        MarketDict,
+        MeDict,
+        PageDict,
+        PartyCreatedDict,
+        PartyDict,
+        PartyTokenDict,
+        RoundDict,
+        SettlementDict,
+    )
 
 __all__ = ["API_PREFIX", "CoopmlClient", "ServiceError"]
 
@@ -233,14 +251,14 @@ class CoopmlClient:
                 return
 
     # ------------------------------------------------------------------ endpoints
-    def health(self) -> dict[str, Any]:
+    def health(self) -> HealthDict:
         """``GET /health``: ``{"status": "ok", "database": ...}`` (no token needed)."""
-        result: dict[str, Any] = self._json("GET", "/health")
+        result: HealthDict = self._json("GET", "/health")
         return result
 
-    def me(self) -> dict[str, Any]:
+    def me(self) -> MeDict:
         """``GET /me``: who the token belongs to (role, party id, market id, name)."""
-        result: dict[str, Any] = self._json("GET", "/me")
+        result: MeDict = self._json("GET", "/me")
         return result
 
     def create_market(
@@ -255,7 +273,7 @@ class CoopmlClient:
         schema: Mapping[str, Any] | None = None,
         quotas: Mapping[str, int | None] | None = None,
         custody: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> MarketDict:
         """``POST /markets`` (operator): create a market for a classification or
         regression task. ``release_policy`` (``"query_only"``, the service's default;
         ``"aggregate_only"``; ``"full"``) says which model files parties may download;
@@ -275,34 +293,42 @@ class CoopmlClient:
             "custody": custody,
         }
         body.update({k: v for k, v in options.items() if v is not None})
-        result: dict[str, Any] = self._json("POST", "/markets", json=body)
+        result: MarketDict = self._json("POST", "/markets", json=body)
         return result
 
     def list_markets(
         self, *, limit: int | None = None, offset: int | None = None
-    ) -> dict[str, Any]:
+    ) -> PageDict[MarketDict]:
         """``GET /markets``: one page ``{"items", "total", "limit", "offset"}``."""
-        result: dict[str, Any] = self._json("GET", "/markets", params=self._page(limit, offset))
+        result: PageDict[MarketDict] = self._json(
+            "GET", "/markets", params=self._page(limit, offset)
+        )
         return result
 
-    def get_market(self, market_id: str) -> dict[str, Any]:
+    def get_market(self, market_id: str) -> MarketDict:
         """``GET /markets/{market_id}``."""
-        result: dict[str, Any] = self._json("GET", f"/markets/{_seg(market_id)}")
+        result: MarketDict = self._json("GET", f"/markets/{_seg(market_id)}")
         return result
 
-    def add_party(self, market_id: str, name: str) -> dict[str, Any]:
+    def agent_check_in(self, market_id: str) -> dict[str, Any]:
+        """``POST /markets/{market_id}/agent`` (a party of a parties-custody market):
+        the SuperLink's Fleet API address for ``coopml agent``; marks it connected."""
+        result: dict[str, Any] = self._json("POST", f"/markets/{_seg(market_id)}/agent")
+        return result
+
+    def add_party(self, market_id: str, name: str) -> PartyCreatedDict:
         """``POST /markets/{market_id}/parties`` (operator). The answer holds the party's
         ``token``, shown this once only."""
-        result: dict[str, Any] = self._json(
+        result: PartyCreatedDict = self._json(
             "POST", f"/markets/{_seg(market_id)}/parties", json={"name": name}
         )
         return result
 
     def list_parties(
         self, market_id: str, *, limit: int | None = None, offset: int | None = None
-    ) -> dict[str, Any]:
+    ) -> PageDict[PartyDict]:
         """``GET /markets/{market_id}/parties`` (a party sees only itself)."""
-        result: dict[str, Any] = self._json(
+        result: PageDict[PartyDict] = self._json(
             "GET", f"/markets/{_seg(market_id)}/parties", params=self._page(limit, offset)
         )
         return result
@@ -312,10 +338,10 @@ class CoopmlClient:
         token of the party stops working (401) and its dashboard sessions end."""
         self.request("DELETE", f"/markets/{_seg(market_id)}/parties/{_seg(party_id)}/token")
 
-    def rotate_party_token(self, market_id: str, party_id: str) -> dict[str, Any]:
+    def rotate_party_token(self, market_id: str, party_id: str) -> PartyTokenDict:
         """``POST /markets/{market_id}/parties/{party_id}/token`` (operator): a new
         ``token`` for the party, shown this once only; its older tokens are revoked."""
-        result: dict[str, Any] = self._json(
+        result: PartyTokenDict = self._json(
             "POST", f"/markets/{_seg(market_id)}/parties/{_seg(party_id)}/token"
         )
         return result
@@ -330,7 +356,7 @@ class CoopmlClient:
         name: str | None = None,
         filename: str | None = None,
         replaces: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> DatasetDict:
         """``POST /markets/{market_id}/datasets`` (party): upload a CSV or Parquet file as
         ``role`` ``"train"`` or ``"validation"`` data with target column ``target``.
 
@@ -350,7 +376,7 @@ class CoopmlClient:
                 files: dict[str, Any] = {
                     "file": (filename or path.name, handle, _content_type(path.name))
                 }
-                result: dict[str, Any] = self._json(
+                result: DatasetDict = self._json(
                     "POST", path_, data=data, files=files, params=params
                 )
             return result
@@ -367,16 +393,16 @@ class CoopmlClient:
 
     def list_datasets(
         self, market_id: str, *, limit: int | None = None, offset: int | None = None
-    ) -> dict[str, Any]:
+    ) -> PageDict[DatasetDict]:
         """``GET /markets/{market_id}/datasets`` (operator: all; party: its own)."""
-        result: dict[str, Any] = self._json(
+        result: PageDict[DatasetDict] = self._json(
             "GET", f"/markets/{_seg(market_id)}/datasets", params=self._page(limit, offset)
         )
         return result
 
-    def get_dataset(self, dataset_id: str) -> dict[str, Any]:
+    def get_dataset(self, dataset_id: str) -> DatasetDict:
         """``GET /datasets/{dataset_id}``: the dataset's metadata."""
-        result: dict[str, Any] = self._json("GET", f"/datasets/{_seg(dataset_id)}")
+        result: DatasetDict = self._json("GET", f"/datasets/{_seg(dataset_id)}")
         return result
 
     def dataset_content(self, dataset_id: str) -> bytes:
@@ -393,7 +419,7 @@ class CoopmlClient:
         fee_price: float | None = None,
         tasks: str | None = None,
         **options: Any,
-    ) -> dict[str, Any]:
+    ) -> RoundDict:
         """``POST /markets/{market_id}/rounds`` (operator): queue a round training
         ``learner`` (from the service's allow-list) with ``params``.
 
@@ -405,21 +431,21 @@ class CoopmlClient:
         body: dict[str, Any] = {"learner": {"name": learner, "params": dict(params or {})}}
         given = {"payment_rule": payment_rule, "fee_price": fee_price, "tasks": tasks, **options}
         body.update({k: v for k, v in given.items() if v is not None})
-        result: dict[str, Any] = self._json("POST", f"/markets/{_seg(market_id)}/rounds", json=body)
+        result: RoundDict = self._json("POST", f"/markets/{_seg(market_id)}/rounds", json=body)
         return result
 
     def list_rounds(
         self, market_id: str, *, limit: int | None = None, offset: int | None = None
-    ) -> dict[str, Any]:
+    ) -> PageDict[RoundDict]:
         """``GET /markets/{market_id}/rounds``."""
-        result: dict[str, Any] = self._json(
+        result: PageDict[RoundDict] = self._json(
             "GET", f"/markets/{_seg(market_id)}/rounds", params=self._page(limit, offset)
         )
         return result
 
-    def get_round(self, round_id: str) -> dict[str, Any]:
+    def get_round(self, round_id: str) -> RoundDict:
         """``GET /rounds/{round_id}``: status, progress (0..1) and message."""
-        result: dict[str, Any] = self._json("GET", f"/rounds/{_seg(round_id)}")
+        result: RoundDict = self._json("GET", f"/rounds/{_seg(round_id)}")
         return result
 
     def wait_round(
@@ -428,8 +454,8 @@ class CoopmlClient:
         *,
         timeout: float = 600.0,
         poll_interval: float = 0.5,
-        on_update: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
+        on_update: Callable[[RoundDict], None] | None = None,
+    ) -> RoundDict:
         """Poll :meth:`get_round` until the round is ``completed`` or ``failed``.
 
         Raises
@@ -450,23 +476,23 @@ class CoopmlClient:
                 )
             time.sleep(poll_interval)
 
-    def settlement(self, round_id: str) -> dict[str, Any]:
+    def settlement(self, round_id: str) -> SettlementDict:
         """``GET /rounds/{round_id}/settlement`` (a party sees its own line only)."""
-        result: dict[str, Any] = self._json("GET", f"/rounds/{_seg(round_id)}/settlement")
+        result: SettlementDict = self._json("GET", f"/rounds/{_seg(round_id)}/settlement")
         return result
 
-    def audit(self, round_id: str) -> dict[str, Any]:
+    def audit(self, round_id: str) -> AuditDict:
         """``GET /rounds/{round_id}/audit`` (operator): balance, verification, duplicate
         data and replication findings."""
-        result: dict[str, Any] = self._json("GET", f"/rounds/{_seg(round_id)}/audit")
+        result: AuditDict = self._json("GET", f"/rounds/{_seg(round_id)}/audit")
         return result
 
     def ledger(
         self, round_id: str, *, limit: int | None = None, offset: int | None = None
-    ) -> dict[str, Any]:
+    ) -> PageDict[LedgerEntryDict]:
         """``GET /rounds/{round_id}/ledger`` (operator): one page of the append-only money
         ledger (``fee_collected``, ``fee_returned`` and ``payout`` entries)."""
-        result: dict[str, Any] = self._json(
+        result: PageDict[LedgerEntryDict] = self._json(
             "GET", f"/rounds/{_seg(round_id)}/ledger", params=self._page(limit, offset)
         )
         return result
@@ -485,9 +511,13 @@ class CoopmlClient:
         result = self._json("POST", f"/rounds/{_seg(round_id)}/predict", json=body)
         return list(result["predictions"])
 
-    def audit_log(self, *, limit: int | None = None, offset: int | None = None) -> dict[str, Any]:
+    def audit_log(
+        self, *, limit: int | None = None, offset: int | None = None
+    ) -> PageDict[AuditLogEntryDict]:
         """``GET /audit-log``: who accessed which dataset, model or prediction endpoint."""
-        result: dict[str, Any] = self._json("GET", "/audit-log", params=self._page(limit, offset))
+        result: PageDict[AuditLogEntryDict] = self._json(
+            "GET", "/audit-log", params=self._page(limit, offset)
+        )
         return result
 
 

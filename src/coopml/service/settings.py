@@ -10,7 +10,9 @@ Tokens and dashboard sessions: ``COOPML_TOKEN_TTL``, ``COOPML_SESSION_TTL`` and
 (rows) and ``COOPML_PREDICT_WINDOW`` (seconds). Upload quotas and the request rate
 limit: ``COOPML_MAX_DATASETS_PER_PARTY``, ``COOPML_MAX_BYTES_PER_PARTY``,
 ``COOPML_MAX_CONCURRENT_UPLOADS``, ``COOPML_RATE_LIMIT`` (requests per second per token)
-and ``COOPML_RATE_BURST``.
+and ``COOPML_RATE_BURST``. Parties custody (:mod:`coopml.service.custody`):
+``COOPML_SUPERLINK`` (``auto``, ``on``, ``off``), ``COOPML_FLEET_API_ADDRESS``,
+``COOPML_SUPERLINK_TLS`` (``CA,CERT,KEY``) and ``COOPML_AGENT_TIMEOUT`` (seconds).
 """
 
 from __future__ import annotations
@@ -87,6 +89,20 @@ class Settings:
     trust_proxy : bool, default False
         Believe ``X-Forwarded-Proto`` (a TLS-terminating reverse proxy in front): the
         dashboard's cookie is then marked ``Secure`` when the proxy says ``https``.
+    superlink : {"auto", "on", "off"}, default "off"
+        Whether the service starts and supervises a Flower SuperLink for the
+        parties-custody markets' rounds: ``auto`` once such a market exists, ``on`` at
+        start, ``off`` never (such rounds then fail saying so). ``coopml serve``
+        (:meth:`from_env`) defaults to ``auto``.
+    fleet_api_address : str, default "127.0.0.1:9092"
+        ``HOST:PORT`` of the SuperLink's Fleet API, which the parties' agents connect
+        to (told to them by ``POST /markets/{id}/agent``). Without ``superlink_tls`` it
+        must be on loopback.
+    superlink_tls : (ca, certificate, key), optional
+        PEM files of the SuperLink's TLS; ``None``: insecure, on loopback only.
+    agent_timeout : float, default 120
+        Seconds a parties-custody round waits for every agent to connect, and for each
+        of its replies; then the round fails naming the party.
 
     Examples
     --------
@@ -118,9 +134,35 @@ class Settings:
     trust_proxy: bool = False
     predict_quota: int = 10_000
     predict_window_seconds: int = 3600
+    superlink: Literal["auto", "on", "off"] = "off"
+    fleet_api_address: str = "127.0.0.1:9092"
+    superlink_tls: tuple[str, str, str] | None = None
+    agent_timeout: float = 120.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
+        if self.superlink not in ("auto", "on", "off"):
+            raise ValueError(
+                f"parameter 'superlink' must be one of 'auto', 'on', 'off'; got {self.superlink!r}"
+            )
+        host, _, port = self.fleet_api_address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                "parameter 'fleet_api_address' must be HOST:PORT (port 1-65535); "
+                f"got {self.fleet_api_address!r}"
+            )
+        if self.superlink_tls is None and host not in ("127.0.0.1", "localhost", "[::1]"):
+            raise ValueError(
+                "parameter 'fleet_api_address' must be on loopback (127.0.0.1:PORT) unless "
+                f"superlink_tls is set; got {self.fleet_api_address!r}"
+            )
+        if self.superlink_tls is not None and len(self.superlink_tls) != 3:
+            raise ValueError(
+                "parameter 'superlink_tls' must be three PEM paths (ca, certificate, key); "
+                f"got {self.superlink_tls!r}"
+            )
+        if not self.agent_timeout > 0:
+            raise ValueError(f"parameter 'agent_timeout' must be > 0; got {self.agent_timeout}")
         if self.max_upload_bytes < 1:
             raise ValueError(
                 f"parameter 'max_upload_bytes' must be >= 1; got {self.max_upload_bytes}"
@@ -211,6 +253,7 @@ class Settings:
             "data_dir": Path(data_dir or env.get("COOPML_DATA_DIR") or "coopml-data"),
             "database_url": env.get("COOPML_DATABASE_URL") or None,
             "operator_token": env.get("COOPML_OPERATOR_TOKEN") or None,
+            "superlink": "auto",
         }
         if env.get("COOPML_SECRET_KEY"):
             kwargs["secret_key"] = parse_secret_key(env["COOPML_SECRET_KEY"])
@@ -227,6 +270,7 @@ class Settings:
             "COOPML_RATE_LIMIT": ("rate_limit_per_second", float),
             "COOPML_RATE_BURST": ("rate_limit_burst", int),
             "COOPML_N_JOBS": ("n_jobs", int),
+            "COOPML_AGENT_TIMEOUT": ("agent_timeout", float),
         }
         for var, (name, kind) in numeric.items():
             if env.get(var):
@@ -238,6 +282,16 @@ class Settings:
                     ) from None
         if env.get("COOPML_EXECUTOR"):
             kwargs["executor"] = env["COOPML_EXECUTOR"]
+        for var, name in (
+            ("COOPML_SUPERLINK", "superlink"),
+            ("COOPML_FLEET_API_ADDRESS", "fleet_api_address"),
+        ):
+            if env.get(var):
+                kwargs[name] = env[var].strip()
+        if env.get("COOPML_SUPERLINK_TLS"):
+            kwargs["superlink_tls"] = tuple(
+                x.strip() for x in env["COOPML_SUPERLINK_TLS"].split(",")
+            )
         if env.get("COOPML_RAY_ADDRESS"):
             kwargs["ray_address"] = env["COOPML_RAY_ADDRESS"]
         if env.get("COOPML_EXECUTOR_TIMEOUT"):

@@ -61,7 +61,9 @@ def create_api(
 
     Creating it prepares the deployment (data directory, key file, database
     migrations, operator token). With ``settings.embedded_worker`` its lifespan runs a
-    job worker thread (``before_settle``: see :class:`~coopml.service.jobs.worker.Worker`).
+    job worker thread (``before_settle``: see :class:`~coopml.service.jobs.worker.Worker`);
+    unless ``settings.superlink`` is ``"off"``, it supervises Flower's SuperLink for
+    parties-custody rounds (:class:`~coopml.service.custody.SuperLinkSupervisor`).
     ``error_pages``: how a front end mounted beside it shows errors on its own paths.
     """
     ctx = context or ServiceContext.open(settings)
@@ -78,12 +80,19 @@ def create_api(
                 target=worker.run, args=(stop,), name="coopml-embedded-worker", daemon=True
             )
             thread.start()
+        supervisor = None
+        if settings.superlink != "off":  # parties custody: Flower's SuperLink
+            from coopml.service.custody import SuperLinkSupervisor
+
+            supervisor = SuperLinkSupervisor(ctx).start()
         try:
             yield
         finally:
             stop.set()
             if thread is not None:
                 thread.join(timeout=30)
+            if supervisor is not None:
+                supervisor.stop()
 
     app = FastAPI(
         title="coopml marketplace",

@@ -1,15 +1,39 @@
-"""Request and response bodies of the HTTP API (pydantic)."""
+"""Request and response bodies of the HTTP API (pydantic).
+
+The response models live in :mod:`coopml.service.responses` (which the HTTP client
+imports without the server) and are re-exported here, next to the request models.
+"""
 
 from __future__ import annotations
 
-import datetime
 import re
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from coopml.service.domain.parties import PARTY_NAME
 from coopml.service.domain.rounds import RoundOptions
+from coopml.service.responses import (
+    AuditLogEntryOut,
+    AuditOut,
+    DataSchemaOut,
+    DatasetOut,
+    HealthOut,
+    LedgerEntryOut,
+    MarketOut,
+    MeOut,
+    Page,
+    PartyCreatedOut,
+    PartyOut,
+    PartyTokenOut,
+    PredictOut,
+    QuotasOut,
+    ReleasePolicy,
+    RoundOut,
+    SettlementFlagOut,
+    SettlementLineOut,
+    SettlementOut,
+)
 
 __all__ = [
     "AuditLogEntryOut",
@@ -39,7 +63,6 @@ __all__ = [
     "SettlementOut",
 ]
 
-T = TypeVar("T")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -62,30 +85,6 @@ class _In(BaseModel):
     # strict: a number must be sent as a JSON number ("fee_price": "1" is refused), a
     # string as a string, a boolean as true/false
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
-
-
-class HealthOut(BaseModel):
-    status: Literal["ok"]
-    database: Literal["sqlite", "postgresql"]
-
-
-class MeOut(BaseModel):
-    role: Literal["operator", "party"]
-    party_id: str | None
-    market_id: str | None
-    name: str | None
-
-
-class Page(BaseModel, Generic[T]):
-    """One page of a list."""
-
-    items: list[T]
-    total: int
-    limit: int
-    offset: int
-
-
-ReleasePolicy = Literal["query_only", "aggregate_only", "full"]
 
 
 class FeatureIn(_In):
@@ -114,24 +113,6 @@ class QuotasIn(_In):
     max_bytes_per_party: Annotated[int, Field(ge=1, le=2**50)] | None = Field(
         None, description="Bytes one party may keep here; null: COOPML_MAX_BYTES_PER_PARTY"
     )
-
-
-class FeatureOut(BaseModel):
-    name: str
-    type: str
-
-
-class DataSchemaOut(BaseModel):
-    target: str
-    label_type: str
-    classes: list[Any] | None
-    features: list[FeatureOut]
-    origin: Literal["declared", "first_upload"]
-
-
-class QuotasOut(BaseModel):
-    max_datasets_per_party: int | None = None
-    max_bytes_per_party: int | None = None
 
 
 class MarketIn(_In):
@@ -170,77 +151,8 @@ class MarketIn(_In):
     )
 
 
-class MarketOut(BaseModel):
-    id: str
-    name: str
-    task: Literal["classification", "regression"]
-    description: str
-    created_at: datetime.datetime
-    n_parties: int
-    release_policy: ReleasePolicy = Field(
-        description="Which model files parties may download (set at creation)"
-    )
-    predict_quota: int = Field(description="Rows per party and round per window")
-    predict_window_seconds: int
-    schema_: DataSchemaOut | None = Field(
-        None,
-        alias="schema",
-        description="The schema every upload must match (declared by the operator or "
-        "fixed by the first upload); null: not fixed yet",
-    )
-    quotas: QuotasOut = Field(
-        default_factory=lambda: QuotasOut(),
-        description="Per-party quotas set for this market (null: the service's defaults)",
-    )
-    custody: Literal["operator", "parties"] = Field(
-        "operator", description="Who holds the parties' rows (set at creation)"
-    )
-
-
 class PartyIn(_In):
     name: Annotated[str, Field(pattern=PARTY_NAME)]
-
-
-class PartyOut(BaseModel):
-    id: str
-    name: str
-    market_id: str
-    created_at: datetime.datetime
-
-
-class PartyCreatedOut(PartyOut):
-    token: str = Field(description="The party's API token: shown only in this response.")
-    token_expires_at: datetime.datetime | None = Field(
-        None, description="When the token expires (COOPML_TOKEN_TTL); null: never."
-    )
-
-
-class PartyTokenOut(BaseModel):
-    """A party's new token (rotation): every older token of the party is revoked."""
-
-    party_id: str
-    market_id: str
-    name: str
-    token: str = Field(description="The party's new API token: shown only in this response.")
-    expires_at: datetime.datetime | None = Field(
-        None, description="When the token expires (COOPML_TOKEN_TTL); null: never."
-    )
-
-
-class DatasetOut(BaseModel):
-    id: str
-    party_id: str
-    market_id: str
-    name: str
-    role: Literal["train", "validation"]
-    format: Literal["csv", "parquet"]
-    n_rows: int
-    n_features: int
-    columns: list[str]
-    target: str
-    sha256: str
-    size_bytes: int
-    created_at: datetime.datetime
 
 
 class LearnerIn(_In):
@@ -257,124 +169,5 @@ class RoundIn(RoundOptions):
     learner: LearnerIn
 
 
-class RoundOut(BaseModel):
-    id: str
-    market_id: str
-    status: Literal["queued", "running", "stalled", "completed", "failed"] = Field(
-        description="stalled: running, but its worker stopped heartbeating (its lease "
-        "expired); the round resumes when another worker takes the job over"
-    )
-    progress: float
-    message: str
-    created_at: datetime.datetime
-    started_at: datetime.datetime | None
-    finished_at: datetime.datetime | None
-    heartbeat_at: datetime.datetime | None = Field(
-        None, description="The last heartbeat of the worker running the round"
-    )
-    seconds_since_heartbeat: float | None = Field(
-        None, description="Seconds since heartbeat_at, when the round was read"
-    )
-    config: dict[str, Any]
-
-
-class SettlementLineOut(BaseModel):
-    party_id: str
-    name: str
-    fee: float
-    charge: float = Field(
-        description="Paid for the improvement: price × improvement, or 0 when refunded"
-    )
-    fee_returned: float = Field(
-        description="The part of the fee returned: fee - charge (the ledger's fee_returned)"
-    )
-    payout: float
-    payout_stderr: float = Field(
-        0.0,
-        description="Standard error of an estimated payout (0 when the shares are exact)",
-    )
-    net: float
-    payoff: float
-    improvement: float
-    share: float
-    value_before: float
-    value_after: float
-    members: list[str] = Field(
-        description="Parties whose data trained this party's model (a party sees only itself)"
-    )
-    n_members: int
-
-
-class SettlementFlagOut(BaseModel):
-    code: str = Field(
-        description="Machine-readable: negative_shares_clipped, "
-        "no_positive_improvement or no_positive_share"
-    )
-    message: str = Field(description="What was applied (names parties for the operator only)")
-
-
-class SettlementOut(BaseModel):
-    round_id: str
-    rule: str
-    mode: str
-    price: float
-    empty_value: str | float = Field(
-        description="Value of the empty coalition the payment rule used ('majority', "
-        "'zero' or a number)"
-    )
-    flags: list[SettlementFlagOut] = Field(
-        description="Rules applied beyond the paper's formulas: clipped negative shares, "
-        "refunded payments"
-    )
-    lines: list[SettlementLineOut]
-    valuation: dict[str, Any] = Field(
-        default_factory=dict,
-        description="How the shares were valued: method ('exact' or 'monte_carlo'), "
-        "estimator, evaluations, stopped_by, converged, seed",
-    )
-    totals: dict[str, float]
-    verified: bool
-
-
-class AuditOut(BaseModel):
-    round_id: str
-    balance: dict[str, Any]
-    verification: dict[str, Any]
-    duplicates: dict[str, Any] | None
-    replication: dict[str, Any] | None
-    release: list[dict[str, Any]] = Field(
-        default_factory=list,
-        description="Per party: whether its model file may be released under "
-        "'aggregate_only' (the release check run when the models were stored), and why",
-    )
-
-
 class PredictIn(_In):
     rows: Annotated[list[list[float]], Field(min_length=1, max_length=10_000)]
-
-
-class PredictOut(BaseModel):
-    predictions: list[Any]
-
-
-class AuditLogEntryOut(BaseModel):
-    id: str
-    at: datetime.datetime
-    actor: str
-    action: str
-    item_type: str
-    item_id: str
-    request_id: str
-    n_rows: int | None = Field(
-        None, description="Rows sent to a model's predict endpoint (model_queried entries)"
-    )
-
-
-class LedgerEntryOut(BaseModel):
-    id: str
-    seq: int
-    round_id: str
-    party_id: str
-    kind: Literal["fee_collected", "fee_returned", "payout"]
-    amount: float
-    created_at: datetime.datetime

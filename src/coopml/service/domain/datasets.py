@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -558,7 +559,12 @@ def _scan(upload: Upload, task: str, schema: MarketSchema | None) -> Any:
 
 
 def check_local_file(
-    data: bytes, filename: str, role: str, target: str, task: str, schema: dict[str, Any] | None
+    data: bytes,
+    filename: str,
+    role: str,
+    target: str,
+    task: str,
+    schema: Mapping[str, Any] | None,
 ) -> Any:
     """Check a party's own file against a market's schema (``schema``: the market's
     ``schema`` as the API shows it) with the same checks, and messages, as an upload;

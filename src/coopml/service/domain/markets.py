@@ -13,16 +13,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coopml.service.context import record_audit
+from coopml.service.custody import CHECK_IN_SECONDS, check_in, connected_agents
 from coopml.service.domain import datasets, release
 from coopml.service.domain._query import paginate, valid_id
-from coopml.service.domain.errors import not_found
+from coopml.service.domain.errors import Conflict, Forbidden, not_found
 from coopml.service.domain.parties import Principal, require_operator
 from coopml.service.storage.models import Market, Party, utc
 
 if TYPE_CHECKING:
     from coopml.service.settings import Settings
 
-__all__ = ["create_market", "list_markets", "market_view", "visible_market"]
+__all__ = ["agent_connection", "create_market", "list_markets", "market_view", "visible_market"]
 
 
 def create_market(
@@ -105,8 +106,41 @@ def market_view(s: Session, m: Market) -> dict[str, Any]:
         "predict_window_seconds": int(m.predict_window_seconds),
         "schema": m.data_schema,
         "custody": m.custody,
+        "agents_connected": connected_agents(m.id) if m.custody == "parties" else [],
         "quotas": {
             "max_datasets_per_party": m.max_datasets_per_party,
             "max_bytes_per_party": m.max_bytes_per_party,
         },
+    }
+
+
+def agent_connection(
+    s: Session, principal: Principal, settings: Settings, market_id: str
+) -> dict[str, Any]:
+    """A party's agent checks in (``coopml agent``): where the service's SuperLink
+    takes agents (its Fleet API) and how long rounds wait for them. Only a party of a
+    parties-custody market, with its own token; recorded as connected
+    (:func:`coopml.service.custody.check_in`)."""
+    market = visible_market(s, principal, market_id)
+    if principal.is_operator or principal.name is None:
+        raise Forbidden("only a party's token may check in its agent")
+    if market.custody != "parties":
+        raise Conflict(
+            f"market {market.id!r} is in operator custody: parties upload their datasets",
+            code="operator_custody",
+        )
+    if settings.superlink == "off":
+        raise Conflict(
+            "the service runs no SuperLink (superlink 'off'): ask the operator for the "
+            "address to pass as --superlink",
+            code="no_superlink",
+        )
+    check_in(market.id, principal.name)
+    return {
+        "market_id": market.id,
+        "party": principal.name,
+        "fleet_api_address": settings.fleet_api_address,
+        "insecure": settings.superlink_tls is None,
+        "agent_timeout": settings.agent_timeout,
+        "check_in_seconds": CHECK_IN_SECONDS,
     }

@@ -50,6 +50,7 @@ from coopml.service.storage.models import (
     Dataset,
     Job,
     LedgerEntry,
+    Market,
     ModelArtifact,
     Party,
     Round,
@@ -70,6 +71,7 @@ __all__ = [
     "RoundConfig",
     "RoundOptions",
     "audit_view",
+    "custody_inputs",
     "list_rounds",
     "liveness",
     "open_round",
@@ -125,6 +127,11 @@ class RoundOptions(BaseModel):
         description="Value of the empty coalition in the payment rule: 'majority' (the "
         "score of a constant predictor: the majority class, or the training mean for "
         "regression), 'zero', or a number in [0, 1]. Recorded in the settlement.",
+    )
+    validation_party: Annotated[str, Field(pattern=PARTY_NAME)] | None = Field(
+        None,
+        description="Parties custody, tasks 'single': the party whose agent holds the "
+        "validation set every coalition is scored on.",
     )
     valuation: Literal["auto", "exact", "monte_carlo"] = Field(
         "auto",
@@ -299,6 +306,50 @@ def round_inputs(
     )
 
 
+def custody_inputs(s: Session, market: Market, options: RoundOptions) -> InputsSnapshot:
+    """The players of a parties-custody round: every party of the market (their rows
+    stay with their agents: the snapshot names no dataset). Tasks 'single' needs
+    ``validation_party``; rules that need rows (a replication audit) are refused."""
+    parties = list(
+        s.scalars(select(Party).where(Party.market_id == market.id).order_by(Party.created_at))
+    )
+    names = [p.name for p in parties]
+    if market.task != "classification":
+        raise Invalid(
+            "parties-custody rounds settle classification markets for now; "
+            f"market {market.id!r} is {market.task!r}"
+        )
+    if len(parties) < 2:
+        raise Conflict(
+            f"a round needs at least 2 parties; market {market.id!r} has {len(parties)}",
+            code="missing_data",
+        )
+    if len(parties) > MAX_ROUND_PARTIES:
+        raise Conflict(
+            f"a parties-custody round takes at most {MAX_ROUND_PARTIES} parties (exact "
+            f"valuation); the market has {len(parties)}",
+            code="too_many_parties",
+        )
+    if options.replication_party is not None:
+        raise Invalid(
+            "replication_party needs the parties' rows: parties custody offers no "
+            f"replication audit; received {options.replication_party!r}"
+        )
+    if options.tasks == "single" and options.validation_party not in names:
+        raise Invalid(
+            "parties custody with tasks 'single' needs validation_party, the party whose "
+            f"agent holds the validation set, one of {names}; "
+            f"received {options.validation_party!r}"
+        )
+    schema = market.data_schema or {}
+    return InputsSnapshot(
+        parties=[PartyInputs(party_id=p.id, name=p.name, train=[], validation=[]) for p in parties],
+        features=[str(f["name"]) for f in schema.get("features", [])],
+        target=str(schema.get("target", "")),
+        shared_validation=[],
+    )
+
+
 def open_round(
     s: Session,
     principal: Principal,
@@ -316,7 +367,10 @@ def open_round(
         checked = check_learner(learner, learner_params, market.task)
     except LearnerError as exc:
         raise Invalid(str(exc), code="invalid_learner") from None
-    inputs = round_inputs(s, market.id, options.tasks, options.valuation)
+    if market.custody == "parties":
+        inputs = custody_inputs(s, market, options)
+    else:
+        inputs = round_inputs(s, market.id, options.tasks, options.valuation)
     names = [e.name for e in inputs.parties]
     if options.replication_party is not None and options.replication_party not in names:
         raise Invalid(

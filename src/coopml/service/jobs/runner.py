@@ -112,6 +112,9 @@ def compute_round(
         assert market is not None
         # rounds opened before an option existed read back with its default
         config, task, market_id = RoundConfig.of(rnd), market.task, market.id
+        custody = market.custody
+    if custody == "parties":
+        return compute_custody_round(ctx, claim, config, task, report)
     report(0.02, "loading datasets")
     inputs = build_inputs(ctx, config, task, market_id)
     parties, validation, party_ids = inputs.parties, inputs.validation, inputs.party_ids
@@ -169,6 +172,41 @@ def compute_round(
     return RoundOutcome(
         result, replication, party_ids, blobs, n_features, checks, inputs.own_duplicates
     )
+
+
+def compute_custody_round(
+    ctx: ServiceContext,
+    claim: Claim,
+    config: RoundConfig,
+    task: str,
+    report: Callable[[float, str], None],
+) -> RoundOutcome:
+    """A parties-custody round over Flower's deployment runtime
+    (:func:`coopml.service.custody.run_custody_round`): no row is read here; the
+    settlement comes back from coopml's ServerApp. The operator keeps no model files
+    (prediction is not offered in this custody mode)."""
+    from coopml.custody.learners import learner_spec
+    from coopml.market.settlement import Settlement
+    from coopml.service.custody import run_custody_round
+
+    party_ids = {p.name: p.party_id for p in config.inputs.parties}
+    scorer = scorer_for(task)
+    if not isinstance(scorer, str):
+        raise ValueError("parties custody settles classification markets only for now")
+    job = {
+        "names": list(party_ids),
+        "learner": learner_spec(build_learner(config.learner.model_dump(), task)),
+        "validator": config.validation_party if config.tasks == "single" else None,
+        "scorer": scorer,
+        "rule": config.payment_rule,
+        "price": config.fee_price,
+        "empty_value": config.empty_value,
+    }
+    report(0.05, "waiting for the parties' agents")
+    result = run_custody_round(ctx, claim.round_id, job, party_ids)
+    settlement = Settlement.from_dict(result["settlement"])
+    market_result = MarketResult(settlement=settlement, models={}, games=())
+    return RoundOutcome(market_result, None, party_ids, {}, len(config.inputs.features))
 
 
 def json_safe(obj: Any) -> Any:
@@ -254,6 +292,8 @@ def settle_round(ctx: ServiceContext, claim: Claim, worker: str, outcome: RoundO
                         members=list(line.members),
                     )
                 )
+                if line.name not in outcome.result.models:  # parties custody: no model
+                    continue
                 model = outcome.result.models[line.name]
                 check = outcome.release_checks.get(line.name, {})
                 s.add(

@@ -56,6 +56,14 @@ def read_market(market_id: str, caller: Caller, s: Db) -> dict[str, Any]:
     return markets.market_view(s, markets.visible_market(s, caller, market_id))
 
 
+@router.post("/markets/{market_id}/agent")
+def agent_check_in(market_id: str, caller: Caller, s: Db, ctx: Ctx) -> dict[str, Any]:
+    """A party's agent checks in (parties custody, the party's token): the address of
+    the service's SuperLink (Fleet API) to run its SuperNode against; the market then
+    lists the party among ``agents_connected`` for a minute."""
+    return markets.agent_connection(s, caller, ctx.settings, market_id)
+
+
 @router.post("/markets/{market_id}/parties", status_code=201, response_model=PartyCreatedOut)
 def create_party(market_id: str, body: PartyIn, caller: Caller, s: Db, ctx: Ctx) -> dict[str, Any]:
     """Register a party (operator); the response carries its token, shown only once."""
