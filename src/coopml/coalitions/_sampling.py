@@ -457,6 +457,31 @@ def merge_moments(
     c[has] = total
 
 
+class MomentsCheckpoint:
+    """Checkpointing of a sampler that keeps running moments per cell (``count``,
+    ``mean``, ``m2``), the observed range (``low``, ``high``), a generator ``rng`` and the
+    scalar attributes named in ``extra_state`` (the stratified, SVARM and MSR samplers)."""
+
+    count: NDArray[np.float64]
+    mean: NDArray[np.float64]
+    m2: NDArray[np.float64]
+    low: float
+    high: float
+    rng: np.random.Generator
+    extra_state: tuple[str, ...] = ()
+
+    def save_state(self) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
+        arrays = {"count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}
+        meta = {name: getattr(self, name) for name in ("low", "high", *self.extra_state)}
+        return arrays, meta | {"rng": self.rng.bit_generator.state}
+
+    def load_state(self, arrays: dict[str, NDArray[Any]], meta: dict[str, Any]) -> None:
+        self.count, self.mean, self.m2 = arrays["count"], arrays["mean"], arrays["m2"]
+        for name in ("low", "high", *self.extra_state):
+            setattr(self, name, meta[name])
+        self.rng.bit_generator.state = meta["rng"]
+
+
 @dataclass
 class Batch:
     """Rows proposed by a sampler: ``masks[r]`` the coalitions of sample ``r``.

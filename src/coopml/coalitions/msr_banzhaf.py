@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,6 +42,7 @@ from coopml._validation import RandomState, check_int, check_random_state
 from coopml.coalitions._sampling import (
     Batch,
     Evaluator,
+    MomentsCheckpoint,
     adjusted_stderr,
     merge_moments,
     open_checkpoint,
@@ -162,7 +162,7 @@ def msr_banzhaf(
     )
 
 
-class _MSRSampler:
+class _MSRSampler(MomentsCheckpoint):
     """Uniform random coalitions; each updates every player on its side of the mean."""
 
     def __init__(self, n: int, rng: np.random.Generator, batch: int) -> None:
@@ -181,15 +181,6 @@ class _MSRSampler:
         side = np.where(member, 1, 0)
         flat = (side * self.n + np.arange(self.n)).ravel()
         merge_moments(self.count, self.mean, self.m2, flat, np.repeat(values, self.n))
-
-    def save_state(self) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
-        arrays = {"count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}
-        return arrays, {"low": self.low, "high": self.high, "rng": self.rng.bit_generator.state}
-
-    def load_state(self, arrays: dict[str, NDArray[Any]], meta: dict[str, Any]) -> None:
-        self.count, self.mean, self.m2 = arrays["count"], arrays["mean"], arrays["m2"]
-        self.low, self.high = meta["low"], meta["high"]
-        self.rng.bit_generator.state = meta["rng"]
 
     def state(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
         se = adjusted_stderr(self.count, self.mean, self.m2, self.low, self.high)

@@ -84,6 +84,7 @@ from coopml._validation import RandomState, check_choice, check_int, check_rando
 from coopml.coalitions._sampling import (
     Batch,
     Evaluator,
+    MomentsCheckpoint,
     adjusted_stderr,
     budgets,
     merge_moments,
@@ -279,7 +280,7 @@ def _default_strata(n: int, limits: Any, n_exact: int) -> int:
     return int(np.clip(k, 1, n - 2))
 
 
-class _StrataSampler:
+class _StrataSampler(MomentsCheckpoint):
     """Marginal samples of strata (player, size bin), pilot first, then allocated."""
 
     def __init__(
@@ -325,15 +326,6 @@ class _StrataSampler:
         marginal = values[:, 0] - values[:, 1]
         self.low, self.high = min(self.low, marginal.min()), max(self.high, marginal.max())
         merge_moments(self.count, self.mean, self.m2, batch.data["flat"], marginal)
-
-    def save_state(self) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
-        arrays = {"count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}
-        return arrays, {"low": self.low, "high": self.high, "rng": self.rng.bit_generator.state}
-
-    def load_state(self, arrays: dict[str, NDArray[Any]], meta: dict[str, Any]) -> None:
-        self.count, self.mean, self.m2 = arrays["count"], arrays["mean"], arrays["m2"]
-        self.low, self.high = meta["low"], meta["high"]
-        self.rng.bit_generator.state = meta["rng"]
 
     def stderrs(self) -> NDArray[np.float64]:
         return adjusted_stderr(self.count, self.mean, self.m2, self.low, self.high)

@@ -84,6 +84,7 @@ from coopml._validation import RandomState, check_int, check_random_state
 from coopml.coalitions._sampling import (
     Batch,
     Evaluator,
+    MomentsCheckpoint,
     adjusted_stderr,
     budgets,
     merge_moments,
@@ -277,12 +278,14 @@ def svarm_shapley(
     )
 
 
-class _SvarmSampler:
+class _SvarmSampler(MomentsCheckpoint):
     """Coalitions (warm-up, then sampled sizes), each a sample of a stratum of every player.
 
     Strata ``[side, player, ell]``; side 0: :math:`\\varphi^+` (size ``ell + 1``, with
     ``i``), side 1: :math:`\\varphi^-` (size ``ell``, without ``i``).
     """
+
+    extra_state = ("position",)
 
     def __init__(
         self, n: int, rng: np.random.Generator, sizes: NDArray[np.int64], batch: int
@@ -315,16 +318,6 @@ class _SvarmSampler:
             keys = self.rng.random((self.batch, self.n)).argsort(axis=1)  # uniform permutations
             member = keys < drawn[:, None]
         return Batch(encode_members(member)[:, None], {"member": member})
-
-    def save_state(self) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
-        arrays = {"count": self.count.copy(), "mean": self.mean.copy(), "m2": self.m2.copy()}
-        meta = {"low": self.low, "high": self.high, "position": self.position}
-        return arrays, meta | {"rng": self.rng.bit_generator.state}
-
-    def load_state(self, arrays: dict[str, NDArray[Any]], meta: dict[str, Any]) -> None:
-        self.count, self.mean, self.m2 = arrays["count"], arrays["mean"], arrays["m2"]
-        self.low, self.high, self.position = meta["low"], meta["high"], meta["position"]
-        self.rng.bit_generator.state = meta["rng"]
 
     def update(self, batch: Batch, values: NDArray[np.float64]) -> None:
         n, member, values = self.n, batch.data["member"], values[:, 0]
