@@ -445,12 +445,45 @@ def markets_command(
             "name",
             "task",
             "custody",
+            "agents_connected",
             "release_policy",
             "predict_quota",
             "n_parties",
             "created_at",
         ],
     )
+
+
+@_command("market")
+def market_command(conn: Connection, market_id: MarketArg) -> None:
+    """Show a market: custody, release policy and, in parties custody, which parties'
+    agents are connected (checked in within the last minute)."""
+    from urllib.parse import quote
+
+    with _session(conn.url, _need_token(conn.token)) as client:
+        market = client.get_market(market_id)
+        parties = []
+        if market.get("custody") == "parties":
+            parties = list(client.iter_pages(f"/markets/{quote(market_id, safe='')}/parties"))
+    if conn.as_json:
+        _print_json(market)
+        return
+    console.print(
+        f"market {market['name']} ({market['task']}): id {market['id']}, "
+        f"{market['n_parties']} parties",
+        highlight=False,
+    )
+    console.print(_policy_line(market), highlight=False)
+    console.print(f"custody: {market.get('custody', 'operator')}", highlight=False)
+    if market.get("custody") != "parties":
+        return
+    connected = set(market.get("agents_connected") or [])
+    console.print(f"agents connected: {len(connected)} of {market['n_parties']}", highlight=False)
+    rows = [
+        {"party": p["name"], "agent": "agent connected" if p["name"] in connected else "no agent"}
+        for p in parties
+    ]
+    print_table(_table("Parties' agents", rows, ["party", "agent"]), console)
 
 
 @_command("add-party")

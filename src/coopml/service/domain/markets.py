@@ -91,8 +91,12 @@ def list_markets(
     return paginate(s, query, limit, offset)
 
 
-def market_view(s: Session, m: Market) -> dict[str, Any]:
-    """A market as the API shows it (every caller who may see it sees all of it)."""
+def market_view(s: Session, m: Market, viewer: Principal | None = None) -> dict[str, Any]:
+    """A market as the API shows it to ``viewer``: all of it, except that a party sees
+    only whether its own agent is connected (never which other parties' are)."""
+    connected = connected_agents(m.id) if m.custody == "parties" else []
+    if viewer is not None and not viewer.is_operator:
+        connected = [name for name in connected if name == viewer.name]
     n = s.scalar(select(func.count()).select_from(Party).where(Party.market_id == m.id)) or 0
     return {
         "id": m.id,
@@ -106,7 +110,7 @@ def market_view(s: Session, m: Market) -> dict[str, Any]:
         "predict_window_seconds": int(m.predict_window_seconds),
         "schema": m.data_schema,
         "custody": m.custody,
-        "agents_connected": connected_agents(m.id) if m.custody == "parties" else [],
+        "agents_connected": connected,
         "quotas": {
             "max_datasets_per_party": m.max_datasets_per_party,
             "max_bytes_per_party": m.max_bytes_per_party,

@@ -116,17 +116,19 @@ def list_markets(
         rows, total = markets.list_markets(
             s, _principal(viewer), limit=limit, offset=offset, newest_first=True
         )
-        return [_jsonable(markets.market_view(s, m)) for m in rows], total
+        principal = _principal(viewer)
+        return [_jsonable(markets.market_view(s, m, principal)) for m in rows], total
 
 
 def get_market(request: Request, viewer: Viewer, market_id: str) -> dict[str, Any] | None:
     """One market, if the viewer may see it."""
     with _session(request) as s:
         try:
-            market = markets.visible_market(s, _principal(viewer), market_id)
+            principal = _principal(viewer)
+            market = markets.visible_market(s, principal, market_id)
         except DomainError:
             return None
-        return _jsonable(markets.market_view(s, market))
+        return _jsonable(markets.market_view(s, market, principal))
 
 
 def list_parties(request: Request, viewer: Viewer, market_id: str) -> list[dict[str, Any]]:

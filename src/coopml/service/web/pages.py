@@ -28,6 +28,7 @@ from coopml.service.web.views import (
     Viewer,
     dataset_row,
     market_row,
+    party_rows,
     round_row,
     settlement_charts,
     settlement_view,
@@ -259,9 +260,7 @@ def market_page(request: Request, market_id: str) -> Response:
         user=viewer,
         nav="markets",
         market=m,
-        parties=[
-            {"id": p["id"], "name": p["name"], "created_at": p.get("created_at")} for p in parties
-        ],
+        parties=party_rows(parties, market),
         datasets=datasets,
         rounds=rounds,
         breadcrumbs=[("Markets", "/ui/markets"), (m["name"], None)],

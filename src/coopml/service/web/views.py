@@ -21,6 +21,7 @@ __all__ = [
     "Viewer",
     "dataset_row",
     "market_row",
+    "party_rows",
     "round_row",
     "settlement_charts",
     "settlement_view",
@@ -66,9 +67,40 @@ def market_row(market: Mapping[str, Any]) -> dict[str, Any]:
         "release_policy": _text(market.get("release_policy")),
         "release_note": RELEASE_NOTES.get(_text(market.get("release_policy")), ""),
         "custody": _text(market.get("custody") or "operator"),
+        "agents_connected": [str(p) for p in market.get("agents_connected") or []],
         "predict_quota": market.get("predict_quota"),
         "predict_window_seconds": market.get("predict_window_seconds"),
     }
+
+
+def party_rows(
+    parties: Iterable[Mapping[str, Any]], market: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The parties for the market page; in parties custody each with ``agent``:
+    ``"agent connected"`` when its agent checked in within the last minute (the API's
+    ``agents_connected``, matched by party name), else ``"no agent"``; ``None`` in
+    operator custody.
+
+    Examples
+    --------
+    >>> market = {"custody": "parties", "agents_connected": ["alice"]}
+    >>> [p["agent"] for p in party_rows([{"name": "alice"}, {"name": "bob"}], market)]
+    ['agent connected', 'no agent']
+    >>> party_rows([{"name": "alice"}], {"custody": "operator"})[0]["agent"] is None
+    True
+    """
+    parties_custody = market.get("custody") == "parties"
+    connected = {str(p) for p in market.get("agents_connected") or []}
+    rows = []
+    for p in parties:
+        name = _text(p.get("name"))
+        agent = None
+        if parties_custody:
+            agent = "agent connected" if name in connected else "no agent"
+        rows.append(
+            {"id": p.get("id"), "name": name, "created_at": p.get("created_at"), "agent": agent}
+        )
+    return rows
 
 
 #: What each model release policy means (coopml.service.domain.release), for the pages.

@@ -47,13 +47,13 @@ def create_market(body: MarketIn, caller: Caller, s: Db, ctx: Ctx) -> dict[str, 
 def list_markets(caller: Caller, s: Db, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
     """Markets: all (operator) or the caller's own (party)."""
     rows, total = markets.list_markets(s, caller, limit=limit, offset=offset)
-    return page([markets.market_view(s, m) for m in rows], total, limit, offset)
+    return page([markets.market_view(s, m, caller) for m in rows], total, limit, offset)
 
 
 @router.get("/markets/{market_id}", response_model=MarketOut)
 def read_market(market_id: str, caller: Caller, s: Db) -> dict[str, Any]:
     """One market."""
-    return markets.market_view(s, markets.visible_market(s, caller, market_id))
+    return markets.market_view(s, markets.visible_market(s, caller, market_id), caller)
 
 
 @router.post("/markets/{market_id}/agent")
