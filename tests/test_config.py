@@ -277,3 +277,12 @@ def test_preprocessing_table_builds_a_per_coalition_pipeline():
         parse_config({**BASE, "preprocessing": {"impute": "mode"}})
     with pytest.raises(ConfigError, match=r"validation: .*give either path \(with target\) or"):
         parse_config({"parties": [{"name": "a", "path": "a.csv", "target": "y"}], "validation": {}})
+
+
+def test_market_stderr_target_none_in_a_job_file_spends_the_whole_budget():
+    from coopml.config import MarketConfig
+
+    raw = {**BASE, "market": {"stderr_target": "none"}}
+    assert parse_config(raw, schema=MarketConfig).market.stderr_target is None
+    with pytest.raises(ConfigError, match="stderr_target"):
+        parse_config({**raw, "market": {"stderr_target": "off"}}, schema=MarketConfig)

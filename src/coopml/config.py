@@ -356,8 +356,14 @@ class MarketSettings(_Strict):
         DEFAULT_STDERR_TARGET,
         gt=0,
         description="stop an estimate early once every payout's standard error is at most "
-        "this fraction of the total paid out; none: spend the whole budget",
+        "this fraction of the total paid out; \"none\": spend the whole budget",
     )
+
+    @field_validator("stderr_target", mode="before")
+    @classmethod
+    def _no_target(cls, value: Any) -> Any:
+        # TOML has no null: the string "none" switches the target off
+        return None if isinstance(value, str) and value.strip().lower() == "none" else value
 
     @field_validator("empty_value", mode="before")
     @classmethod

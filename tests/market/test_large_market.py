@@ -295,3 +295,39 @@ def _tamper_sample_value(record: dict, index: int, delta: float) -> dict:
     sample["values"] = base64.b64encode(zlib.compress(raw)).decode()
     sample["sha256"] = hashlib.sha256(masks + raw).hexdigest()
     return out
+
+
+def test_review_findings_verify_members_malformed_records_and_short_permutation_budgets(digits):
+    """An edited members list fails verify; a malformed line is reported, not a crash;
+    a permutation count too short for SVARM's warm-up is refused before settling (it
+    used to settle with NaN standard errors that failed their own verify)."""
+    import copy
+
+    from coopml.coalitions.stopping import MaxPermutations
+
+    X, y, validation = digits
+    parties = make_parties(X, y, 20, random_state=0)
+    with pytest.raises(ValueError, match="before every stratum"):
+        run_market(
+            parties,
+            GaussianNB(),
+            validation,
+            valuation="monte_carlo",
+            stopping=MaxPermutations(10),
+        )
+    record = run_market(
+        parties[:16],
+        GaussianNB(),
+        validation,
+        valuation="monte_carlo",
+        stopping=market_stopping(600, None),
+    ).settlement.to_dict()
+    assert Settlement.from_dict(record).verify().ok
+    edited = copy.deepcopy(record)
+    edited["parties"][0]["members"] = [p["name"] for p in record["parties"][:5]]
+    verdict = Settlement.from_dict(edited).verify()
+    assert not verdict.ok and "members" in " ".join(verdict.problems)
+    broken = copy.deepcopy(record)
+    broken["parties"][0]["payout_stderr"] = None
+    verdict = Settlement.from_dict(broken).verify()
+    assert not verdict.ok and "malformed record" in verdict.problems[0]

@@ -54,7 +54,9 @@ def compute_table(
     if n > MAX_EXACT_PLAYERS:
         raise ValueError(
             f"an exact value table needs 2**n_players coalitions; {n} players exceeds the "
-            f"limit of {MAX_EXACT_PLAYERS}. Use coopml.coalitions.monte_carlo_shapley instead."
+            f"limit of {MAX_EXACT_PLAYERS}. Estimate instead: coopml.coalitions.svarm_shapley "
+            "or monte_carlo_shapley, valuation='monte_carlo' in a market (run_market, "
+            "[market] in a job file), or methods=['monte_carlo'] in a value job."
         )
     fingerprint = utility.fingerprint()
     path = Path(cache_dir) / f"{fingerprint}.npy" if cache_dir is not None else None

@@ -551,6 +551,14 @@ def estimate_gains(
     result = _run(
         estimator, _Game(recorder, rule, empty_gain), stopping_from_json(rule_json), seed, batch
     )
+    if result.stderr is not None and not np.all(np.isfinite(result.stderr)):
+        raise ValueError(
+            f"parameter 'stopping': {stopping_to_json(stopping)} stopped {estimator} after "
+            f"{len(recorder.values)} evaluations, before every stratum of the {n} parties "
+            "was sampled, so some shares have no standard error; give an evaluation budget "
+            "(MaxEvaluations, the job file's max_evaluations) large enough for the "
+            "estimator's warm-up instead of a permutation count"
+        )
     masks = tuple(recorder.values)
     return GainSample(
         n_players=n,

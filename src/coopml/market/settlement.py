@@ -537,10 +537,23 @@ class Settlement:
             return Verification(False, (f"unknown rule {self.rule!r}",))
         try:
             redone = self.with_rule(self.rule)
-        except ValueError as exc:
+        except (ValueError, TypeError, KeyError) as exc:
             return Verification(False, (f"cannot recompute the settlement: {exc}",))
+        try:
+            problems = self._differences(redone)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a malformed record
+            return Verification(False, (f"malformed record: {type(exc).__name__}: {exc}",))
+        return Verification(not problems, tuple(problems))
+
+    def _differences(self, redone: Settlement) -> list[str]:
+        """Every stored figure, check and flag that disagrees with ``redone``."""
         problems: list[str] = []
         for stored, fresh in zip(self.parties, redone.parties, strict=True):
+            if tuple(stored.members) != tuple(fresh.members):
+                problems.append(
+                    f"{stored.name}: stored members {list(stored.members)} != the task's "
+                    f"{list(fresh.members)}"
+                )
             for key in (
                 "fee",
                 "own_gain",
@@ -595,7 +608,7 @@ class Settlement:
                 "negative shares and refunded non-positive payments; its figures follow the "
                 "earlier rule"
             )
-        return Verification(not problems, tuple(problems))
+        return problems
 
 
 def settle(
