@@ -356,7 +356,7 @@ class MarketSettings(_Strict):
         DEFAULT_STDERR_TARGET,
         gt=0,
         description="stop an estimate early once every payout's standard error is at most "
-        "this fraction of the total paid out; \"none\": spend the whole budget",
+        'this fraction of the total paid out; "none": spend the whole budget',
     )
 
     @field_validator("stderr_target", mode="before")
