@@ -24,8 +24,6 @@ exact.
 
 from __future__ import annotations
 
-import datetime
-import importlib.metadata
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,7 +38,7 @@ from coopml.custody.transport import Transport
 from coopml.custody.valuation import CoalitionModels, coalition_models, score_coalitions
 from coopml.learning.fast import FastLogisticRegression
 from coopml.market import CustomModel, MarketResult, Task, select_training_set, settle
-from coopml.market.market import EXHAUSTIVE_LIMIT
+from coopml.market.market import EXHAUSTIVE_LIMIT, provenance_header
 from coopml.market.payment import PAYMENT_RULES, EmptyValue, check_empty_value
 
 __all__ = ["run_custody_market"]
@@ -191,15 +189,8 @@ def _provenance(
     models: CoalitionModels,
     transport: Transport,
 ) -> dict[str, Any]:
-    params = learner.get_params(deep=False)
     return {
-        "coopml_version": importlib.metadata.version("coopml"),
-        "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "learner": f"{type(learner).__module__}.{type(learner).__qualname__}",
-        "learner_params": {k: repr(v) for k, v in params.items()},
-        "scorer": scorer,
-        "seed": seed,
-        "mode": mode,
+        **provenance_header(learner, scorer, seed, mode),
         "custody": "parties",
         "data": {
             name: {

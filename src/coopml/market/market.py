@@ -490,15 +490,9 @@ def _val_print(p: Party) -> str:
     return Party("v", p.X_val, p.y_val, allow_missing=True).fingerprint()
 
 
-def _provenance(
-    parties: Sequence[Party],
-    learner: Any,
-    scorer: str,
-    seed: int | None,
-    mode: str,
-    action: str,
-    actions: list[dict[str, Any]],
-) -> dict[str, Any]:
+def provenance_header(learner: Any, scorer: str, seed: int | None, mode: str) -> dict[str, Any]:
+    """What every settlement's provenance opens with (either custody): coopml's version,
+    the time, the learner and its parameters, the scorer, the seed and the mode."""
     params = learner.get_params(deep=False) if hasattr(learner, "get_params") else {}
     return {
         "coopml_version": importlib.metadata.version("coopml"),
@@ -508,6 +502,20 @@ def _provenance(
         "scorer": scorer,
         "seed": seed,
         "mode": mode,
+    }
+
+
+def _provenance(
+    parties: Sequence[Party],
+    learner: Any,
+    scorer: str,
+    seed: int | None,
+    mode: str,
+    action: str,
+    actions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        **provenance_header(learner, scorer, seed, mode),
         "data": {
             p.name: {
                 "n_samples": p.n_samples,
