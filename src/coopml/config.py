@@ -365,6 +365,17 @@ class MarketSettings(_Strict):
         # TOML has no null: the string "none" switches the target off
         return None if isinstance(value, str) and value.strip().lower() == "none" else value
 
+    @model_validator(mode="after")
+    def _budget_needs_an_estimate(self) -> MarketSettings:
+        given = sorted({"max_evaluations", "stderr_target"} & self.model_fields_set)
+        if self.valuation == "exact" and given:
+            raise ValueError(
+                f'{" and ".join(given)} bound an estimate, and valuation = "exact" evaluates '
+                f'every coalition: remove {" and ".join(given)} or set valuation = "auto" or '
+                '"monte_carlo"'
+            )
+        return self
+
     @field_validator("empty_value", mode="before")
     @classmethod
     def _empty_value(cls, value: Any) -> Any:

@@ -11,7 +11,7 @@ from scipy import stats
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
 
-from coopml.custody import Agent, AgentError, LocalTransport, run_custody_market
+from coopml.custody import Agent, LocalTransport, run_custody_market
 from coopml.custody.privacy import (
     GaussianMechanism,
     classic_sigma,
@@ -165,11 +165,13 @@ def test_ridge_with_privacy_settles_and_gram_is_psd() -> None:
     assert r.settlement.provenance["privacy"]["party_0"]["target_clip"] == 3.0
 
 
-def test_logistic_regression_with_privacy_is_refused_naming_the_party(market: Any) -> None:
+def test_logistic_regression_with_privacy_settles(market: Any) -> None:
+    # (the noisy Newton method and its accounting: tests/custody/test_privacy_newton.py)
     parties, val = market
-    mech = GaussianMechanism(1.0, 1e-5, clip=6.0, labels=[0, 1])
-    with pytest.raises(AgentError, match=r"party 'party_0'.*not built for logistic"):
-        _run(parties, val, mech, LogisticRegression())
+    mech = GaussianMechanism(10.0, 1e-5, clip=6.0, labels=[0, 1])
+    r = _run(parties, val, mech, LogisticRegression())
+    assert r.settlement.verify().ok
+    assert r.settlement.provenance["privacy"]["party_0"]["newton_pairs"] > 0
 
 
 @pytest.mark.parametrize(

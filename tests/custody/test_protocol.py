@@ -11,45 +11,15 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeRegressor
+from tests.custody._grid import assert_same_settlement, both_custodies, split_market
 
 from coopml.custody import Agent, AgentError, LocalTransport, run_custody_market
-from coopml.custody.learners import clipped_r2
-from coopml.data import Party, load_dataset, make_parties, train_validation_split
-from coopml.market import run_market
+from coopml.data import Party, load_dataset
 
 
 def _market(dataset: str, multi: bool, n_train: int, features: int = 0) -> tuple[Any, Any]:
     ds = load_dataset(dataset)
-    X = ds.X[:, :features] if features else ds.X
-    X, X_val, y, y_val = train_validation_split(X, ds.y, random_state=0)
-    parties = make_parties(X[:n_train], y[:n_train], 3, random_state=0)
-    if multi:
-        k = len(y_val) // 3
-        parties = [
-            Party(p.name, p.X, p.y, X_val[i * k : (i + 1) * k], y_val[i * k : (i + 1) * k])
-            for i, p in enumerate(parties)
-        ]
-    return parties, (X_val, y_val)
-
-
-def _both(parties: list[Party], validation: Any, learner: Any, scorer: str, multi: bool) -> Any:
-    reference = run_market(
-        parties,
-        learner,
-        None if multi else validation,
-        scorer=clipped_r2 if scorer == "clipped_r2" else scorer,
-        duplicates="ignore",
-    )
-    agents = [Agent(p) for p in parties]
-    if not multi:  # the shared task belongs to a buyer who is not a player
-        X_val, y_val = validation
-        agents.append(Agent(Party("buyer", X_val[:1], y_val[:1], X_val, y_val)))
-    transport = LocalTransport(agents)
-    names = [p.name for p in parties]
-    custody = run_custody_market(
-        transport, names, learner, None if multi else "buyer", scorer=scorer
-    )
-    return reference, custody, transport
+    return split_market(ds.X[:, :features] if features else ds.X, ds.y, multi, n_train)
 
 
 CASES = [
@@ -67,23 +37,16 @@ def test_payouts_equal_operator_custody(
     dataset: str, learner: Any, scorer: str, n_train: int, features: int, multi: bool
 ) -> None:
     parties, validation = _market(dataset, multi, n_train, features)
-    reference, custody, transport = _both(parties, validation, learner, scorer, multi)
-    ref, got = reference.settlement, custody.settlement
-    assert got.verify().ok
-    assert [p.name for p in got.parties] == [p.name for p in ref.parties]
-    payouts = np.array([p.payout for p in ref.parties])
+    reference, custody, transport = both_custodies(parties, validation, learner, scorer, multi)
+    payouts = np.array([p.payout for p in reference.settlement.parties])
     assert np.abs(payouts).max() > 1e-3  # a market where data is worth something
-    np.testing.assert_allclose([p.payout for p in got.parties], payouts, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(
-        [p.fee for p in got.parties], [p.fee for p in ref.parties], atol=1e-6
-    )
-    assert [p.members for p in got.parties] == [p.members for p in ref.parties]
+    assert_same_settlement(reference.settlement, custody.settlement, atol=1e-6)
     for a, b in zip(custody.games, reference.games, strict=True):
         np.testing.assert_allclose(a.table, b.table, atol=1e-9)
     X_val = validation[0]
     for name, model in custody.models.items():  # the released models predict alike
         np.testing.assert_allclose(model.predict(X_val), reference.models[name].predict(X_val))
-    assert got.provenance["custody"] == "parties"
+    assert custody.settlement.provenance["custody"] == "parties"
     # the validation set's owner returns scores only: 8 coalitions, 8 float64
     owner = "buyer" if not multi else parties[0].name
     scores = [e for e in transport.agents[owner].log if e["kind"] == "score"]

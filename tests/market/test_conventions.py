@@ -356,6 +356,9 @@ def _as_format_1(s: Settlement) -> dict:
     """The record coopml wrote before format 2."""
     record = s.to_dict()
     del record["format_version"], record["empty_value"], record["flags"]
+    del record["valuation"]  # format 3 introduced it
+    for item in (*record["parties"], *record["tasks"]):  # "all" is format 4's
+        item["members"] = [p["name"] for p in record["parties"]]
     record["checks"] = {k: v for k, v in record["checks"].items() if k != "nonnegative_payouts"}
     for p in record["parties"]:
         del p["charge"]

@@ -169,7 +169,7 @@ def _assert_no_leak(response, world: dict, who: str, method: str, path: str) -> 
     if response.headers.get("content-type", "").startswith("application/json"):
         text = json.dumps(response.json())
         line = world["alice_line"]
-        for key in ("payout", "fee", "net"):
+        for key in ("payout", "fee", "net_gain"):
             if key in line and isinstance(line[key], float) and abs(line[key]) > 1e-6:
                 assert repr(line[key]) not in text or who == "operator", (
                     f"{who} {method} {path} contains alice's {key} {line[key]!r}"

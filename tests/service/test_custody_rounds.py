@@ -29,6 +29,7 @@ from coopml.market import run_market
 pytest.importorskip("flwr")
 from coopml.custody.deployment import free_port
 from coopml.service.client import CoopmlClient
+from coopml.service.learners import build_learner
 
 pytestmark = pytest.mark.slow
 COLUMNS = ["radius", "texture", "perimeter", "area"]
@@ -165,6 +166,41 @@ def test_round_settles_as_operator_custody_without_rows(service: dict[str, Any])
         or struct.pack("<d", float(v)) in blobs
     ]
     assert not leaked, leaked[:5]
+
+
+@pytest.mark.parametrize(
+    ("learner", "tasks"),
+    [
+        ("gaussian_nb", "per_party"),
+        ("logistic_regression", "single"),
+        ("logistic_regression", "per_party"),
+    ],
+)
+def test_every_round_kind_settles_as_operator_custody(
+    service: dict[str, Any], learner: str, tasks: str
+) -> None:
+    """Issue 17's acceptance test through a real ``coopml serve`` and three ``coopml
+    agent`` processes: naive Bayes and logistic regression (the federated Newton method),
+    one shared task and every party's own task, payouts equal to operator custody's on
+    the same rows to 1e-6 (ridge: tests/service/test_custody_prediction.py)."""
+    client, parties = service["client"], service["parties"]
+    started = time.monotonic()
+    options = {"validation_party": "party_0"} if tasks == "single" else {}
+    rnd = client.open_round(service["market"], learner, tasks=tasks, **options)
+    done = client.wait_round(rnd["id"], timeout=900)
+    assert done["status"] == "completed", done["message"]
+    print(f"{learner} {tasks} through coopml serve: {time.monotonic() - started:.0f} s")
+    estimator = build_learner({"name": learner}, "classification")
+    shared = (parties[0].X_val, parties[0].y_val) if tasks == "single" else None
+    reference = run_market(parties, estimator, shared, duplicates="ignore").settlement
+    payouts = {line["name"]: line["payout"] for line in client.settlement(rnd["id"])["lines"]}
+    assert max(abs(p.payout) for p in reference.parties) > 1e-3  # data is worth something
+    np.testing.assert_allclose(
+        [payouts[p.name] for p in reference.parties],
+        [p.payout for p in reference.parties],
+        rtol=0,
+        atol=1e-6,
+    )
 
 
 def test_absent_agent_fails_the_round_naming_the_party(service: dict[str, Any]) -> None:

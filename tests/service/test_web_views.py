@@ -68,27 +68,27 @@ LINES = [
         "name": "alice",
         "fee": 0.1,
         "payout": 0.3,
-        "net": 0.2,
-        "value_before": 0.9,
-        "value_after": 0.95,
+        "net_gain": 0.2,
+        "own_gain": 0.9,
+        "model_gain": 0.95,
     },
     {
         "party_id": "pb",
         "name": "bob",
         "fee": 0.2,
         "payout": 0.05,
-        "net": -0.15,
-        "value_before": 0.8,
-        "value_after": 0.94,
+        "net_gain": -0.15,
+        "own_gain": 0.8,
+        "model_gain": 0.94,
     },
     {
         "party_id": "pc",
         "name": "carol_secret",
         "fee": 0.3,
         "payout": 0.25,
-        "net": -0.05,
-        "value_before": 0.7,
-        "value_after": 0.93,
+        "net_gain": -0.05,
+        "own_gain": 0.7,
+        "model_gain": 0.93,
     },
 ]
 AUDIT = {
@@ -270,7 +270,7 @@ def test_settlement_view_filters_party_lines_and_totals() -> None:
     assert [x["name"] for x in view["lines"]] == ["alice"] and view["totals"] is None
     op = settlement_view({"lines": LINES}, TOKENS["op"])
     assert op["totals"]["fee"] == pytest.approx(0.6)
-    assert op["totals"]["net"] == pytest.approx(0.0)
+    assert op["totals"]["net_gain"] == pytest.approx(0.0)
     assert op["verified"] is None
 
 

@@ -764,17 +764,56 @@ def settlement_command(
         "fee_returned",
         "payout",
         "payout_stderr",
-        "net",
-        "value_before",
-        "value_after",
+        "net_gain",
+        "own_gain",
+        "model_gain",
     ]
     columns = [c for c in preferred if any(c in line for line in lines)] or sorted(
         {k for line in lines for k in line}
     )
     print_table(_table(f"Settlement of round {round_id}", lines, columns), console)
+    for line in lines:  # parties custody: what each private agent's release cost
+        privacy = line.get("privacy")
+        if privacy:
+            console.print(
+                f"privacy of {line['name']}: {describe_privacy(privacy)}",
+                highlight=False,
+                soft_wrap=True,
+            )
     extra = {k: v for k, v in answer.items() if k not in {"lines", "round_id"}}
     for key, value in extra.items():
         console.print(f"{key}: {json.dumps(value)}", highlight=False)
+
+
+def describe_privacy(privacy: Mapping[str, Any]) -> str:
+    """One line for a settlement line's ``privacy`` (the API's
+    ``SettlementPrivacyOut``).
+
+    Examples
+    --------
+    >>> describe_privacy({"noise": True, "epsilon": 1.0, "delta": 1e-05, "clip": 4.0,
+    ...                   "target_clip": None, "releases": 4, "mu": 0.26805,
+    ...                   "rho_zcdp": 0.035926})
+    '(ε = 1, δ = 1e-05)-DP for one training row this round (Gaussian mechanism, 4 releases, rows clipped to 4; μ = 0.268, ρ = 0.0359 zCDP)'
+    >>> describe_privacy({"noise": False, "epsilon": None, "delta": 1e-05, "clip": 4.0})
+    'rows clipped to 4, no noise (ε = ∞): no privacy guarantee'
+    """  # noqa: E501
+    clip = f"rows clipped to {privacy.get('clip'):g}" if privacy.get("clip") else "no clip"
+    if privacy.get("target_clip") is not None:
+        clip += f", targets to {privacy['target_clip']:g}"
+    if not privacy.get("noise"):
+        return f"{clip}, no noise (ε = ∞): no privacy guarantee"
+    spent = [
+        form.format(privacy[key])
+        for key, form in (("mu", "μ = {:.3g}"), ("rho_zcdp", "ρ = {:.3g} zCDP"))
+        if privacy.get(key) is not None
+    ]
+    releases = f"{privacy['releases']} releases, " if privacy.get("releases") else ""
+    detail = f"Gaussian mechanism, {releases}{clip}" + (f"; {', '.join(spent)}" if spent else "")
+    return (
+        f"(ε = {privacy['epsilon']:g}, δ = {privacy['delta']:g})-DP for one training row "
+        f"this round ({detail})"
+    )
 
 
 @_command("audit")

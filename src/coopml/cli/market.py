@@ -60,6 +60,15 @@ def run_command(
     executor: ExecutorOpt = None,
     n_jobs: NJobsOpt = None,
     ray_address: RayAddressOpt = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="Keep the gain tables and the gains an estimate measures here, so that "
+            "rerunning an interrupted market measures only what is missing (the settlement "
+            "is identical).",
+        ),
+    ] = None,
 ) -> None:
     """Settle a market round: writes settlement.json, report.html and charts to OUT."""
     from coopml.market.job import run_market_job
@@ -87,7 +96,13 @@ def run_command(
         with warnings.catch_warnings(record=True) as caught:  # printed below, once each
             warnings.simplefilter("always")
             with coalition_progress(quiet) as progress:
-                job = run_market_job(cfg, base, progress=progress)
+                job = run_market_job(cfg, base, progress=progress, cache_dir=cache_dir)
+    except KeyboardInterrupt:  # Ctrl-C (SIGINT)
+        err_console.print(_interrupted(cache_dir), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
+    except SystemExit:  # SIGTERM, turned into SystemExit(143) by coalition_progress
+        err_console.print(_interrupted(cache_dir), markup=False, highlight=False, soft_wrap=True)
+        raise
     except (ConfigError, OSError, ValueError, TypeError) as exc:
         raise fail(str(exc)) from None
     # small parties are in job.warnings, printed with the settlement
@@ -106,6 +121,19 @@ def run_command(
     console.print(f"settlement, report and charts written to {out}/")
     if export_models is not None:
         _export(job, export_models)
+
+
+def _interrupted(cache_dir: Path | None) -> str:
+    """The line printed on an interrupt: what was kept, where, and how to resume."""
+    if cache_dir is None:
+        return (
+            "interrupted: nothing was kept (no --cache-dir); run with --cache-dir DIR to keep "
+            "the gains measured, so that rerunning resumes"
+        )
+    return (
+        f"interrupted: saved the gains measured so far in {cache_dir}; rerun the same "
+        "command to resume"
+    )
 
 
 def _export(job: object, folder: Path) -> None:

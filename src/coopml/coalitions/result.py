@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from coopml._serialization import to_jsonable
+from coopml._records import dump_record, read_record
+from coopml.coalitions.records import LeastCoreResultRecord, ValuationResultRecord
 
 __all__ = ["LeastCoreResult", "ValuationResult"]
 
@@ -147,8 +148,10 @@ class ValuationResult:
         verdict = "converged" if self.converged else "not converged"
         return f"{text}; {verdict}: {se}."
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dictionary of the result."""
+    #: The record's schema (:mod:`coopml.coalitions.records`).
+    record_type: ClassVar[type[ValuationResultRecord]] = ValuationResultRecord
+
+    def _record_fields(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "names": list(self.names),
@@ -156,8 +159,45 @@ class ValuationResult:
             "stderr": None if self.stderr is None else self.stderr.tolist(),
             "converged": bool(self.converged),
             "n_evaluations": int(self.n_evaluations),
-            "info": to_jsonable(dict(self.info)),
+            "info": {str(k): v for k, v in self.info.items()},
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dictionary of the result (its schema:
+        ``record_type.model_json_schema()``); :meth:`from_dict` reads it back.
+
+        Examples
+        --------
+        >>> r = ValuationResult(values=np.array([0.25, 0.75]), names=("a", "b"),
+        ...                     method="shapley", info={"efficiency_error": np.float64(0)})
+        >>> r.to_dict()["info"], ValuationResult.from_dict(r.to_dict())["b"]
+        ({'efficiency_error': 0.0}, 0.75)
+        """
+        return dump_record(self.record_type(**self._record_fields()))
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Self:
+        """Read :meth:`to_dict` output; a malformed record is a ValueError naming the
+        field, what is allowed and what was received.
+
+        Examples
+        --------
+        >>> ValuationResult.from_dict({"method": "shapley", "names": ["a"], "values": ["x"]})
+        Traceback (most recent call last):
+        ...
+        ValueError: not a coopml valuation result: field 'values.0': Input should be a valid \
+number; got 'x'
+        """
+        data = read_record(cls.record_type, record, "valuation result")
+        fields = data.model_dump()
+        return cls(
+            **{
+                **fields,
+                "values": np.asarray(data.values, dtype=np.float64),
+                "names": tuple(data.names),
+                "stderr": None if data.stderr is None else np.asarray(data.stderr),
+            }
+        )
 
 
 def _rule_parts(stopped: str) -> list[str]:
@@ -204,7 +244,7 @@ class LeastCoreResult(ValuationResult):
 
     epsilon: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out["epsilon"] = float(self.epsilon)
-        return out
+    record_type: ClassVar[type[ValuationResultRecord]] = LeastCoreResultRecord
+
+    def _record_fields(self) -> dict[str, Any]:
+        return {**super()._record_fields(), "epsilon": float(self.epsilon)}

@@ -74,9 +74,14 @@ def compute_table(
     partial = None if cache_dir is None else partial_path(cache_dir, fingerprint)
     resumed = 0 if partial is None else _resume(partial, table, failures)
     # A fast utility fits whole blocks at once, so it asks for larger ones; about 32
-    # blocks a worker keep the progress report and the checkpoints frequent.
+    # blocks a worker keep the progress report and the checkpoints frequent. A batched
+    # (fast) learner pays a fixed cost per block, so its blocks are never cut below
+    # its block size while every worker still gets one (small tables: coarser progress).
     largest = int(getattr(utility, "block_size", 256))
-    block = int(np.clip(total // (32 * runner.n_workers), 1, largest))
+    smallest = 1
+    if getattr(utility, "fast_learner", None) is not None:
+        smallest = min(largest, -(-total // runner.n_workers))
+    block = int(np.clip(total // (32 * runner.n_workers), smallest, largest))
     blocks = [
         np.arange(max(s, resumed), min(s + block, total), dtype=np.int64)
         for s in range(0, total, block)

@@ -14,7 +14,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coopml._bitmask import mask_of
+from coopml._records import dump_record
 from coopml._validation import check_names
+from coopml.coalitions.records import ValueTableRecord
 
 __all__ = ["MAX_EXACT_PLAYERS", "ValueTable"]
 
@@ -99,5 +101,6 @@ class ValueTable:
         return float(self.table[-1])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form: names and the table."""
-        return {"names": list(self.names), "table": self.table.tolist()}
+        """JSON-serialisable form: names and the table
+        (:class:`~coopml.coalitions.records.ValueTableRecord`)."""
+        return dump_record(ValueTableRecord(names=list(self.names), table=self.table.tolist()))

@@ -10,14 +10,45 @@ round with the same records as :func:`coopml.market.run_market`. See docs/custod
 for what the operator learns.
 """
 
-from coopml.custody.agent import Agent, agent_from_config
-from coopml.custody.checks import AgentError
-from coopml.custody.learners import ESTIMATORS, custody_learner
-from coopml.custody.market import run_custody_market
-from coopml.custody.newton import FederatedLogisticRegression
-from coopml.custody.privacy import GaussianMechanism
-from coopml.custody.statistics import Moments, collect_moments
-from coopml.custody.transport import LocalTransport, Transport
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from coopml.custody.agent import Agent, agent_from_config
+    from coopml.custody.checks import AgentError
+    from coopml.custody.learners import ESTIMATORS, custody_learner
+    from coopml.custody.market import run_custody_market
+    from coopml.custody.newton import FederatedLogisticRegression
+    from coopml.custody.privacy import GaussianMechanism
+    from coopml.custody.statistics import Moments, collect_moments
+    from coopml.custody.transport import LocalTransport, Transport
+
+# Imported on first use (PEP 562): the agent's ClientApp, started afresh by Flower for
+# every message, imports coopml.custody.agent and must not pay for the operator's side
+# (the market, the Newton solver, the solution concepts).
+_LAZY = {
+    "Agent": "coopml.custody.agent",
+    "agent_from_config": "coopml.custody.agent",
+    "AgentError": "coopml.custody.checks",
+    "ESTIMATORS": "coopml.custody.learners",
+    "custody_learner": "coopml.custody.learners",
+    "run_custody_market": "coopml.custody.market",
+    "FederatedLogisticRegression": "coopml.custody.newton",
+    "GaussianMechanism": "coopml.custody.privacy",
+    "Moments": "coopml.custody.statistics",
+    "collect_moments": "coopml.custody.statistics",
+    "LocalTransport": "coopml.custody.transport",
+    "Transport": "coopml.custody.transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'coopml.custody' has no attribute {name!r}")
+
 
 __all__ = [
     "ESTIMATORS",

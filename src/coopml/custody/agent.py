@@ -21,8 +21,12 @@ disclosed (:attr:`Agent.log`, and the ``coopml.custody.agent`` logger):
 
 With a :class:`~coopml.custody.privacy.GaussianMechanism` (``privacy``) the agent
 clips its rows and adds Gaussian noise to what ``moments`` and ``statistics`` release,
-so that its round is (epsilon, delta)-differentially private (:mod:`coopml.custody.privacy`);
-it then refuses ``newton`` requests.
+and, for logistic regression, to the gradients and Hessians of ``newton`` (calibrated to
+the plan of pairs the operator announces first, refusing any beyond it), so that its
+round is (epsilon, delta)-differentially private (:mod:`coopml.custody.privacy`). With a
+:class:`~coopml.custody.privacy_state.PrivacyState` the round's spending and noise
+stream live in a 0600 file between messages (each message may be answered by a new
+process), and the party's cumulative spend over rounds is recorded there and logged.
 
 Under Flower's deployment runtime the same agent answers as a ``ClientApp``: the
 attribute ``app`` of this module (``coopml.custody.agent:app``), built on first access
@@ -33,22 +37,32 @@ node config (:func:`agent_from_config`).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from coopml._validation import RandomState
-from coopml.custody.learners import build_estimator, build_scorer, custody_learner
-from coopml.custody.privacy import GaussianMechanism, PrivateRelease, clip_rows, whole
+from coopml.custody.privacy import (
+    GaussianMechanism,
+    PrivateRelease,
+    clip_rows,
+    newton_sensitivity,
+    whole,
+    within_class_floor,
+)
 from coopml.data import Party
-from coopml.learning.fast import FastBlock
-from coopml.learning.fast._backend import NumpyBackend
-from coopml.learning.fast._base import StatisticsLearner
-from coopml.learning.fast.logistic import design, rows_grad_hess, rows_loss, targets
+
+if TYPE_CHECKING:
+    from coopml.custody.privacy_state import PrivacyState
+
+# Flower starts a fresh ClientApp process for every message: what only some requests
+# need (scikit-learn's estimators and scorers, the fast learners) is imported by the
+# request's handler, not here (tests/custody/test_agent_import_light.py).
 
 __all__ = ["Agent", "agent_from_config"]
 
@@ -69,7 +83,17 @@ class Agent:
         Noise on every statistic released (:mod:`coopml.custody.privacy`); none by
         default (the exact protocol).
     random_state : int, numpy.random.Generator or None
-        The agent's own stream for the noise (unused without ``privacy``).
+        The agent's own stream for the noise (unused without ``privacy``; with
+        ``state``, it seeds a new round only: a round in the file continues its saved
+        stream).
+    state : PrivacyState, optional
+        Where the agent's privacy state lives between messages (a 0600 file:
+        :mod:`coopml.custody.privacy_state`): each message loads round ``round_key``'s
+        spending, noise generator and releases, and saves them after answering, so that
+        agents built afresh for every message (Flower's ClientApp processes) spend one
+        budget and never repeat a draw. Needs ``privacy`` and ``round_key``.
+    round_key : str, optional
+        The round the messages belong to (Flower's run id).
 
     Examples
     --------
@@ -86,6 +110,8 @@ class Agent:
         party: Party,
         privacy: GaussianMechanism | None = None,
         random_state: RandomState = None,
+        state: PrivacyState | None = None,
+        round_key: str | None = None,
     ) -> None:
         if not isinstance(party, Party):
             raise TypeError(f"parameter 'party' must be a Party; got {type(party).__name__}")
@@ -99,6 +125,12 @@ class Agent:
         self.privacy = privacy
         self._private = None if privacy is None else PrivateRelease(privacy, random_state)
         self._moments_reply: dict[str, Any] | None = None
+        if state is not None and (privacy is None or not round_key):
+            raise ValueError(
+                "parameter 'state' needs a privacy mechanism and a round_key (the round's "
+                f"id); got privacy={privacy!r}, round_key={round_key!r}"
+            )
+        self._state, self._round_key, self._random_state = state, round_key, random_state
         self.name = party.name
         #: every request answered: time, kind, and what the reply disclosed
         self.log: list[dict[str, Any]] = []
@@ -117,13 +149,31 @@ class Agent:
             raise ValueError(
                 f"request kind must be one of {', '.join(handlers)}; received {kind!r}"
             )
-        reply = handlers[str(kind)](request)
+        entry: dict[str, Any] = {"time": time.time(), "kind": kind}
+        if self._state is None:
+            reply = handlers[str(kind)](request)
+        else:  # the round's state from the file, saved again after answering
+            assert self.privacy is not None and self._round_key
+            with self._state.round(self._round_key, self.privacy, self._random_state) as rnd:
+                self._private, self._moments_reply = rnd.release, rnd.moments_reply
+                repeated = rnd.repeat(request)
+                reply = handlers[str(kind)](request) if repeated is None else repeated
+                rnd.remember(request, reply)
+                rnd.moments_reply = self._moments_reply
+            if repeated is not None:
+                entry["repeat"] = True  # the same release again: nothing new disclosed
+            entry["privacy"] = rnd.spend
         disclosed = {
             k: (list(np.shape(v)) if isinstance(v, np.ndarray) else type(v).__name__)
             for k, v in reply.items()
         }
-        self.log.append({"time": time.time(), "kind": kind, "disclosed": disclosed})
+        entry["disclosed"] = disclosed
+        self.log.append(entry)
         logger.info("party %s answered %s: disclosed %s", self.name, kind, disclosed)
+        if "privacy" in entry:
+            from coopml.custody.privacy_state import describe_total
+
+            logger.info("party %s: %s", self.name, describe_total(entry["privacy"]["total"]))
         return reply
 
     # ------------------------------------------------------------------ requests
@@ -149,6 +199,9 @@ class Agent:
         return reply
 
     def _statistics(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        from coopml.custody.learners import build_estimator, custody_learner
+        from coopml.learning.fast._base import StatisticsLearner
+
         estimator = build_estimator(request["learner"])
         fast = custody_learner(estimator)
         if not issubclass(fast, StatisticsLearner):
@@ -168,15 +221,28 @@ class Agent:
         return dict(stats)
 
     def _newton(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        if self._private is not None:
-            raise ValueError(
-                "this agent adds privacy noise, which is not built for logistic regression "
-                "(its Newton method releases gradients and Hessians a data-dependent number "
-                "of times); use GaussianNB, LinearDiscriminantAnalysis or Ridge"
-            )
+        from coopml.learning.fast._backend import NumpyBackend
+        from coopml.learning.fast.logistic import design, rows_grad_hess, rows_loss, targets
+
+        priv = self._private
+        X = self.party.X
+        if priv is not None:
+            X = clip_rows(X, priv.mechanism.clip)
+            if not priv.counts:
+                raise ValueError("with privacy, the moments must be asked for before newton")
+            if not math.isinf(priv.mechanism.epsilon):
+                if request["what"] != "grad_hess":
+                    raise ValueError(
+                        "this agent adds privacy noise and releases no losses (a line "
+                        "search would spend budget); the operator's private Newton method "
+                        "asks for gradients and Hessians only"
+                    )
+                if priv.newton_pairs is None or request.get("plan"):  # the announced plan
+                    priv.plan_newton((request.get("plan") or {}).get("pairs"))  # (one only)
         be = NumpyBackend()
         theta = np.asarray(request["theta"], dtype=np.float64)
-        Xt = design(self.party.X, np.asarray(request["shift"]), bool(request["fit_intercept"]))
+        shift = np.asarray(request["shift"], dtype=np.float64)
+        Xt = design(X, shift, bool(request["fit_intercept"]))
         subset = np.asarray(request["subset"], dtype=np.intp)
         target, in_classes = targets(self._codes(list(request["classes"])), subset)
         m = np.ones((theta.shape[0], 1)) * in_classes[None, :]
@@ -189,11 +255,36 @@ class Agent:
         gather = np.maximum(full, full.T).ravel()
         outer = Xt[:, triu[0]] * Xt[:, triu[1]]
         grad, hess = rows_grad_hess(be, theta, Xt, outer, gather, target, m)
-        return {"grad": grad, "hess": hess}
+        if priv is None or math.isinf(priv.mechanism.epsilon):
+            return {"grad": grad, "hess": hess}
+        # a design row's norm bound: clipped row, shifted, and the intercept's 1
+        radius = math.hypot(
+            priv.mechanism.clip + float(np.linalg.norm(shift)),
+            float(bool(request["fit_intercept"])),
+        )
+        sensitivity = newton_sensitivity(radius, subset.size)
+        grad, hess = priv.release_newton(grad, hess, sensitivity)
+        z, pairs = priv.newton_multiplier(), int(priv.newton_pairs or 0)
+        record = {  # the moments' two releases, then the plan's 2 P
+            **priv.mechanism.describe("classification"),
+            "releases": priv.mechanism.releases("classification") // 2 + 2 * pairs,
+            "newton_pairs": pairs,
+            "noise_multiplier_newton": z,
+        }
+        return {
+            "grad": grad,
+            "hess": hess,
+            "sigma_grad": z * sensitivity[0],
+            "sigma_hess": z * sensitivity[1],
+            "privacy": record,
+        }
 
     def _score(self, request: Mapping[str, Any]) -> dict[str, Any]:
         if self.party.X_val is None or self.party.y_val is None:
             raise ValueError(f"party {self.name!r} holds no validation set to score on")
+        from coopml.custody.learners import build_estimator, build_scorer, custody_learner
+        from coopml.learning.fast import FastBlock
+
         X_val, y_val = self.party.X_val, self.party.y_val
         estimator = build_estimator(request["learner"])
         fast = custody_learner(estimator)
@@ -239,6 +330,12 @@ class Agent:
             p.counts = dict(zip(labels, counts.tolist(), strict=True))
             reply.update(labels=labels, label_counts=counts, n=float(counts.sum()))
         else:
+            if m.labels is not None:
+                raise ValueError(
+                    "parameter 'labels' of the privacy mechanism is for classification "
+                    "markets (the public class labels), but this market's learner is a "
+                    f"regressor; drop labels (and set target_clip); got labels={list(m.labels)}"
+                )
             if m.target_clip is None:
                 raise ValueError(
                     "parameter 'target_clip' of the privacy mechanism must bound the targets "
@@ -284,6 +381,8 @@ class Agent:
                 if not noiseless:
                     sums[counts == 0] = 0.0
                 gram = p.release_gram("gram", stats["gram"].reshape(d, d), R * R, task)
+                if not noiseless:  # every coalition's pooled scatter positive definite
+                    gram = within_class_floor(gram, sums, counts, p.sigma(R * R, task))
                 stats.update(class_sums=sums.ravel(), gram=gram.ravel())
             if not noiseless:
                 stats["counts"] = counts
@@ -298,9 +397,13 @@ class Agent:
         if noiseless:
             return stats
         n = p.counts["n"]  # the centred sums follow from the noisy moments
+        sx = np.asarray(p.sum_x - n * center["x"])
+        # the party's scatter about its own mean floored at the noise's level: every
+        # coalition's centred Gram matrix is then positive definite (post-processing)
+        gram = within_class_floor(gram, sx[None, :], np.array([n]), p.sigma(R * R, task))
         stats.update(
             n=np.asarray(n),
-            sx=np.asarray(p.sum_x - n * center["x"]),
+            sx=sx,
             sy=np.asarray(p.counts["sum_y"] - n * center["y"]),
             gram=gram.ravel(),
             xty=xty,
@@ -323,6 +426,8 @@ class Agent:
     def _constant_model(value: float, classes: Any) -> Any:
         """The constant predictor the market scores for the empty and single-class
         coalitions (a class index into ``classes``, or a target value)."""
+        from sklearn.dummy import DummyClassifier, DummyRegressor
+
         if classes is None:
             return DummyRegressor(strategy="constant", constant=value).fit(
                 np.zeros((1, 1)), [value]
@@ -344,6 +449,14 @@ def agent_from_config(config: Mapping[str, Any]) -> Agent:
     optionally ``validation`` (CSV or Parquet paths), ``target`` (the label column,
     default ``"target"``) and ``features`` (comma-separated feature columns, matched by
     name; default every other column, in file order).
+
+    With ``epsilon``, ``delta`` and ``clip`` (and ``target_clip`` for regression,
+    ``labels``, a JSON list of the market's classes, for classification) the agent
+    adds Gaussian noise (:func:`~coopml.custody.privacy_state.mechanism_from_config`);
+    its privacy state then lives in the file ``privacy_state`` (default: ``log`` with
+    the suffix ``.privacy.json``), keyed by ``round`` (the ClientApp sets it to Flower's
+    run id), so that the agents built afresh for each message of a round spend one
+    budget and never repeat a noise draw (:mod:`coopml.custody.privacy_state`).
     """
     for key in ("party", "train"):
         if key not in config:
@@ -359,7 +472,22 @@ def agent_from_config(config: Mapping[str, Any]) -> Agent:
         features=[f for f in features.split(",") if f] or None,
         validation=validation,
     )
-    return Agent(party)
+    from coopml.custody.privacy_state import PrivacyState, mechanism_from_config
+
+    privacy = mechanism_from_config(config)
+    if privacy is None:
+        return Agent(party)
+    path = config.get("privacy_state") or (
+        str(Path(str(config["log"])).with_suffix(".privacy.json")) if config.get("log") else ""
+    )
+    if not path or not config.get("round"):
+        raise ValueError(
+            "a private agent's node config must name its state file (privacy_state, or "
+            "log) and the round (round: Flower's run id, which the ClientApp adds); "
+            f"received keys {sorted(config)}"
+        )
+    state = PrivacyState(str(path), party.name)
+    return Agent(party, privacy, state=state, round_key=str(config["round"]))
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,8 @@ each party's SuperNode, through a SuperLink (https://flower.ai, ``flwr`` >= 1.20
   ``Grid``: finds each party's node (a ``hello`` query; with ``keys``, a node is taken
   for a party only when its reply proves it holds the party's token,
   :func:`agent_proof`), sends requests, waits up to ``timeout`` seconds for the
-  replies and names every party that did not answer.
+  replies, waits as long for an agent that disconnected to return on a new node (and
+  sends it the request again), and names a party that did not answer or return.
 * :func:`server_app` -- the operator as a ``ServerApp``
   (``coopml.custody.flower:app``): reads a job file named in the run config
   (``job``), runs :func:`~coopml.custody.run_custody_market` over the grid, and writes
@@ -35,7 +36,8 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,7 @@ __all__ = [
     "client_app",
     "decode",
     "encode",
+    "encoded_bytes",
     "run_job",
     "server_app",
     "write_app",
@@ -60,6 +63,8 @@ __all__ = [
 MESSAGE_TYPE = "query"
 #: Seconds between two pulls of pending replies.
 POLL = 0.05
+#: Seconds between two looks for a disconnected agent's new node while replies wait.
+LOOK = 2.0
 
 
 def encode(message: Mapping[str, Any]) -> Any:
@@ -77,7 +82,8 @@ def encode(message: Mapping[str, Any]) -> Any:
 
     def walk(value: Any, path: str) -> Any:
         if isinstance(value, np.ndarray):
-            arrays[path] = Array(np.ascontiguousarray(value))
+            # np.require keeps a 0-d array 0-d (ascontiguousarray makes it 1-d)
+            arrays[path] = Array(np.require(value, requirements="C"))
             return {"__array__": path}
         if isinstance(value, Mapping):
             return {str(k): walk(v, f"{path}/{k}") for k, v in value.items()}
@@ -91,6 +97,21 @@ def encode(message: Mapping[str, Any]) -> Any:
     return RecordDict(
         {"arrays": ArrayRecord(arrays), "config": ConfigRecord({"json": json.dumps(tree)})}
     )
+
+
+def encoded_bytes(content: Any) -> int:
+    """Bytes of a ``RecordDict`` made by :func:`encode` as Flower carries it: each
+    ``Array``'s serialised data plus the UTF-8 length of the JSON string (Flower's
+    per-object framing, a few dozen bytes each, is not counted).
+
+    Examples
+    --------
+    >>> encoded_bytes(encode({"kind": "x"}))  # no array: the JSON alone
+    13
+    """
+    arrays = content["arrays"] if "arrays" in content else {}
+    total = sum(len(array.data) for array in arrays.values())
+    return total + len(str(content["config"]["json"]).encode())
 
 
 def decode(content: Any) -> dict[str, Any]:
@@ -175,7 +196,8 @@ def client_app() -> Any:
 
     @app.query()
     def query(msg: Message, context: Context) -> Message:
-        config = dict(context.node_config)
+        # the round (Flower's run id) keys a private agent's state across processes
+        config = {**context.node_config, "round": str(msg.metadata.run_id)}
         key = json.dumps(config, sort_keys=True, default=str)
         if key not in agents:
             agents[key] = agent_from_config(config)
@@ -206,8 +228,10 @@ class FlowerTransport:
     ----------
     grid : flwr.serverapp.Grid
     timeout : float
-        Seconds to wait for every reply of one exchange; an agent that has not
-        answered by then is an :class:`~coopml.custody.checks.AgentError` naming it.
+        Seconds to wait for each reply of an exchange, and for an agent that
+        disconnected to return (its request is then sent again, see
+        :meth:`exchange`); past that, an :class:`~coopml.custody.checks.AgentError`
+        names the party.
     keys : mapping of str to list of str, optional
         Each party's accepted :func:`agent_key` values: a node is taken for a party only
         when its ``hello`` reply carries a valid :func:`agent_proof` (a node that claims
@@ -226,6 +250,13 @@ class FlowerTransport:
         self.features: dict[str, list[str]] = {}  # each party's columns, in its order
         self.bytes_in: dict[str, int] = {}
         self.bytes_out: dict[str, int] = {}
+        #: encoded bytes (:func:`encoded_bytes`) sent to and received from each node,
+        #: hellos included; Flower messages sent, and exchanges (round trips)
+        self.wire_sent: dict[int, int] = {}
+        self.wire_received: dict[int, int] = {}
+        self.n_messages = self.n_exchanges = 0
+        #: hellos sent to new nodes during exchanges: message id -> (node id, nonce)
+        self.greetings: dict[str, tuple[int, str]] = {}
 
     def connect(self, names: list[str], wait: float = 30.0) -> None:
         """Find the node of every named party (each answers a ``hello``)."""
@@ -237,16 +268,9 @@ class FlowerTransport:
                 nonces = {i: secrets.token_hex(16) for i in ids}
                 hellos = {i: {"kind": "hello", "nonce": nonces[i]} for i in ids}
                 for reply in self._send(hellos):
-                    if reply.has_error():
-                        continue
-                    node = reply.metadata.src_node_id
-                    message = decode(reply.content)
-                    party = str(message.get("party"))
-                    if self._proven(party, nonces.get(node, ""), message.get("proof")):
-                        self.nodes[party] = node
-                        self.features[party] = [str(f) for f in message.get("features") or []]
-                    else:
-                        self.refused[node] = party
+                    if not reply.has_error():
+                        node = reply.metadata.src_node_id
+                        self._greeted(node, nonces.get(node, ""), reply)
             missing = [n for n in names if n not in self.nodes]
             if not missing:
                 self._check_features(names)
@@ -289,30 +313,164 @@ class FlowerTransport:
         )
 
     def exchange(self, requests: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-        from coopml.custody.transport import message_bytes
+        """Send ``requests[name]`` to every named party's agent and return the replies.
 
+        An agent that disconnects is waited for: while replies are pending, new nodes
+        are greeted every :data:`LOOK` s; a node that proves it is a waiting party (a
+        restarted ``coopml agent`` gets a new node id) with the feature columns the
+        party announced before takes the party's place, and the pending request is
+        sent to it again. Each request waits ``timeout`` seconds for its reply from
+        when it was (re)sent, and a party whose node is known to be gone (Flower's
+        ``NODE_UNAVAILABLE`` or ``MESSAGE_UNAVAILABLE``, or its node left the
+        SuperLink) gets ``timeout`` seconds from then to return, on a new node or on
+        the same one reconnected; past that, an
+        :class:`~coopml.custody.checks.AgentError` names it.
+        """
         unknown = [name for name in requests if name not in self.nodes]
         if unknown:
             self.connect(list(requests), wait=self.timeout)
-        by_node = {self.nodes[name]: request for name, request in requests.items()}
-        party_of = {node: name for name, node in self.nodes.items()}
+        pending = self._push(requests)
         replies: dict[str, dict[str, Any]] = {}
-        for reply in self._send(by_node):
-            name = party_of[reply.metadata.src_node_id]
-            if reply.has_error():
-                raise AgentError(name, f"failed to answer: {reply.error.reason}")
-            message = decode(reply.content) if "arrays" in reply.content else _json(reply)
-            if "error" in message:
-                raise AgentError(
-                    name, f"failed to answer {requests[name].get('kind')!r}: {message['error']}"
-                )
-            self.bytes_in[name] = self.bytes_in.get(name, 0) + message_bytes(requests[name])
-            self.bytes_out[name] = self.bytes_out.get(name, 0) + message_bytes(message)
-            replies[name] = message
-        missing = [name for name in requests if name not in replies]
-        if missing:
-            raise AgentError(missing[0], f"did not answer within {self.timeout:g} s")
+        look = time.monotonic() + LOOK
+        while pending:
+            wanted = {p.message_id for p in pending.values() if p.lost is None}
+            wanted |= set(self.greetings)
+            pulled = list(self.grid.pull_messages(wanted))
+            self._count_received(pulled)
+            for reply in pulled:
+                replied_to = reply.metadata.reply_to_message_id
+                if replied_to in self.greetings:
+                    party = self._greeted(*self.greetings.pop(replied_to), reply)
+                    if party in pending:  # the agent is back: send it the request again
+                        pending.update(self._push({party: pending[party].request}))
+                    continue
+                name = _waiting_for(pending, replied_to)
+                if name is None:  # the reply to a request already sent again
+                    continue
+                if _undeliverable(reply):  # wait for the agent's return, then send again
+                    pending[name].lose(str(reply.error.reason), self.timeout)
+                    continue
+                replies[name] = self._accept(name, requests[name], reply)
+                del pending[name]
+            if pending and time.monotonic() >= look:
+                back = self._look_for_lost_agents(pending)
+                if back:  # reconnected on the same node: send the request again
+                    pending.update(self._push({name: pending[name].request for name in back}))
+                look = time.monotonic() + LOOK
+            self._check_deadlines(pending)
+            if pending:
+                time.sleep(POLL)
         return replies
+
+    def _push(self, requests: Mapping[str, Mapping[str, Any]]) -> dict[str, _Pending]:
+        """Send each party its request (to its current node); what is now awaited."""
+        from flwr.app import Message
+
+        names = list(requests)
+        messages = [
+            Message(encode(requests[n]), dst_node_id=self.nodes[n], message_type=MESSAGE_TYPE)
+            for n in names
+        ]
+        self._count_sent(messages)
+        ids = list(self.grid.push_messages(messages))
+        deadline = time.monotonic() + self.timeout
+        return {
+            n: _Pending(requests[n], self.nodes[n], i, deadline)
+            for n, i in zip(names, ids, strict=True)
+        }
+
+    def _accept(self, name: str, request: Mapping[str, Any], reply: Any) -> dict[str, Any]:
+        """A party's reply as a protocol message; an error it reports names it."""
+        from coopml.custody.transport import message_bytes
+
+        if reply.has_error():
+            raise AgentError(name, f"failed to answer: {reply.error.reason}")
+        message = decode(reply.content) if "arrays" in reply.content else _json(reply)
+        if "error" in message:
+            raise AgentError(name, f"failed to answer {request.get('kind')!r}: {message['error']}")
+        self.bytes_in[name] = self.bytes_in.get(name, 0) + message_bytes(request)
+        self.bytes_out[name] = self.bytes_out.get(name, 0) + message_bytes(message)
+        return message
+
+    def _look_for_lost_agents(self, pending: Mapping[str, _Pending]) -> list[str]:
+        """Greet the nodes not seen before (a returning agent's new node among them);
+        a waiting party whose node has left the SuperLink is marked lost. Returns the
+        lost parties whose node is online again (the same node, reconnected)."""
+        online = set(self.grid.get_node_ids())
+        back = [n for n, p in pending.items() if p.lost is not None and self.nodes[n] in online]
+        for p in pending.values():
+            if p.node not in online:
+                p.lose("its node left the SuperLink", self.timeout)
+        greeted = {node for node, _ in self.greetings.values()}
+        known = set(self.nodes.values()) | set(self.refused) | greeted
+        fresh = sorted(online - known)
+        if not fresh:
+            return back
+        from flwr.app import Message
+
+        nonces = {node: secrets.token_hex(16) for node in fresh}
+        messages = [
+            Message(
+                encode({"kind": "hello", "nonce": nonces[node]}),
+                dst_node_id=node,
+                message_type=MESSAGE_TYPE,
+            )
+            for node in fresh
+        ]
+        self._count_sent(messages)
+        ids = self.grid.push_messages(messages)
+        self.greetings.update({i: (node, nonces[node]) for i, node in zip(ids, fresh, strict=True)})
+        return back
+
+    def _greeted(self, node: int, nonce: str, reply: Any) -> str | None:
+        """Take a node for the party its hello reply proves (None: refused or failed).
+        A party seen before must announce the same feature columns: a returning agent
+        whose columns changed is an error naming it (never summed by position)."""
+        if reply.has_error():
+            self.refused[node] = ""
+            return None
+        message = decode(reply.content) if "arrays" in reply.content else _json(reply)
+        party = str(message.get("party"))
+        if not self._proven(party, nonce, message.get("proof")):
+            self.refused[node] = party
+            return None
+        features = [str(f) for f in message.get("features") or []]
+        if party in self.features and features != self.features[party]:
+            raise AgentError(
+                party,
+                f"returned with feature columns {features}, not the {self.features[party]} "
+                "it announced before",
+            )
+        self.nodes[party], self.features[party] = node, features
+        return party
+
+    def _check_deadlines(self, pending: Mapping[str, _Pending]) -> None:
+        """An error naming the first party whose wait is over."""
+        now = time.monotonic()
+        for name, p in pending.items():
+            if now <= p.deadline:
+                continue
+            if p.lost is not None:
+                raise AgentError(
+                    name,
+                    f"disconnected ({p.lost}) and did not return within {self.timeout:g} s",
+                )
+            raise AgentError(name, f"did not answer within {self.timeout:g} s")
+
+    def _count_sent(self, messages: list[Any]) -> None:
+        """Count what one push carries to each node (one round trip)."""
+        for message in messages:
+            node = message.metadata.dst_node_id
+            self.wire_sent[node] = self.wire_sent.get(node, 0) + encoded_bytes(message.content)
+        self.n_messages, self.n_exchanges = self.n_messages + len(messages), self.n_exchanges + 1
+
+    def _count_received(self, replies: list[Any]) -> None:
+        """Count what the pulled replies carried from each node."""
+        for reply in replies:
+            if not reply.has_error() and "config" in reply.content:
+                node = reply.metadata.src_node_id
+                size = encoded_bytes(reply.content)
+                self.wire_received[node] = self.wire_received.get(node, 0) + size
 
     def _send(self, requests: Mapping[int, Mapping[str, Any]]) -> list[Any]:
         """Push one message per node and pull the replies until all are in or the
@@ -325,11 +483,13 @@ class FlowerTransport:
             Message(encode(request), dst_node_id=node, message_type=MESSAGE_TYPE)
             for node, request in requests.items()
         ]
+        self._count_sent(messages)
         pending = set(self.grid.push_messages(messages))
         replies: list[Any] = []
         deadline = time.monotonic() + self.timeout
         while pending and time.monotonic() < deadline:
             pulled = list(self.grid.pull_messages(pending))
+            self._count_received(pulled)
             replies.extend(pulled)
             pending -= {m.metadata.reply_to_message_id for m in pulled}
             if pending:
@@ -341,6 +501,39 @@ def _json(reply: Any) -> dict[str, Any]:
     result = json.loads(str(reply.content["config"]["json"]))
     assert isinstance(result, dict)
     return result
+
+
+@dataclass
+class _Pending:
+    """A request awaiting its party's reply: the node and message it went to, and
+    until when the round waits (``lost``: why its node is known to be gone)."""
+
+    request: Mapping[str, Any]
+    node: int
+    message_id: str
+    deadline: float
+    lost: str | None = None
+
+    def lose(self, why: str, timeout: float) -> None:
+        """The node is gone: wait ``timeout`` seconds from now for the agent's return."""
+        if self.lost is None:
+            self.lost = why
+            self.deadline = max(self.deadline, time.monotonic() + timeout)
+
+
+def _waiting_for(pending: Mapping[str, _Pending], message_id: str) -> str | None:
+    """The party whose current request is ``message_id``, if one is."""
+    return next((n for n, p in pending.items() if p.message_id == message_id), None)
+
+
+def _undeliverable(reply: Any) -> bool:
+    """Whether a reply is the SuperLink's word that the request cannot reach its node:
+    the node is gone (``NODE_UNAVAILABLE``), or the request was dropped with it
+    (``MESSAGE_UNAVAILABLE``, what pulling it again returns)."""
+    from flwr.common.constant import ErrorCode
+
+    gone = (ErrorCode.NODE_UNAVAILABLE, ErrorCode.MESSAGE_UNAVAILABLE)
+    return bool(reply.has_error() and reply.error.code in gone)
 
 
 def server_app() -> Any:
@@ -368,13 +561,15 @@ def server_app() -> Any:
 
 def _run(grid: Any, job: dict[str, Any]) -> dict[str, Any]:
     from coopml.custody.learners import build_estimator
-    from coopml.custody.market import run_custody_market
+    from coopml.custody.market import released_models, run_custody_market
 
     transport = FlowerTransport(grid, timeout=float(job.get("timeout", 60.0)), keys=job.get("keys"))
     names = list(job["names"])
     validator = job.get("validator")
     parties = names + ([validator] if validator and validator not in names else [])
+    started = time.monotonic()
     transport.connect(parties, wait=float(job.get("connect", 30.0)))
+    connected = time.monotonic()
     result = run_custody_market(
         transport,
         names,
@@ -389,8 +584,24 @@ def _run(grid: Any, job: dict[str, Any]) -> dict[str, Any]:
         "ok": True,
         "settlement": result.settlement.to_dict(),
         "tables": [g.table.tolist() for g in result.games],
+        # each party's customised model (coefficients, class moments: no row), and the
+        # feature order the agents' statistics used (the models' input columns)
+        "models": released_models(result),
+        "features": transport.features.get(names[0], []),
         "bytes_in": transport.bytes_in,
         "bytes_out": transport.bytes_out,
+        # what Flower carried (benchmarks/bench_custody.py): per party, encoded bytes
+        # sent to and received from its node (hello included); messages, round trips
+        "wire": {
+            name: {
+                "sent": transport.wire_sent.get(node, 0),
+                "received": transport.wire_received.get(node, 0),
+            }
+            for name, node in transport.nodes.items()
+        },
+        "messages": transport.n_messages,
+        "exchanges": transport.n_exchanges,
+        "seconds": {"connect": connected - started, "round": time.monotonic() - connected},
     }
 
 
@@ -434,19 +645,27 @@ def write_app(directory: str | os.PathLike[str]) -> Path:
     return path
 
 
+class RunLost(RuntimeError):
+    """The SuperLink that ran a round is gone (``run_job``'s ``alive`` said so): its
+    ServerApp and the round's messages went with it, so no result will come."""
+
+
 def run_job(
     job: Mapping[str, Any],
     app_dir: str | os.PathLike[str],
     flwr_home: str | os.PathLike[str],
     superlink: str = "coopml",
     wait: float = 300.0,
+    alive: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Start a parties-custody round with ``flwr run`` and wait for its result.
 
     ``job`` holds ``names``, ``learner`` (:func:`~coopml.custody.learners.learner_spec`),
     ``validator`` (optional), ``scorer``, ``rule``, ``price``, ``timeout`` and ``output``
     (where the ServerApp writes the result). ``flwr_home`` holds Flower's
-    ``config.toml`` with the SuperLink connection ``superlink``.
+    ``config.toml`` with the SuperLink connection ``superlink``. ``alive()``, checked
+    while waiting, says whether the SuperLink the run was sent to still runs; when it
+    does not, :class:`RunLost` is raised at once instead of waiting ``wait`` seconds.
     """
     output = Path(job["output"])
     job_file = output.with_suffix(".job.json")
@@ -466,6 +685,8 @@ def run_job(
     while not output.exists():
         if time.monotonic() > deadline:
             raise TimeoutError(f"no result at {output} after {wait:g} s")
+        if alive is not None and not alive():
+            raise RunLost(f"the SuperLink that ran {output.name} stopped before its result")
         time.sleep(0.2)
     result = json.loads(output.read_text())
     assert isinstance(result, dict)

@@ -7,7 +7,9 @@ of quantities each party computes from its own rows and the operator adds up:
   ``LinearDiscriminantAnalysis`` (:class:`~coopml.learning.fast.StatisticsLearner`):
   every coalition's model is exact from sums of per-party statistics;
 * **gradients and Hessians** -- L2 ``LogisticRegression``: a federated batched Newton
-  method (:mod:`coopml.custody.newton`).
+  method (:mod:`coopml.custody.newton`);
+* either behind a ``StandardScaler`` (:func:`standardized`): every coalition's scaler
+  and standardised model from the same messages (:mod:`coopml.custody.standardize`).
 
 Learners whose models depend on the rows themselves (k-nearest neighbours store
 them; trees and forests split on them) are refused: see :func:`custody_learner`.
@@ -22,7 +24,7 @@ from typing import Any
 
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-from sklearn.metrics import check_scoring, r2_score
+from sklearn.metrics import check_scoring
 from sklearn.naive_bayes import GaussianNB
 
 from coopml.learning.fast import (
@@ -32,6 +34,7 @@ from coopml.learning.fast import (
     FastLinearRegression,
     FastLogisticRegression,
 )
+from coopml.learning.utility import clipped_r2
 
 __all__ = [
     "ESTIMATORS",
@@ -40,6 +43,7 @@ __all__ = [
     "clipped_r2",
     "custody_learner",
     "learner_spec",
+    "standardized",
 ]
 
 #: The estimators a parties-custody market may use, by class name, with their fast
@@ -67,8 +71,8 @@ def custody_learner(estimator: Any) -> type[FastLearner]:
     ------
     ValueError
         When ``estimator`` needs the parties' rows (k-nearest neighbours, trees,
-        forests), is a pipeline or another estimator, or has parameters the exact
-        protocol does not reproduce.
+        forests), is another estimator or a pipeline other than :func:`standardized`'s,
+        or has parameters the exact protocol does not reproduce.
 
     Examples
     --------
@@ -80,6 +84,8 @@ def custody_learner(estimator: Any) -> type[FastLearner]:
     ...
     ValueError: parameter 'learner' is KNeighborsClassifier, which custody='parties' cannot train: k-nearest neighbours predict from the training rows themselves, and no row leaves its owner. Use one of GaussianNB, LinearDiscriminantAnalysis, LinearRegression, LogisticRegression, Ridge, or custody='operator'.
     """  # noqa: E501
+    if type(estimator).__name__ == "Pipeline":
+        estimator = standardized(estimator)[0]
     name = type(estimator).__name__
     allowed = ", ".join(sorted(ESTIMATORS))
     entry = ESTIMATORS.get(name)
@@ -106,17 +112,63 @@ def custody_learner(estimator: Any) -> type[FastLearner]:
     return fast
 
 
+def standardized(learner: Any) -> tuple[Any, bool]:
+    """The estimator of ``learner`` and whether a ``StandardScaler`` stands in front of
+    it: ``make_pipeline(StandardScaler(), estimator)`` (``learner.params.standardize``)
+    is the one pipeline parties custody trains (the operator builds every coalition's
+    scaler from the summed moments: :mod:`coopml.custody.standardize`).
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> standardized(make_pipeline(StandardScaler(), Ridge()))
+    (Ridge(), True)
+    >>> standardized(make_pipeline(StandardScaler(with_mean=False), Ridge()))
+    Traceback (most recent call last):
+    ...
+    ValueError: parameter 'learner' is a Pipeline of [StandardScaler(with_mean=False), Ridge()], which custody='parties' does not train: only StandardScaler() (default parameters) followed by one learner; use custody='operator'.
+    """  # noqa: E501
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if type(learner) is not Pipeline:
+        return learner, False
+    steps = [step for _, step in learner.steps]
+    scaler = steps[0] if steps else None
+    if (
+        len(steps) != 2
+        or type(scaler) is not StandardScaler
+        or not (scaler.with_mean and scaler.with_std)
+        or type(steps[1]).__name__ == "Pipeline"
+    ):
+        raise ValueError(
+            f"parameter 'learner' is a Pipeline of [{', '.join(map(repr, steps))}], which "
+            "custody='parties' does not train: only StandardScaler() (default parameters) "
+            "followed by one learner; use custody='operator'."
+        )
+    return steps[1], True
+
+
 def learner_spec(estimator: Any) -> dict[str, Any]:
-    """The learner as it travels to the agents: class name and JSON-safe parameters.
+    """The learner as it travels: class name and JSON-safe parameters, and
+    ``"standardize": true`` for a :func:`standardized` pipeline (the operator's own
+    step: requests to the agents carry the estimator alone).
 
     Examples
     --------
     >>> learner_spec(Ridge(alpha=2.0))["params"]["alpha"]
     2.0
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> learner_spec(make_pipeline(StandardScaler(), Ridge()))["standardize"]
+    True
     """
     custody_learner(estimator)
-    params = estimator.get_params(deep=False)
-    return {"name": type(estimator).__name__, "params": {k: _plain(v) for k, v in params.items()}}
+    inner, scaled = standardized(estimator)
+    params = inner.get_params(deep=False)
+    spec = {"name": type(inner).__name__, "params": {k: _plain(v) for k, v in params.items()}}
+    return {**spec, "standardize": True} if scaled else spec
 
 
 def build_estimator(spec: dict[str, Any]) -> Any:
@@ -135,7 +187,17 @@ def build_estimator(spec: dict[str, Any]) -> Any:
     params = spec.get("params", {})
     if not isinstance(params, dict):
         raise ValueError(f"learner params must be an object; received {params!r}")
-    return ESTIMATORS[name][0](**params)
+    estimator = ESTIMATORS[name][0](**params)
+    if spec.get("standardize", False) is not False:
+        if spec["standardize"] is not True:
+            raise ValueError(
+                f"learner standardize must be true or false; received {spec['standardize']!r}"
+            )
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), estimator)
+    return estimator
 
 
 def _plain(value: Any) -> Any:
@@ -144,12 +206,6 @@ def _plain(value: Any) -> Any:
     raise ValueError(
         f"a learner parameter must be a plain value to travel to the agents; got {value!r}"
     )
-
-
-def clipped_r2(estimator: Any, X: Any, y: Any) -> float:
-    """:math:`\\max(0, R^2)`: a regression gain in [0, 1], as the market requires (the
-    scorer named ``"clipped_r2"``)."""
-    return max(0.0, float(r2_score(y, estimator.predict(X))))
 
 
 def build_scorer(name: str, estimator: Any) -> Any:

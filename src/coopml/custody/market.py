@@ -24,24 +24,33 @@ exact.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from sklearn.base import is_classifier
 
 from coopml._validation import RandomState, check_choice, check_positive, check_seed
 from coopml.coalitions.game import CoalitionGame
-from coopml.custody.learners import custody_learner
+from coopml.custody.learners import custody_learner, standardized
 from coopml.custody.newton import FederatedLogisticRegression
+from coopml.custody.standardize import StandardizedLogisticRegression, StandardizedStatistics
 from coopml.custody.statistics import collect_moments, statistics_learner
 from coopml.custody.transport import Transport
-from coopml.custody.valuation import CoalitionModels, coalition_models, score_coalitions
+from coopml.custody.valuation import (
+    CoalitionModels,
+    coalition_models,
+    model_from_state,
+    model_state,
+    score_coalitions,
+)
 from coopml.learning.fast import FastLogisticRegression
+from coopml.learning.utility import scores_classes
 from coopml.market import CustomModel, MarketResult, Task, select_training_set, settle
 from coopml.market.market import EXHAUSTIVE_LIMIT, provenance_header
 from coopml.market.payment import PAYMENT_RULES, EmptyValue, check_empty_value
 
-__all__ = ["run_custody_market"]
+__all__ = ["custom_models", "released_models", "run_custody_market"]
 
 
 def run_custody_market(
@@ -67,8 +76,11 @@ def run_custody_market(
     names : sequence of str
         The players' agents, in player order.
     learner : estimator
-        One of :data:`~coopml.custody.learners.ESTIMATORS` with supported parameters;
-        learners that need rows are refused (:func:`~coopml.custody.custody_learner`).
+        One of :data:`~coopml.custody.learners.ESTIMATORS` with supported parameters,
+        alone or behind a ``StandardScaler`` (``make_pipeline(StandardScaler(), ...)``:
+        every coalition's scaler from the summed moments,
+        :mod:`coopml.custody.standardize`); learners that need rows are refused
+        (:func:`~coopml.custody.custody_learner`).
     validator : str, optional
         The agent owning the shared validation set (single-task market; it may be a
         player or not). Omitted: every player scores on its own validation set
@@ -112,11 +124,24 @@ def run_custody_market(
     fast_cls = custody_learner(learner)
     seed = None if random_state is None else check_seed(random_state)
     task = "classification" if is_classifier(learner) else "regression"
+    if task == "regression" and scores_classes(scorer):
+        raise ValueError(
+            f"parameter 'scorer' is {scorer!r}, a score of predicted classes, but the "
+            f"learner {type(learner).__name__} is a regressor; use a regression scorer "
+            "such as 'clipped_r2' (max(0, R²), a gain in [0, 1] as markets need) or 'r2'"
+        )
     moments = collect_moments(transport, names, task)
-    if fast_cls is FastLogisticRegression:
-        fast: Any = FederatedLogisticRegression.from_agents(learner, transport, moments)
+    # a StandardScaler in front: the operator's step; the agents see the estimator alone
+    estimator, scaled = standardized(learner)
+    steps: tuple[str, str] = (learner.steps[0][0], learner.steps[1][0]) if scaled else ("", "")
+    if fast_cls is FastLogisticRegression and scaled:
+        fast: Any = StandardizedLogisticRegression.from_agents(estimator, transport, moments, steps)
+    elif fast_cls is FastLogisticRegression:
+        fast = FederatedLogisticRegression.from_agents(estimator, transport, moments)
     else:
-        fast = statistics_learner(transport, moments, learner, fast_cls)  # type: ignore[arg-type]
+        fast = statistics_learner(transport, moments, estimator, fast_cls)  # type: ignore[arg-type]
+        if scaled:
+            fast = StandardizedStatistics(fast, steps)
     models = coalition_models(fast, moments)
     mode = "single" if validator is not None else "multi"
     n = len(names)
@@ -125,16 +150,17 @@ def run_custody_market(
     games: list[CoalitionGame] = []
     released: dict[str, CustomModel] = {}
     if validator is not None:
-        table = score_coalitions(transport, validator, models, learner, scorer)
+        table = score_coalitions(transport, validator, models, estimator, scorer)
         game = CoalitionGame(table, names)
         games.append(game)
-        estimator = models.estimator(full)
+        model = models.estimator(full)
         for i, name in enumerate(names):
             tasks.append(Task(i, tuple(range(n)), game.table))
-            released[name] = CustomModel(name, names, estimator, float(table[full]))
+            released[name] = CustomModel(name, names, model, float(table[full]))
     else:
+        together = _ScoreTogether(transport, names)  # every party's scores in one round trip
         for i, name in enumerate(names):
-            table = score_coalitions(transport, name, models, learner, scorer)
+            table = score_coalitions(together, name, models, estimator, scorer)
             whole = CoalitionGame(table, names)
             members, game = select_training_set(
                 _Players(n, names),  # type: ignore[arg-type]
@@ -159,6 +185,123 @@ def run_custody_market(
         provenance=provenance,
     )
     return MarketResult(settlement, released, tuple(games), None, [])
+
+
+def released_models(result: MarketResult) -> dict[str, dict[str, Any]]:
+    """Each party's customised model as plain JSON-safe data: ``members`` (the
+    coalition it was fit on), ``validation_gain`` and ``model``
+    (:func:`~coopml.custody.valuation.model_state`). The operator computed every
+    coalition model from the statistics, so it holds each party's model exactly as in
+    operator custody; :func:`custom_models` rebuilds them.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import Ridge
+    >>> from coopml.custody import Agent, LocalTransport
+    >>> from coopml.data import Party, load_dataset, make_parties
+    >>> ds = load_dataset("diabetes")
+    >>> parties = make_parties(ds.X[:60], ds.y[:60], 2, random_state=0)
+    >>> buyer = Agent(Party("buyer", ds.X[60:61], ds.y[60:61], ds.X[60:], ds.y[60:]))
+    >>> t = LocalTransport([Agent(p) for p in parties] + [buyer])
+    >>> r = run_custody_market(t, ["party_0", "party_1"], Ridge(), "buyer", scorer="clipped_r2")
+    >>> plain = released_models(r)
+    >>> plain["party_0"]["members"], plain["party_0"]["model"]["name"]
+    (['party_0', 'party_1'], 'Ridge')
+    >>> import numpy as np
+    >>> again = custom_models(plain)["party_0"]
+    >>> bool(np.array_equal(again.predict(ds.X[60:]), r.models["party_0"].predict(ds.X[60:])))
+    True
+    """
+    return {
+        name: {
+            "members": list(model.members),
+            "validation_gain": float(model.validation_gain),
+            "model": model_state(model.estimator),
+        }
+        for name, model in result.models.items()
+    }
+
+
+def custom_models(plain: dict[str, Any]) -> dict[str, CustomModel]:
+    """The :class:`~coopml.market.CustomModel` of each party from
+    :func:`released_models`' plain data."""
+    if not isinstance(plain, dict):
+        raise ValueError(f"models must be an object of party names; received {plain!r}")
+    out = {}
+    for name, entry in plain.items():
+        if not isinstance(entry, dict) or not {"members", "model"} <= set(entry):
+            raise ValueError(f"the model of party {name!r} needs 'members' and 'model'")
+        out[str(name)] = CustomModel(
+            str(name),
+            tuple(str(m) for m in entry["members"]),
+            model_from_state(entry["model"]),
+            float(entry.get("validation_gain", float("nan"))),
+        )
+    return out
+
+
+class _ScoreTogether:
+    """A transport that sends the first ``score`` request to every validator in one
+    exchange and answers each validator's identical request from those replies.
+
+    In a multi-task market every party scores the same coalition models
+    (:func:`~coopml.custody.valuation.score_coalitions` sends each the same request),
+    so the parties' scores need one round trip, not one per party. A request that is
+    not the first one's (compared value by value) is sent on its own.
+    """
+
+    def __init__(self, transport: Transport, validators: Sequence[str]) -> None:
+        self.transport, self.validators = transport, tuple(validators)
+        self._first: Mapping[str, Any] | None = None
+        self._replies: dict[str, dict[str, Any]] = {}
+
+    def exchange(self, requests: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        if len(requests) == 1:
+            ((name, request),) = requests.items()
+            if self._first is None and request.get("kind") == "score":
+                self._first = request
+                self._replies = self.transport.exchange(dict.fromkeys(self.validators, request))
+            if name in self._replies and _same(request, self._first):
+                return {name: self._replies.pop(name)}
+        return self.transport.exchange(requests)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two messages are equal value by value (arrays by shape, dtype and
+    elements, NaN equal to NaN).
+
+    Examples
+    --------
+    >>> m = {"a": np.array([1.0, np.nan]), "b": [1, "x"]}
+    >>> _same(m, {"a": np.array([1.0, np.nan]), "b": [1, "x"]})
+    True
+    >>> _same({"a": np.array([1.0, 2.0])}, {"a": np.array([1.0, 2.5])})
+    False
+    """
+    if isinstance(a, Mapping) or isinstance(b, Mapping):
+        return (
+            isinstance(a, Mapping)
+            and isinstance(b, Mapping)
+            and a.keys() == b.keys()
+            and all(_same(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        x, y = np.asarray(a), np.asarray(b)
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return False
+        if x.dtype.kind in "fc":
+            return bool(np.array_equal(x, y, equal_nan=True))
+        return bool(np.array_equal(x, y))
+    if isinstance(a, list | tuple) or isinstance(b, list | tuple):
+        return (
+            isinstance(a, list | tuple)
+            and isinstance(b, list | tuple)
+            and len(a) == len(b)
+            and all(_same(u, v) for u, v in zip(a, b, strict=True))
+        )
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    return type(a) is type(b) and bool(a == b)
 
 
 class _Players:

@@ -58,7 +58,9 @@ class Moments:
         (empty from an agent that adds privacy noise).
     privacy : tuple of dict or None
         Each party's privacy mechanism as it announced it
-        (:meth:`~coopml.custody.privacy.GaussianMechanism.describe`), or None.
+        (:meth:`~coopml.custody.privacy.GaussianMechanism.describe`), or None; a
+        logistic round completes it with the party's Newton plan
+        (:mod:`coopml.custody.newton`).
     """
 
     names: tuple[str, ...]

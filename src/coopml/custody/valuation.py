@@ -11,6 +11,11 @@ an error naming it, never a silent approximation.
 
 :func:`score_coalitions` sends the models to the agent that owns a validation set,
 which scores them on its own rows and returns the scores only.
+
+:func:`model_state` writes a fitted coalition model as plain data (its class name,
+parameters and fitted attributes, JSON-safe) and :func:`model_from_state` rebuilds the
+same scikit-learn estimator from it: how the operator's ``ServerApp`` hands each party's
+customised model to the service, which keeps it as in operator custody.
 """
 
 from __future__ import annotations
@@ -21,14 +26,32 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 from coopml.custody.checks import entry
-from coopml.custody.learners import learner_spec
+from coopml.custody.learners import ESTIMATORS, learner_spec
 from coopml.custody.statistics import Moments
 from coopml.custody.transport import Transport
 from coopml.learning.fast import FastBlock, FastLearner, membership
 
-__all__ = ["CoalitionModels", "coalition_models", "score_coalitions"]
+__all__ = [
+    "MODEL_TYPES",
+    "CoalitionModels",
+    "coalition_models",
+    "model_from_state",
+    "model_state",
+    "score_coalitions",
+]
+
+#: The estimators a model state may name: the parties-custody learners and the
+#: constant predictors of the empty and single-class coalitions (nothing else is built).
+MODEL_TYPES: dict[str, type] = {
+    **{name: classes[0] for name, classes in ESTIMATORS.items()},
+    "DummyClassifier": DummyClassifier,
+    "DummyRegressor": DummyRegressor,
+    "StandardScaler": StandardScaler,  # in a Pipeline(StandardScaler, estimator)
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +109,17 @@ def coalition_models(fast: FastLearner, moments: Moments) -> CoalitionModels:
     bad = fitted[~block.ok]
     if bad.size:
         names = [[moments.names[i] for i in range(M) if (m >> i) & 1] for m in bad[:5].tolist()]
+        noisy = [n for n, p in zip(moments.names, moments.privacy, strict=False) if p is not None]
+        if noisy:  # the parties keep their rows on purpose: no advice to hand them over
+            raise ValueError(
+                f"the parties-custody protocol cannot fit {bad.size} coalition(s), e.g. "
+                f"{names}, from the agents' noisy statistics (the privacy noise of "
+                f"{noisy} leaves them ill conditioned, rank deficient or not converged). "
+                "The rows can stay with their owners: the parties can choose a larger "
+                "epsilon, the small parties can bring more rows, or the market can use "
+                "a learner with fewer noisy statistics (GaussianNB, or fewer features); "
+                "see docs/custody.md for the row counts measured."
+            )
         raise ValueError(
             f"the exact parties-custody protocol cannot reproduce scikit-learn's fit for "
             f"{bad.size} coalition(s), e.g. {names} (ill conditioned, rank deficient or "
@@ -107,9 +141,123 @@ def score_coalitions(
         "classes": fast.classes.tolist() if fast.is_classifier else [],
         "n_features": fast.n_features,
         "scorer": scorer,
-        "params": dict(models.block.params),
+        # a standardised model travels in raw features (coopml.custody.standardize)
+        "params": (
+            fast.scoring_params(models.block)
+            if hasattr(fast, "scoring_params")
+            else dict(models.block.params)
+        ),
         "constant": np.where(is_constant, models.constant, 0.0),
         "is_constant": is_constant,
     }
     reply = transport.exchange({validator: request})[validator]
     return np.asarray(entry(validator, reply, "scores", (models.constant.size,)))
+
+
+def model_state(estimator: Any) -> dict[str, Any]:
+    """A fitted coalition model as plain JSON-safe data (see :func:`model_from_state`).
+
+    Every fitted attribute travels: arrays with their dtype and shape, scalars as
+    themselves; a type outside :data:`MODEL_TYPES` or an attribute of another kind is
+    refused.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import Ridge
+    >>> state = model_state(Ridge().fit([[0.0], [1.0], [2.0]], [0.0, 1.0, 2.5]))
+    >>> state["name"], state["fitted"]["coef_"]["shape"]
+    ('Ridge', [1])
+
+    A standardised model (:mod:`coopml.custody.standardize`) is a ``Pipeline`` whose
+    steps travel in order, each as above:
+
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> pipe = make_pipeline(StandardScaler(), Ridge()).fit([[0.0], [1.0], [2.0]], [0, 1, 3])
+    >>> [(step, state["name"]) for step, state in model_state(pipe)["steps"]]
+    [('standardscaler', 'StandardScaler'), ('ridge', 'Ridge')]
+    """
+    if type(estimator) is Pipeline:
+        return {
+            "name": "Pipeline",
+            "steps": [[str(step), model_state(model)] for step, model in estimator.steps],
+        }
+    name = type(estimator).__name__
+    if MODEL_TYPES.get(name) is not type(estimator):
+        raise ValueError(
+            f"a parties-custody model must be one of {', '.join(sorted(MODEL_TYPES))}; got {name}"
+        )
+    params = estimator.get_params(deep=False)
+    fitted: dict[str, Any] = {}
+    for key, value in vars(estimator).items():
+        if key in params:
+            continue
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in "biufUO":
+                raise ValueError(f"{name}.{key} has dtype {value.dtype}, which cannot travel")
+            kind = "object" if value.dtype.kind == "O" else value.dtype.str
+            fitted[key] = {"dtype": kind, "shape": list(value.shape), "values": value.tolist()}
+        elif value is None or isinstance(value, bool | int | float | str | np.generic):
+            fitted[key] = {"value": value.item() if isinstance(value, np.generic) else value}
+        else:
+            raise ValueError(f"{name}.{key} is a {type(value).__name__}, which cannot travel")
+    plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
+    for key, value in plain.items():
+        if not (value is None or isinstance(value, bool | int | float | str)):
+            raise ValueError(f"{name} parameter {key}={value!r} is not a plain value")
+    return {"name": name, "params": plain, "fitted": fitted}
+
+
+def model_from_state(state: dict[str, Any]) -> Any:
+    """The fitted estimator of a :func:`model_state` (only :data:`MODEL_TYPES`).
+
+    Examples
+    --------
+    >>> from sklearn.naive_bayes import GaussianNB
+    >>> X, y = [[0.0, 1.0], [1.0, 0.5], [3.0, 2.0], [4.0, 2.5]], [0, 0, 1, 1]
+    >>> model = GaussianNB().fit(X, y)
+    >>> copy = model_from_state(model_state(model))
+    >>> bool((copy.predict_proba(X) == model.predict_proba(X)).all())
+    True
+    """
+    name = state.get("name") if isinstance(state, dict) else None
+    if name == "Pipeline":
+        steps = state.get("steps")
+        if (
+            not isinstance(steps, list)
+            or len(steps) != 2
+            or not all(isinstance(s, list) and len(s) == 2 for s in steps)
+            or not isinstance(steps[0][1], dict)
+            or steps[0][1].get("name") != "StandardScaler"
+            or not isinstance(steps[1][1], dict)
+            or steps[1][1].get("name") == "Pipeline"
+        ):
+            raise ValueError(
+                "model 'Pipeline' needs 'steps': [[name, StandardScaler state], [name, "
+                f"estimator state]]; received {steps!r}"
+            )
+        return Pipeline([(str(step), model_from_state(sub)) for step, sub in steps])
+    if not isinstance(name, str) or name not in MODEL_TYPES:
+        raise ValueError(
+            f"model name must be one of {', '.join(sorted(MODEL_TYPES))}; received {name!r}"
+        )
+    params, fitted = state.get("params", {}), state.get("fitted", {})
+    if not isinstance(params, dict) or not isinstance(fitted, dict):
+        raise ValueError(f"model {name!r} needs 'params' and 'fitted' objects")
+    model = MODEL_TYPES[name](**params)
+    for key, entry_ in fitted.items():
+        if not isinstance(entry_, dict):
+            raise ValueError(f"fitted attribute {key!r} of {name} must be an object")
+        if "value" in entry_:
+            setattr(model, key, entry_["value"])
+            continue
+        dtype = object if entry_.get("dtype") == "object" else np.dtype(entry_.get("dtype"))
+        array = np.array(entry_.get("values"), dtype=dtype)
+        shape = tuple(int(n) for n in entry_.get("shape", ()))
+        if array.shape != shape:
+            raise ValueError(
+                f"fitted attribute {key!r} of {name} must have shape {shape}; "
+                f"received {array.shape}"
+            )
+        setattr(model, key, array)
+    return model

@@ -20,8 +20,9 @@ welfare is not concave. So every solution is **certified**:
 
 * an equilibrium carries ``max_deviation_gain``, the largest utility gain any
   organisation gets from a unilateral deviation (a grid over :math:`[0, s_i^{max}]` with
-  both corners, refined by :func:`scipy.optimize.minimize_scalar` around the best grid
-  point). If it exceeds the tolerance, exact best-response dynamics take over from the
+  both corners, refined by ever finer grids between the best grid point's neighbours
+  down to :math:`10^{-12} s_i^{max}`; all organisations in one NumPy batch per step).
+  If it exceeds the tolerance, exact best-response dynamics take over from the
   fixed point (and from the corners of the box); ``converged`` is true only when the
   returned profile passes the check.
 * an optimum is searched globally (the fixed point, the equilibrium, the corner
@@ -69,6 +70,8 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 
 _N_GRID = 201
+_N_ZOOM = 21  # points of each finer grid of the vectorised line search
+_MAX_ZOOM = 64  # bound on its rounds (about 12 reach the tolerance)
 _MAX_CORNERS = 12  # enumerate the 2^N corner profiles up to this many organisations
 
 
@@ -166,6 +169,48 @@ def _best_on_line(
     return x_best, v_best
 
 
+def _best_on_lines(game: RoundGame, s: FloatArray, value: Any, n_grid: int) -> FloatArray:
+    """:func:`_best_on_line`'s maximum for every organisation at once (vectorised).
+
+    ``value(S, owner)`` scores rows ``S`` of shape (k, N), row ``r`` being the profile
+    ``s`` with entry ``owner[r]`` changed. The grid over ``[0, s_max_i]`` (both ends) is
+    evaluated for all organisations in one batch; the bracket between the best grid
+    point's neighbours is then narrowed by finer grids (:data:`_N_ZOOM` points, a
+    tenth of the width each round) down to ``1e-12 * max(1, s_max_i)``, all lines in
+    one batch per round. The best value seen is kept, so it is never below the grid's.
+    """
+    N = game.N
+    hi = arr(game, "s_max")
+    lines = np.arange(N)
+
+    def score(X: FloatArray) -> FloatArray:
+        """Values of the profiles with entry ``i`` set to each ``X[i, :]``."""
+        k = X.shape[1]
+        owner = np.repeat(lines, k)
+        S = np.repeat(s[None, :], N * k, axis=0)
+        S[np.arange(N * k), owner] = X.ravel()
+        return np.asarray(value(S, owner), dtype=np.float64).reshape(N, k)
+
+    X = hi[:, None] * np.linspace(0.0, 1.0, n_grid)[None, :]
+    vals = score(X)
+    k = np.argmax(vals, axis=1)
+    best = vals[lines, k]
+    lo = X[lines, np.maximum(k - 1, 0)]
+    up = X[lines, np.minimum(k + 1, n_grid - 1)]
+    xatol = 1e-12 * np.maximum(1.0, hi)
+    zoom = np.linspace(0.0, 1.0, _N_ZOOM)[None, :]
+    for _ in range(_MAX_ZOOM):  # each round shrinks the bracket at least tenfold
+        if not np.any((hi > 0) & (up - lo > xatol)):
+            break
+        X = lo[:, None] + (up - lo)[:, None] * zoom
+        vals = score(X)
+        k = np.argmax(vals, axis=1)
+        best = np.maximum(best, vals[lines, k])
+        lo = X[lines, np.maximum(k - 1, 0)]
+        up = X[lines, np.minimum(k + 1, _N_ZOOM - 1)]
+    return best
+
+
 def deviation_gains(
     game: RoundGame, s: ArrayLike, *, n_grid: int = _N_GRID, sigma: ArrayLike | None = None
 ) -> FloatArray:
@@ -202,15 +247,13 @@ def deviation_gains(
     check_int("n_grid", n_grid, minimum=3)
     paid = np.zeros(game.N) if sigma is None else per_org("sigma", sigma, game.N)
     base = utilities(game, s_arr) + paid * s_arr
-    out = np.zeros(game.N)
-    for i in range(game.N):
 
-        def own(S: FloatArray, i: int = i) -> FloatArray:
-            return utilities_batch(game, S)[:, i] + paid[i] * S[:, i]
+    def own(S: FloatArray, owner: NDArray[np.intp]) -> FloatArray:
+        rows = np.arange(owner.size)
+        return utilities_batch(game, S)[rows, owner] + paid[owner] * S[rows, owner]
 
-        _, top = _best_on_line(game, s_arr, i, own, n_grid)
-        out[i] = max(0.0, top - float(base[i]))
-    return out
+    top = _best_on_lines(game, s_arr, own, n_grid)
+    return np.maximum(0.0, top - base)
 
 
 def welfare_deviation_gains(game: RoundGame, s: ArrayLike, *, n_grid: int = _N_GRID) -> FloatArray:
@@ -221,11 +264,9 @@ def welfare_deviation_gains(game: RoundGame, s: ArrayLike, *, n_grid: int = _N_G
     s_arr = check_profile(game, s)
     check_int("n_grid", n_grid, minimum=3)
     base = float(utilities(game, s_arr).sum())
-    out = np.zeros(game.N)
-    for i in range(game.N):
-        _, top = _best_on_line(game, s_arr, i, _welfare_batch(game), n_grid)
-        out[i] = max(0.0, top - base)
-    return out
+    welfare = _welfare_batch(game)
+    top = _best_on_lines(game, s_arr, lambda S, _owner: welfare(S), n_grid)
+    return np.maximum(0.0, top - base)
 
 
 def _welfare_batch(game: RoundGame) -> Any:
@@ -434,12 +475,17 @@ def _polish(game: RoundGame, s: FloatArray) -> FloatArray:
     n, h0, c, s_max = arr(game, "n"), arr(game, "h0"), arr(game, "c"), arr(game, "s_max")
     W, phi = _welfare_terms(game)
     welfare = _welfare_batch(game)
+    offset = float(game.payoff_offset.sum())
 
     def neg(x: FloatArray) -> tuple[float, FloatArray]:
+        # sum_i u_i = W P(E) - sum_j phi_j h_j(s_j) + sum_i k_i - c.s (one profile, no
+        # (N, N) product); the result is compared with `welfare` below
         E = game.E0 + game.kappa * float(x.sum())
+        h = np.asarray(game.skew_map(x, h0, n), dtype=np.float64)
         dh = np.asarray(game.skew_map.derivative(x, h0, n), dtype=np.float64)
+        value = W * float(game.curve(E)) - float(phi @ h) + offset - float(c @ x)
         grad = W * game.kappa * float(game.curve.derivative(E)) - phi * dh - c
-        return -float(welfare(x[None, :])[0]), -grad
+        return -value, -grad
 
     res = minimize(
         neg,

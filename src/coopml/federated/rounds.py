@@ -33,7 +33,8 @@ round's model in place of :math:`P(E)`) and the certificate of the solution play
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -90,6 +91,57 @@ PARTICIPATION_TOL = 1e-12
 CERTIFY_TOL = 1e-9
 
 
+# ---------------------------------------------------------------------------------------
+# Memoised solutions: the round's game is often the same round after round (and across
+# strategies); nash_equilibrium and social_optimum are pure functions of its parameters
+# ---------------------------------------------------------------------------------------
+
+_GAME_FIELDS = ("n", "h0", "theta", "gamma", "c", "s_max")
+_SOLVED_MAX = 256
+_solved: dict[tuple[Any, ...], GameSolution] = {}
+_solved_lock = threading.Lock()
+
+
+def _game_key(kind: str, game: RoundGame) -> tuple[Any, ...] | None:
+    """A key made of every parameter of ``game``, or ``None`` when one of its model
+    objects (curve, skew map, competition) has no value-based hash (it might change
+    in place, so its solutions are not memoised)."""
+    models = (game.curve, game.skew_map, game.competition)
+    if any(type(m).__hash__ in (None, object.__hash__) for m in models):
+        return None
+    try:
+        hash(models)
+    except TypeError:  # e.g. a frozen dataclass holding an array
+        return None
+    arrays = tuple(
+        np.broadcast_to(np.asarray(getattr(game, f), dtype=np.float64), (game.N,)).tobytes()
+        for f in _GAME_FIELDS
+    )
+    return (kind, game.N, arrays, float(game.kappa), float(game.mu), *models)
+
+
+def _memo(kind: str, game: RoundGame, solve: Any) -> GameSolution:
+    """``solve(game)``, memoised on the game's parameters (a fresh copy each call)."""
+    key = _game_key(kind, game)
+    sol = None if key is None else _solved.get(key)
+    if sol is None:
+        sol = solve(game)
+        if key is not None:
+            with _solved_lock:  # runs may share the process (threads of the service)
+                if len(_solved) >= _SOLVED_MAX:
+                    _solved.pop(next(iter(_solved)), None)  # the oldest entry
+                _solved[key] = sol
+    return replace(sol, s=sol.s.copy(), utilities=sol.utilities.copy())
+
+
+def _nash(game: RoundGame) -> GameSolution:
+    return _memo("nash", game, nash_equilibrium)
+
+
+def _optimum(game: RoundGame) -> GameSolution:
+    return _memo("optimum", game, social_optimum)
+
+
 class Streams(NamedTuple):
     """The five random streams of a run (one ``numpy.random.Generator`` each)."""
 
@@ -142,15 +194,15 @@ def play(
     ``random`` uniform draws from ``rng``.
     """
     if strategy == "mechanism":
-        sol = social_optimum(game) if optimum is None else optimum
+        sol = _optimum(game) if optimum is None else optimum
         return Decision(sol.s, sol)
     if strategy == "equilibrium":
-        sol = nash_equilibrium(game) if equilibrium is None else equilibrium
+        sol = _nash(game) if equilibrium is None else equilibrium
         return Decision(sol.s, sol)
     if strategy == "no_generation":
         return Decision(np.zeros(game.N), None)
     if strategy == "competition_oblivious":
-        sol = nash_equilibrium(game.replace(gamma=np.zeros(game.N)))
+        sol = _nash(game.replace(gamma=np.zeros(game.N)))
         return Decision(sol.s, sol)
     if strategy == "random":
         return Decision(rng.uniform(0.0, 1.0, game.N) * np.asarray(game.s_max, np.float64), None)
@@ -177,7 +229,7 @@ def _alone(game: RoundGame, i: int) -> tuple[float, float]:
             n=n[i : i + 1], h0=h0[i : i + 1], theta=np.asarray(game.theta)[i : i + 1],
             gamma=0.0, c=np.asarray(game.c)[i : i + 1], s_max=np.asarray(game.s_max)[i : i + 1],
         )  # fmt: skip
-    s = nash_equilibrium(game).s
+    s = _nash(game).s
     return float(accuracies(game, s)[0]), float(s[0])
 
 
@@ -476,8 +528,8 @@ class RoundEngine:
         )
 
     def _solve(self, game: RoundGame) -> tuple[GameSolution, GameSolution, Decision, FloatArray]:
-        ne = nash_equilibrium(game)
-        opt = social_optimum(game)
+        ne = _nash(game)
+        opt = _optimum(game)
         decision = play(self.strategy, game, self.streams.random, equilibrium=ne, optimum=opt)
         u = utilities(game, decision.s)
         if self.strategy == "mechanism":

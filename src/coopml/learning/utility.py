@@ -78,6 +78,42 @@ class FitFailure:
     substituted: float
 
 
+def clipped_r2(estimator: Any, X: Any, y: Any) -> float:
+    """:math:`\\max(0, R^2)`: a regression gain in [0, 1], as the market requires (the
+    scorer named ``"clipped_r2"`` wherever coopml takes a scorer name).
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LinearRegression
+    >>> X, y = [[0.0], [1.0], [2.0]], [0.0, 1.0, 2.0]
+    >>> model = LinearRegression().fit(X, y)
+    >>> clipped_r2(model, X, y), clipped_r2(model, X, [2.0, 1.0, 0.0])
+    (1.0, 0.0)
+    """
+    from sklearn.metrics import r2_score
+
+    return max(0.0, float(r2_score(y, estimator.predict(X))))
+
+
+def scores_classes(scorer: str) -> bool:
+    """Whether scikit-learn's scorer named ``scorer`` scores class predictions (accuracy,
+    F1, ROC AUC, ...), which a regressor's continuous predictions cannot be scored with.
+
+    Examples
+    --------
+    >>> scores_classes("accuracy"), scores_classes("r2"), scores_classes("no such scorer")
+    (True, False, False)
+    """
+    from sklearn.metrics import get_scorer
+
+    try:
+        func = getattr(get_scorer(scorer), "_score_func", None)
+    except ValueError:
+        return False  # an unknown name: check_scoring names it
+    module = getattr(func, "__module__", "") or ""
+    return module.endswith(("metrics._classification", "metrics._ranking"))
+
+
 class CoalitionUtility:
     """Score of a learner trained on the pooled data of a coalition of parties.
 
@@ -170,9 +206,17 @@ class CoalitionUtility:
         )
         self.scorer_name = scorer if isinstance(scorer, str) else _qualname(scorer)
         try:
-            self._scorer: Scorer = check_scoring(learner, scoring=scorer)
+            self._scorer: Scorer = check_scoring(
+                learner, scoring=clipped_r2 if scorer == "clipped_r2" else scorer
+            )
         except (ValueError, TypeError) as exc:
             raise ValueError(f"parameter 'scorer' is not a valid scorer: {exc}") from None
+        if task == "regression" and isinstance(scorer, str) and scores_classes(scorer):
+            raise ValueError(
+                f"parameter 'scorer' is {scorer!r}, a score of predicted classes, but the "
+                f"learner {type(learner).__name__} is a regressor; use a regression scorer "
+                "such as 'clipped_r2' (max(0, R²), a gain in [0, 1] as markets need) or 'r2'"
+            )
         self.seed = None if random_state is None else check_seed(random_state)
         if not (empty_value == "dummy" or _is_real(empty_value)):
             raise ValueError(

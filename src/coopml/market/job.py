@@ -47,9 +47,15 @@ def run_market_job(
     progress: ProgressCallback | None = None,
     *,
     audit: bool = True,
+    cache_dir: Path | None = None,
 ) -> MarketJob:
-    """Run the market described by ``cfg`` (and its ``[audit]`` when ``audit``)."""
+    """Run the market described by ``cfg`` (and its ``[audit]`` when ``audit``);
+    ``cache_dir`` keeps the market's gains for a rerun (:func:`run_market`)."""
     m = cfg.market
+    # an exact valuation has no budget (the job file refuses one with it)
+    stopping = (
+        None if m.valuation == "exact" else market_stopping(m.max_evaluations, m.stderr_target)
+    )
     multi = m.mode == "multi"
     parties, validation, schema, targets = build_job_data(cfg, base_dir, own_validation=multi)
     options: dict[str, Any] = {
@@ -72,7 +78,8 @@ def run_market_job(
         random_state=m.random_state,
         progress=progress,
         valuation=m.valuation,
-        stopping=market_stopping(m.max_evaluations, m.stderr_target),
+        stopping=stopping,
+        cache_dir=cache_dir,
         **options,
     )
     report = None
@@ -88,7 +95,7 @@ def run_market_job(
             noise=a.noise,
             random_state=m.random_state or 0,
             valuation=m.valuation,
-            stopping=market_stopping(m.max_evaluations, m.stderr_target),
+            stopping=stopping,
             **options,
         )
     found = party_warnings(parties, classification=is_classifier(learner))

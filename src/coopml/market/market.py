@@ -32,6 +32,7 @@ import datetime
 import importlib.metadata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -162,6 +163,7 @@ def run_market(
     progress: ProgressCallback | None = None,
     valuation: Literal["auto", "exact", "monte_carlo"] = "auto",
     stopping: StoppingRule | None = None,
+    cache_dir: str | Path | None = None,
     **utility_options: Any,
 ) -> MarketResult:
     """Run one market round and settle it.
@@ -212,7 +214,12 @@ def run_market(
         When an estimate stops; default
         :func:`~coopml.market.sampled_shares.market_stopping` (every payout's standard
         error at most 1% of the total paid out, or 25,000 fits, whichever comes first).
-        Rules with ``MaxTime`` are refused (a record must be replayable).
+        Rules with ``MaxTime`` are refused (a record must be replayable), and so is a
+        rule with ``valuation="exact"``, which evaluates every coalition.
+    cache_dir : path, optional
+        Keep the gain tables (:meth:`CoalitionGame.from_utility`) and the gains an
+        estimate measures there, so that a rerun of an interrupted market measures only
+        what it lacks and settles exactly as an uninterrupted run.
     **utility_options
         Passed to :class:`~coopml.learning.CoalitionUtility` (``single_class``,
         ``on_error``).
@@ -257,6 +264,11 @@ def run_market(
             )
     seed = None if random_state is None else check_seed(random_state)
     valuation = check_choice("valuation", valuation, VALUATIONS)  # type: ignore[assignment]
+    if valuation == "exact" and stopping is not None:
+        raise ValueError(
+            "parameter 'stopping' bounds an estimate, and valuation='exact' evaluates every "
+            f"coalition: give one or the other; got stopping={stopping} with valuation='exact'"
+        )
     n = len(parties)
     estimate = estimates_shares(n, valuation, rule)
     if estimate:
@@ -283,6 +295,7 @@ def run_market(
             executor=pool,
             progress=progress,
             selection_evaluations=spent,
+            cache_dir=cache_dir,
         )
         return Task(members[0], members, sample=sample)
 
@@ -301,7 +314,9 @@ def run_market(
         )
 
     def table(u: CoalitionUtility) -> CoalitionGame:
-        return CoalitionGame.from_utility(u, executor, n_jobs, progress=progress)
+        return CoalitionGame.from_utility(
+            u, executor, n_jobs, progress=progress, cache_dir=cache_dir
+        )
 
     tasks: list[Task] = []
     games: list[CoalitionGame] = []
@@ -327,24 +342,26 @@ def run_market(
         for i, party in enumerate(parties):
             u = utility(parties, (party.X_val, party.y_val))
             chosen_ix: tuple[int, ...]
-            spent = 0
-            if estimate and n > EXHAUSTIVE_LIMIT:
-                half = _budget_of(rule_stop) // 2
+            spent = 0  # fits that chose the members, beyond the task's table or sample
+            if n > EXHAUSTIVE_LIMIT:
+                half = _budget_of(rule_stop) // 2 if estimate else 0
                 chosen_ix, spent = greedy_selection(u, i, budget=half or None)
             else:
                 chosen_ix, game = select_training_set(u, i, table)
+                if not estimate:  # the whole table, of which the task keeps its members'
+                    spent = (1 << n) - (1 << len(chosen_ix))
             estimator = u.fit(chosen_ix)
             released = u.score(estimator)
             if estimate and (valuation == "monte_carlo" or len(chosen_ix) > EXACT_LIMIT):
                 task = sampled(u, chosen_ix, released, spent)
                 tasks.append(Task(i, chosen_ix, sample=task.sample))
             else:
-                if estimate and n > EXHAUSTIVE_LIMIT:
+                if n > EXHAUSTIVE_LIMIT:
                     names_ix = tuple(u.names[j] for j in chosen_ix)
                     game = CoalitionGame(u.evaluate_masks(_expand(chosen_ix, n)), names_ix)
                 game = _priced_as_released(game, released)
                 games.append(game)
-                tasks.append(Task(i, chosen_ix, game.table))
+                tasks.append(Task(i, chosen_ix, game.table, selection_evaluations=spent))
             chosen = tuple(parties[j].name for j in chosen_ix)
             models[party.name] = CustomModel(party.name, chosen, estimator, released)
     provenance = _provenance(parties, learner, scorer, seed, mode, duplicates, actions)

@@ -49,17 +49,27 @@ import base64
 import binascii
 import hashlib
 import importlib.metadata
+import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from packaging.version import InvalidVersion, Version
 
 from coopml._bitmask import MAX_MASK_PLAYERS, decode_masks, encode_members
+from coopml._records import dump_record, read_record
 from coopml._validation import check_int, check_positive
+from coopml.coalitions._checkpoint import (
+    CHECKPOINT_SECONDS,
+    load_checkpoint,
+    save_checkpoint,
+    state_key,
+)
 from coopml.coalitions.executors import Executor, ProgressCallback
 from coopml.coalitions.msr_banzhaf import msr_banzhaf
 from coopml.coalitions.result import ValuationResult
@@ -74,6 +84,7 @@ from coopml.coalitions.stopping import (
     _Or,
 )
 from coopml.coalitions.svarm import svarm_shapley
+from coopml.market.records import GainSampleRecord
 
 __all__ = [
     "DEFAULT_MAX_EVALUATIONS",
@@ -82,6 +93,7 @@ __all__ = [
     "EXACT_LIMIT",
     "VALUATIONS",
     "GainSample",
+    "ReplayMismatch",
     "ShareStderrBelow",
     "estimate_gains",
     "market_stopping",
@@ -89,6 +101,7 @@ __all__ = [
     "share_stderr",
     "stopping_from_json",
     "stopping_to_json",
+    "valuation_differences",
 ]
 
 #: How a market values coalitions.
@@ -270,11 +283,21 @@ def _pack_masks(masks: Sequence[int], n: int) -> bytes:
 def _unpack_masks(raw: bytes, n: int, k: int) -> list[int]:
     n_bytes = (n + 7) // 8
     if len(raw) != k * n_bytes:
-        raise ValueError(f"masks hold {len(raw)} bytes; {k} coalitions of {n} need {k * n_bytes}")
+        raise ValueError(
+            f"masks hold {len(raw)} bytes; n_evaluations={k} coalitions of n_players={n} "
+            f"need {k * n_bytes}"
+        )
     packed = np.frombuffer(raw, dtype=np.uint8).reshape(k, n_bytes)
     member = np.unpackbits(packed, axis=1, bitorder="little", count=n).astype(bool)
     out = encode_members(member) if k else np.zeros(0, dtype=np.int64)
     return [int(m) for m in np.asarray(out).tolist()]
+
+
+#: How a sample's masks and values are packed (the record's ``encoding``).
+ENCODING = (
+    "zlib+base64; masks: packed bits, little-endian, one row per coalition; "
+    "values: float64 little-endian"
+)
 
 
 def _mask_array(masks: Sequence[int], n: int) -> NDArray[Any]:
@@ -310,12 +333,22 @@ class GainSample:
     stopped_by: str
     converged: bool
     selection_evaluations: int = 0
+    #: Fields of the record that the sample does not need but a reader may trust
+    #: (``stopping_text``, ``numpy``, ``encoding``), as read; the replay checks them.
+    recorded: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         values = np.asarray(self.values, dtype=np.float64)
         if values.shape != (len(self.masks),):
             raise ValueError(
                 f"sample: {len(self.masks)} coalitions but {values.size} values; they must match"
+            )
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ValueError(
+                f"values[{bad[0]}] (the gain of coalition {self.masks[bad[0]]:#x}) is "
+                f"{float(values[bad[0]])!r}; a sample's gains must be finite ({bad.size} "
+                "non-finite)"
             )
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "_index", dict(zip(self.masks, values.tolist(), strict=True)))
@@ -336,55 +369,72 @@ class GainSample:
         except KeyError:
             raise ValueError(f"the sample holds no gain for coalition {mask:#x}") from None
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form: masks packed into bits and values as little-endian float64, each
+    def to_record(self) -> GainSampleRecord:
+        """The record: masks packed into bits and values as little-endian float64, each
         zlib-compressed and base64-encoded, with their SHA-256."""
         masks = _pack_masks(self.masks, self.n_players)
         values = self.values.astype("<f8").tobytes()
-        return {
-            "estimator": self.estimator,
-            "rule": self.rule,
-            "n_players": self.n_players,
-            "seed": self.seed,
-            "stopping": self.stopping,
-            "stopping_text": str(stopping_from_json(self.stopping)),
-            "batch_size": self.batch_size,
-            "stopped_by": self.stopped_by,
-            "converged": self.converged,
-            "n_evaluations": self.n_evaluations,
-            "selection_evaluations": self.selection_evaluations,
-            "numpy": importlib.metadata.version("numpy"),
-            "encoding": "zlib+base64; masks: packed bits, little-endian, one row per "
-            "coalition; values: float64 little-endian",
-            "masks": _blob(masks),
-            "values": _blob(values),
-            "sha256": hashlib.sha256(masks + values).hexdigest(),
-        }
+        return GainSampleRecord(
+            estimator=self.estimator,
+            rule=self.rule,
+            n_players=self.n_players,
+            seed=self.seed,
+            stopping=self.stopping,
+            stopping_text=str(stopping_from_json(self.stopping)),
+            batch_size=self.batch_size,
+            stopped_by=self.stopped_by,
+            converged=self.converged,
+            n_evaluations=self.n_evaluations,
+            selection_evaluations=self.selection_evaluations,
+            # the version that drew the sample: kept when a read record is written again
+            numpy=self.recorded.get("numpy", importlib.metadata.version("numpy")),
+            encoding=ENCODING,
+            masks=_blob(masks),
+            values=_blob(values),
+            sha256=hashlib.sha256(masks + values).hexdigest(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form of :meth:`to_record` (:class:`~coopml.market.records.GainSampleRecord`)."""
+        return dump_record(self.to_record())
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> GainSample:
-        """Read :meth:`to_dict` output (a ValueError if it is malformed)."""
+    def from_record(cls, record: GainSampleRecord) -> GainSample:
+        """Unpack a validated record (a ValueError if its blobs are malformed or do not
+        match their hash)."""
+        n, k = record.n_players, record.n_evaluations
         try:
-            n, k = int(record["n_players"]), int(record["n_evaluations"])
-            raw_masks, raw_values = _unblob(record["masks"]), _unblob(record["values"])
-            if hashlib.sha256(raw_masks + raw_values).hexdigest() != record["sha256"]:
-                raise ValueError("its samples do not match their sha256")
-            values = np.frombuffer(raw_values, dtype="<f8").astype(np.float64)
+            raw_masks, raw_values = _unblob(record.masks), _unblob(record.values)
+        except (ValueError, zlib.error, binascii.Error) as exc:
+            raise ValueError(f"malformed sample: {exc}") from None
+        if hashlib.sha256(raw_masks + raw_values).hexdigest() != record.sha256:
+            raise ValueError("malformed sample: its samples do not match their sha256")
+        try:
             return cls(
                 n_players=n,
                 masks=tuple(_unpack_masks(raw_masks, n, k)),
-                values=values,
-                rule=str(record["rule"]),
-                estimator=str(record["estimator"]),
-                seed=int(record["seed"]),
-                stopping=dict(record["stopping"]),
-                batch_size=int(record["batch_size"]),
-                stopped_by=str(record["stopped_by"]),
-                converged=bool(record["converged"]),
-                selection_evaluations=int(record.get("selection_evaluations", 0)),
+                values=np.frombuffer(raw_values, dtype="<f8").astype(np.float64),
+                rule=record.rule,
+                estimator=record.estimator,
+                seed=record.seed,
+                stopping=dict(record.stopping),
+                batch_size=record.batch_size,
+                stopped_by=record.stopped_by,
+                converged=record.converged,
+                selection_evaluations=record.selection_evaluations,
+                recorded={  # checked by the replay (sampled_shares)
+                    k: getattr(record, k)
+                    for k in ("stopping_text", "numpy", "encoding")
+                    if getattr(record, k) is not None
+                },
             )
-        except (KeyError, TypeError, ValueError, zlib.error, binascii.Error) as exc:
+        except ValueError as exc:
             raise ValueError(f"malformed sample: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> GainSample:
+        """Read :meth:`to_dict` output (a ValueError naming the field if it is malformed)."""
+        return cls.from_record(read_record(GainSampleRecord, record, "gain sample"))
 
 
 # ---------------------------------------------------------------------------- sources
@@ -392,7 +442,11 @@ class _Recorder:
     """A task's gains measured by the utility (on an executor), recorded in this process.
 
     Bitmasks are over ``members`` (bit ``k`` is player ``members[k]`` of ``utility``);
-    ``overrides`` fixes the gain of some coalitions (the released model's).
+    ``overrides`` fixes the gain of some coalitions (the released model's). With a
+    ``cache`` file, the gains measured are saved there (every
+    :data:`~coopml.coalitions._checkpoint.CHECKPOINT_SECONDS`, on an interruption and at
+    the end) and gains found there are not measured again: the estimate is sampled
+    afresh over them, so a resumed run records exactly what an uninterrupted one does.
     """
 
     def __init__(
@@ -403,12 +457,32 @@ class _Recorder:
         overrides: dict[int, float],
         progress: ProgressCallback | None = None,
         budget: int = 0,
+        cache: Path | None = None,
     ) -> None:
         self.utility, self.members, self.executor = utility, list(members), executor
         self.n_players = len(self.members)
         self.names = tuple(utility.names[j] for j in self.members)
         self.values: dict[int, float] = {}
         self.overrides, self.progress, self.budget = overrides, progress, budget
+        self.cache, self.known = cache, dict[int, float]()
+        self.saved_at, self.n_saved = time.perf_counter(), 0
+        loaded = None if cache is None else load_checkpoint(cache)
+        if loaded is not None:
+            arrays, _ = loaded
+            keys = [int(k) for k in arrays["masks"].tolist()]
+            self.known = dict(zip(keys, arrays["values"].tolist(), strict=True))
+
+    def save(self) -> None:
+        """Write every gain measured so far (this run's and the cache's) to the cache."""
+        gains = {**self.known, **self.values}
+        if self.cache is None or len(gains) == self.n_saved:
+            return
+        arrays = {
+            "masks": np.array([str(k) for k in gains], dtype=str),
+            "values": np.array(list(gains.values()), dtype=np.float64),
+        }
+        save_checkpoint(self.cache, arrays, {"n_players": self.n_players})
+        self.saved_at, self.n_saved = time.perf_counter(), len(gains)
 
     def _global(self, masks: list[int]) -> NDArray[Any]:
         local = decode_masks(_mask_array(masks, self.n_players), self.n_players)
@@ -420,24 +494,25 @@ class _Recorder:
         keys = [int(k) for k in np.asarray(masks).reshape(-1).tolist()]
         new = [k for k in dict.fromkeys(keys) if k not in self.values]
         failures: list[Any] = []
-        todo = [k for k in new if k not in self.overrides]
+        fresh = {k: float(self.overrides[k]) for k in new if k in self.overrides}
+        fresh.update({k: self.known[k] for k in new if k in self.known and k not in fresh})
+        todo = [k for k in new if k not in fresh]
         if todo:
             per = max(1, -(-len(todo) // self.executor.n_workers))
             chunks = [todo[j : j + per] for j in range(0, len(todo), per)]
             work = partial(_evaluate, self.utility)
             results = self.executor.map(work, [self._global(c) for c in chunks])
             for chunk, (values, failed) in zip(chunks, results, strict=True):
-                self.values.update(
-                    zip(chunk, np.asarray(values, dtype=float).tolist(), strict=True)
-                )
+                fresh.update(zip(chunk, np.asarray(values, dtype=float).tolist(), strict=True))
                 failures.extend(failed)
-        for k in new:
-            if k in self.overrides:
-                self.values[k] = float(self.overrides[k])
+        for k in new:  # in the order the estimator asked: the record's order is the replay's
+            self.values[k] = fresh[k]
         if failures and isinstance(getattr(self.utility, "failures", None), list):
             self.utility.failures.extend(failures)
         if new and self.progress is not None:
             self.progress(len(self.values), max(self.budget, len(self.values)))
+        if todo and time.perf_counter() - self.saved_at >= CHECKPOINT_SECONDS:
+            self.save()
         return np.array([self.values[k] for k in keys], dtype=np.float64), failures
 
     def evaluate_masks(self, masks: NDArray[Any]) -> NDArray[np.float64]:
@@ -458,6 +533,7 @@ class _Lookup:
         self.sample, self.n_players = sample, sample.n_players
         self.names = tuple(str(i) for i in range(self.n_players))
         self.gains, self.used = sample.gains(), set[int]()
+        self.order: list[int] = []  # coalitions in the order first asked for
 
     def evaluate_masks(self, masks: NDArray[Any]) -> NDArray[np.float64]:
         keys = [int(k) for k in np.asarray(masks).reshape(-1).tolist()]
@@ -465,10 +541,16 @@ class _Lookup:
         if missing:
             raise ValueError(
                 f"the estimator draws coalition {missing[0]:#x} (seed {self.sample.seed}), "
-                "which the record does not hold: its samples were altered, or it was written "
-                "by a coopml or NumPy version whose random streams differ"
+                "which the record does not hold: its sample (masks, values, seed, estimator, "
+                "batch_size or stopping) was altered, or it was written by a coopml or NumPy "
+                f"version whose random streams differ (it names NumPy "
+                f"{self.sample.recorded.get('numpy', 'unknown')}; this is "
+                f"{importlib.metadata.version('numpy')})"
             )
-        self.used.update(keys)
+        for k in keys:
+            if k not in self.used:
+                self.used.add(k)
+                self.order.append(k)
         return np.array([self.gains[k] for k in keys], dtype=np.float64)
 
 
@@ -534,23 +616,41 @@ def estimate_gains(
     executor: Executor,
     progress: ProgressCallback | None = None,
     selection_evaluations: int = 0,
+    cache_dir: str | Path | None = None,
 ) -> GainSample:
     """Estimate ``rule``'s values over ``members`` of ``utility``; record the gains used.
 
     The model fits run on ``executor``; sampling runs here, so the record does not
     depend on the executor. ``overrides`` fixes gains by local bitmask (the released
     model's gain for the grand coalition). ``selection_evaluations`` (fits spent choosing
-    the members) are taken off the evaluation budget.
+    the members) are taken off the evaluation budget, and so are the single-party
+    coalitions for an estimator that does not count them itself (:func:`_uncounted`),
+    so the recorded coalitions never exceed a ``MaxEvaluations`` budget. With
+    ``cache_dir`` the gains are kept there (by the utility's fingerprint and the
+    members) and a rerun measures only those it lacks.
     """
     estimator = check_estimable(rule)
     n = len(members)
-    rule_json = _spend(stopping_to_json(stopping), selection_evaluations, n)
+    used = selection_evaluations + _uncounted(estimator, n)
+    total = _budget(stopping_to_json(stopping))
+    if total and total - used < 2:
+        raise ValueError(
+            f"parameter 'stopping': an evaluation budget of {total} cannot estimate {n} "
+            f"parties: {selection_evaluations} fits chose the members and every estimate "
+            f"evaluates the empty, grand and {n} single-party coalitions exactly; give at "
+            f"least {used + 2} (more for standard errors)"
+        )
+    rule_json = _spend(stopping_to_json(stopping), used, n)
     batch = max(256, 2 * n) if estimator == "svarm_shapley" else 256
     budget = _budget(rule_json)
-    recorder = _Recorder(utility, members, executor, overrides or {}, progress, budget)
-    result = _run(
-        estimator, _Game(recorder, rule, empty_gain), stopping_from_json(rule_json), seed, batch
-    )
+    cache = None if cache_dir is None else _gains_cache(cache_dir, utility, members)
+    recorder = _Recorder(utility, members, executor, overrides or {}, progress, budget, cache)
+    try:
+        result = _run(
+            estimator, _Game(recorder, rule, empty_gain), stopping_from_json(rule_json), seed, batch
+        )
+    finally:  # kept on an interruption, to resume from; and at the end, to rerun from
+        recorder.save()
     if result.stderr is not None and not np.all(np.isfinite(result.stderr)):
         raise ValueError(
             f"parameter 'stopping': {stopping_to_json(stopping)} stopped {estimator} after "
@@ -575,6 +675,24 @@ def estimate_gains(
     )
 
 
+def _uncounted(estimator: str, n: int) -> int:
+    """Coalitions the market evaluates exactly (:class:`_Game`: the empty, grand and
+    single-party coalitions) that the estimator's own budget does not count: SVARM
+    evaluates them all in its exact strata, MSR only the empty and grand coalitions."""
+    return n if estimator == "msr_banzhaf" and n > 1 else 0
+
+
+def _gains_cache(cache_dir: str | Path, utility: Any, members: Sequence[int]) -> Path:
+    """The file of the gains of ``members`` of ``utility`` in ``cache_dir``."""
+    if not hasattr(utility, "fingerprint"):
+        raise ValueError(
+            "parameter 'cache_dir' needs a utility with a fingerprint() (a CoalitionUtility); "
+            f"got {type(utility).__name__}"
+        )
+    spec = {"gains": utility.fingerprint(), "members": [int(j) for j in members]}
+    return Path(cache_dir) / f"{state_key(spec)}.gains.npz"
+
+
 def _budget(data: dict[str, Any]) -> int:
     if "any" in data or "all" in data:
         parts = [_budget(p) for p in data.get("any", data.get("all", []))]
@@ -593,26 +711,110 @@ def sampled_shares(
     """
     if rule != sample.rule:
         raise ValueError(
-            f"the sample estimates rule {sample.rule!r}, not {rule!r}; estimated shares are "
-            "tied to the rule they were sampled for (settle again to change the rule)"
+            f"sample.rule: the sample estimates rule {sample.rule!r}, not {rule!r}; estimated "
+            "shares are tied to the rule they were sampled for (settle again to change the rule)"
         )
     lookup = _Lookup(sample)
     game = _Game(lookup, rule, empty_gain)
     result = _run(
         sample.estimator, game, stopping_from_json(sample.stopping), sample.seed, sample.batch_size
     )
+    problems = _replay_differences(sample, result, lookup)
+    if problems:
+        raise ReplayMismatch(problems)
+    return result
+
+
+class ReplayMismatch(ValueError):
+    """The replayed estimate disagrees with its record; ``problems`` names each field."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def _is_numpy_version(text: Any) -> bool:
+    """Whether ``text`` is a NumPy release's version (``2.1.3``, ``1.26.4``,
+    ``2.3.0rc1``): a PEP 440 version (:mod:`packaging`) of at least two parts."""
+    if not isinstance(text, str) or len(text) > 64:
+        return False
+    try:
+        return len(Version(text).release) >= 2 and str(Version(text)) == text
+    except InvalidVersion:
+        return False
+
+
+def _replay_differences(sample: GainSample, result: ValuationResult, lookup: _Lookup) -> list[str]:
+    """Every field of the sample that disagrees with the replay, by name ``sample.<field>``."""
+    problems: list[str] = []
     unused = len(set(sample.masks) - lookup.used)
     if unused:
-        raise ValueError(
-            f"the record holds {unused} coalition(s) the estimator never draws: its samples "
-            "were altered"
+        problems.append(
+            f"sample.masks: the record holds {unused} coalition(s) the estimator never draws: "
+            "its masks or its stopping rule were altered"
+        )
+    elif tuple(lookup.order) != sample.masks:
+        at = next(
+            i for i, (a, b) in enumerate(zip(lookup.order, sample.masks, strict=True)) if a != b
+        )
+        problems.append(
+            f"sample.masks: the record's evaluation order differs from the replay's from "
+            f"coalition {at} on (recorded {sample.masks[at]:#x}, replayed {lookup.order[at]:#x})"
         )
     if str(result.info["stopped_by"]) != sample.stopped_by:
-        raise ValueError(
-            f"the replayed estimate stopped by {result.info['stopped_by']}, the record says "
-            f"{sample.stopped_by}"
+        problems.append(
+            f"sample.stopped_by: stored {sample.stopped_by!r} != replayed "
+            f"{str(result.info['stopped_by'])!r}"
         )
-    return result
+    if bool(result.converged) != sample.converged:
+        problems.append(
+            f"sample.converged: stored {sample.converged} != replayed {bool(result.converged)}"
+        )
+    text = sample.recorded.get("stopping_text")
+    if text is not None and text != str(stopping_from_json(sample.stopping)):
+        problems.append(
+            f"sample.stopping_text: stored {text!r} != the stored rule "
+            f"{str(stopping_from_json(sample.stopping))!r}"
+        )
+    version = sample.recorded.get("numpy")
+    if "numpy" in sample.recorded and not _is_numpy_version(version):
+        problems.append(f"sample.numpy: stored {version!r} is not a NumPy version")
+    encoding = sample.recorded.get("encoding")
+    if encoding is not None and encoding != ENCODING:
+        problems.append(
+            f"sample.encoding: stored {encoding!r}, but the masks and values were decoded "
+            f"(and hash-checked) as {ENCODING!r}, the only encoding coopml writes"
+        )
+    return problems
+
+
+def valuation_differences(stored: Any, fresh: Any, path: str = "valuation") -> list[str]:
+    """Every field of a stored ``valuation`` block that disagrees with the recomputed one,
+    by its name (``valuation.tasks[2].converged``).
+
+    Examples
+    --------
+    >>> valuation_differences({"evaluations": 9, "seed": 0}, {"evaluations": 8, "seed": 0})
+    ['valuation.evaluations: stored 9 != recomputed 8']
+    """
+    if isinstance(stored, dict) and isinstance(fresh, dict):
+        problems: list[str] = []
+        for key in [*fresh, *(k for k in stored if k not in fresh)]:
+            if key not in stored:
+                problems.append(f"{path}.{key}: missing (recomputed {fresh[key]!r})")
+            elif key not in fresh:
+                problems.append(f"{path}.{key}: stored {stored[key]!r}, which is not recomputed")
+            else:
+                problems.extend(valuation_differences(stored[key], fresh[key], f"{path}.{key}"))
+        return problems
+    if isinstance(stored, list) and isinstance(fresh, list) and len(stored) == len(fresh):
+        return [
+            problem
+            for i, (a, b) in enumerate(zip(stored, fresh, strict=True))
+            for problem in valuation_differences(a, b, f"{path}[{i}]")
+        ]
+    same = type(stored) is type(fresh) and stored == fresh
+    return [] if same else [f"{path}: stored {stored!r} != recomputed {fresh!r}"]
 
 
 def share_stderr(raw: NDArray[np.float64], stderr: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from coopml._records import dump_record, read_record
 from coopml._validation import check_choice
 from coopml.market.payment import (
     PAYMENT_RULES,
@@ -67,11 +68,20 @@ from coopml.market.payment import (
     empty_coalition_gain,
     payment_shares,
 )
+from coopml.market.records import (
+    FlagRecord,
+    GainSampleRecord,
+    PartyLineRecord,
+    SettlementRecord,
+    TaskRecord,
+)
 from coopml.market.sampled_shares import (
     GainSample,
+    ReplayMismatch,
     sampled_shares,
     share_stderr,
     stopping_from_json,
+    valuation_differences,
 )
 
 __all__ = [
@@ -82,6 +92,7 @@ __all__ = [
     "Settlement",
     "Task",
     "Verification",
+    "record_differences",
     "settle",
 ]
 
@@ -125,12 +136,15 @@ class Task:
     trained on the members selected by bitmask ``k`` over ``members`` (in order). A
     large task has instead a ``sample``: the gains of the coalitions its estimate used
     (:class:`~coopml.market.sampled_shares.GainSample`, bitmasks over ``members``).
+    ``selection_evaluations`` counts the model fits spent choosing the members of a task
+    with a table beyond the table's own (a sample records its own).
     """
 
     requester: int
     members: tuple[int, ...]
     gain_table: NDArray[np.float64] | None = None
     sample: GainSample | None = None
+    selection_evaluations: int = 0
 
     def __post_init__(self) -> None:
         if self.requester not in self.members:
@@ -146,10 +160,11 @@ class Task:
             if self.sample.n_players != len(self.members):
                 raise ValueError(
                     f"task of requester {self.requester}: the sample is over "
-                    f"{self.sample.n_players} players, the task has {len(self.members)} members"
+                    f"n_players={self.sample.n_players} players, the task has "
+                    f"{len(self.members)} members"
                 )
             object.__setattr__(self, "members", tuple(int(j) for j in self.members))
-            _check_gains(self.sample.values)
+            _check_gains(self.sample.values, "sample.values")
             return
         table = np.asarray(self.gain_table, dtype=np.float64)
         if table.size != 1 << len(self.members):
@@ -158,7 +173,7 @@ class Task:
                 f"= {1 << len(self.members)} entries and members must include the requester; "
                 f"got {table.size} entries and members {list(self.members)}"
             )
-        _check_gains(table)
+        _check_gains(table, "value_table")
         object.__setattr__(self, "members", tuple(int(j) for j in self.members))
         object.__setattr__(self, "gain_table", table)
 
@@ -180,12 +195,21 @@ class Task:
         return self.gain((1 << len(self.members)) - 1)
 
 
-def _check_gains(table: NDArray[np.float64]) -> None:
+def _check_gains(table: NDArray[np.float64], what: str = "gain_table") -> None:
+    """Gains are finite numbers in [0, 1] (a NaN would pass every comparison below and
+    turn the payouts into NaN)."""
+    bad = np.flatnonzero(~np.isfinite(table))
+    if bad.size:
+        raise ValueError(
+            f"{what}[{bad[0]}] is {float(table[bad[0]])!r}: gains must be finite numbers in "
+            f"[0, 1] ({bad.size} non-finite value(s))"
+        )
     if table.size and (np.any(table < -1e-12) or np.any(table > 1 + 1e-12)):
         raise ValueError(
             "gains must lie in [0, 1] (the market prices units of performance); got "
             f"values in [{table.min():.4g}, {table.max():.4g}]. Use a scorer such as "
-            "'accuracy' or 'balanced_accuracy', or map yours into [0, 1]."
+            "'accuracy' or 'balanced_accuracy' (classification) or 'clipped_r2' "
+            "(regression: max(0, R²)), or map yours into [0, 1]."
         )
 
 
@@ -379,34 +403,69 @@ class Settlement:
         Members equal to all parties in player order are written ``"all"`` (the names
         are the parties' lines), so a 300-party record does not repeat 300 names on 600
         lists.
+
+        A settlement read from an earlier format is upgraded: what that format lacked
+        (the ``valuation`` block of formats 1 and 2, the checks format 1 did not record)
+        is recomputed from its tables, and every figure it stored is written as stored,
+        so a record that verified in its own format verifies as format 4.
         """
-        shared = self.mode == "single" and self.tasks[0].sample is not None
-        return {
-            "format_version": FORMAT_VERSION,
-            "rule": self.rule,
-            "mode": self.mode,
-            "price": self.price,
-            "empty_value": self.empty_value,
-            "valuation": self.valuation,
-            "parties": [{**asdict(p), "members": self._members(p.members)} for p in self.parties],
-            # the shared table again, for readers of format 1 (from_dict checks it)
-            "value_table": None if self.value_table is None else self.value_table.tolist(),
-            "sample": self.tasks[0].sample.to_dict() if shared else None,  # type: ignore[union-attr]
-            "tasks": [
-                {
-                    "requester": self.names[t.requester],
-                    "members": self._members(tuple(self.names[j] for j in t.members)),
-                    "value_table": None if t.gain_table is None else t.gain_table.tolist(),
-                    "sample": None if t.sample is None or shared else t.sample.to_dict(),
+        valuation, checks = self.valuation, self.checks
+        if self.format_version < 3:
+            try:
+                fresh = self.with_rule(self.rule)
+            except ValueError:  # a record that cannot be recomputed: written as stored
+                fresh = None
+            if fresh is not None:
+                valuation = valuation or fresh.valuation
+                checks = {
+                    **{k: self.checks.get(k, v) for k, v in fresh.checks.items()},
+                    **self.checks,
                 }
+        return self._record(valuation, checks)
+
+    def _record(
+        self, valuation: dict[str, Any] | None = None, checks: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The record of this settlement's fields as they are (no upgrade)."""
+        shared = self.mode == "single" and self.tasks[0].sample is not None
+        record = SettlementRecord(
+            format_version=FORMAT_VERSION,
+            rule=self.rule,
+            mode=self.mode,
+            price=self.price,
+            empty_value=self.empty_value,
+            valuation=self.valuation if valuation is None else valuation,
+            parties=[
+                PartyLineRecord(**{**asdict(p), "members": self._members(p.members)})
+                for p in self.parties
+            ],
+            # the shared table again, for readers of format 1 (from_dict checks it)
+            value_table=None if self.value_table is None else self.value_table.tolist(),
+            sample=self.tasks[0].sample.to_record() if shared else None,  # type: ignore[union-attr]
+            tasks=[
+                TaskRecord(
+                    requester=self.names[t.requester],
+                    members=self._members(tuple(self.names[j] for j in t.members)),
+                    value_table=None if t.gain_table is None else t.gain_table.tolist(),
+                    sample=None if t.sample is None or shared else t.sample.to_record(),
+                    **(  # fits spent choosing the members (format 4; absent when none)
+                        {"selection_evaluations": t.selection_evaluations}
+                        if t.selection_evaluations
+                        else {}
+                    ),
+                )
                 for t in self.tasks
             ],
-            "checks": self.checks,
-            "flags": [{**asdict(f), "parties": list(f.parties)} for f in self.flags],
-            "identical": [[self.names[i] for i in group] for group in self.identical],
-            "rule_params": self.rule_params,
-            "provenance": self.provenance,
-        }
+            checks=self.checks if checks is None else checks,
+            flags=[
+                FlagRecord(code=f.code, message=f.message, parties=list(f.parties))
+                for f in self.flags
+            ],
+            identical=[[self.names[i] for i in group] for group in self.identical],
+            rule_params=self.rule_params,
+            provenance=self.provenance,
+        )
+        return dump_record(record)
 
     def _members(self, members: tuple[str, ...]) -> str | list[str]:
         return ALL_MEMBERS if members == self.names else list(members)
@@ -419,89 +478,127 @@ class Settlement:
     def from_dict(cls, record: dict[str, Any]) -> Settlement:
         """Rebuild a settlement from :meth:`to_dict` output (values as stored).
 
+        The record is validated as a :class:`~coopml.market.records.SettlementRecord`
+        (its JSON Schema is ``SettlementRecord.model_json_schema()``): a malformed one
+        is a ValueError naming the field path, what is allowed and what was received.
         Reads formats 2 and 3 and the format 1 records of earlier coopml versions (no
         ``format_version`` key: one value table for a single-task market, charges equal
         to ``price * improvement``, empty coalition as measured, no flags).
+
+        Examples
+        --------
+        >>> Settlement.from_dict({"rule": "shapley", "mode": "single", "price": "free",
+        ...                       "parties": [], "tasks": [], "checks": {}})
+        Traceback (most recent call last):
+        ...
+        ValueError: not a coopml settlement record: field 'price': Input should be a valid \
+number; got 'free'
         """
         if not isinstance(record, dict):
             raise ValueError(
                 f"not a coopml settlement record: expected a mapping; got {type(record).__name__}"
             )
         version = record.get("format_version", 1)
-        if version not in (1, 2, 3, FORMAT_VERSION):
+        if type(version) is int and version not in (1, 2, 3, FORMAT_VERSION):
             raise ValueError(
                 f"settlement record format_version {version!r} is not supported: this coopml "
                 f"reads versions 1 to {FORMAT_VERSION}; upgrade coopml to read it"
             )
+        data = read_record(SettlementRecord, record, "settlement record")
         try:
-            names = [p["name"] for p in record["parties"]]
-            index = {name: i for i, name in enumerate(names)}
-            price = float(record["price"])
-            shared_sample = (
-                None if record.get("sample") is None else GainSample.from_dict(record["sample"])
-            )
+            return cls._from_record(data)
+        except ValueError as exc:
+            raise ValueError(f"not a coopml settlement record: {exc}") from None
 
-            def members(listed: Any) -> tuple[str, ...]:
-                if listed == ALL_MEMBERS:
-                    return tuple(names)
-                if not isinstance(listed, list):
-                    raise ValueError(f"members must be a list of names; got {listed!r}")
-                return tuple(str(m) for m in listed)
+    @classmethod
+    def _from_record(cls, data: SettlementRecord) -> Settlement:
+        """The settlement a validated record describes (a ValueError naming the field
+        where the parties, tables or samples disagree)."""
+        version = data.format_version
+        names = [p.name for p in data.parties]
+        index = {name: i for i, name in enumerate(names)}
+        if len(index) != len(names):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"field 'parties': names must be distinct; got {repeated} twice")
 
-            def task(t: dict[str, Any]) -> Task:
-                ix = tuple(index[m] for m in members(t["members"]))
-                sample = t.get("sample")
-                if sample is not None or (t["value_table"] is None and shared_sample is not None):
-                    gains = shared_sample if sample is None else GainSample.from_dict(sample)
-                    return Task(index[t["requester"]], ix, sample=gains)
+        def members(listed: str | list[str]) -> tuple[str, ...]:
+            if listed == ALL_MEMBERS and version != FORMAT_VERSION:
+                raise ValueError(
+                    f"field 'format_version' is {version}, but members {ALL_MEMBERS!r} are "
+                    f"written only by format {FORMAT_VERSION} (earlier formats list names)"
+                )
+            return tuple(names) if listed == ALL_MEMBERS else tuple(listed)
+
+        def player(name: str, where: str) -> int:
+            if name not in index:
+                raise ValueError(f"field '{where}' must name a party of the record; got {name!r}")
+            return index[name]
+
+        def sample(raw: GainSampleRecord, where: str) -> GainSample:
+            try:
+                return GainSample.from_record(raw)
+            except ValueError as exc:
+                raise ValueError(f"field '{where}': {exc}") from None
+
+        shared_sample = None if data.sample is None else sample(data.sample, "sample")
+        tasks = []
+        for k, t in enumerate(data.tasks):
+            where = f"tasks.{k}"
+            requester = player(t.requester, f"{where}.requester")
+            ix = tuple(player(m, f"{where}.members") for m in members(t.members))
+            try:
+                if t.sample is not None or (t.value_table is None and shared_sample is not None):
+                    gains = (
+                        shared_sample if t.sample is None else sample(t.sample, f"{where}.sample")
+                    )
+                    tasks.append(Task(requester, ix, sample=gains))
+                    continue
                 table = (
-                    record["value_table"]
-                    if version == 1 and t["value_table"] is None
-                    else t["value_table"]
+                    data.value_table if version == 1 and t.value_table is None else t.value_table
                 )
-                return Task(index[t["requester"]], ix, np.asarray(table, dtype=np.float64))
-
-            tasks = tuple(task(t) for t in record["tasks"])
-            lines = tuple(
-                PartyLine(
-                    **{
-                        **p,
-                        **({"charge": price * float(p["improvement"])} if version == 1 else {}),
-                        "members": members(p["members"]),
-                    }
+                tasks.append(
+                    Task(
+                        requester,
+                        ix,
+                        np.asarray(table, dtype=np.float64),
+                        selection_evaluations=t.selection_evaluations,
+                    )
                 )
-                for p in record["parties"]
+            except ValueError as exc:
+                raise ValueError(f"field '{where}': {exc}") from None
+        lines = tuple(
+            PartyLine(
+                **{
+                    **p.model_dump(),
+                    "charge": data.price * p.improvement if version == 1 else p.charge,
+                    "members": members(p.members),
+                }
             )
-            shared = record.get("value_table")
-            if version > 1 and shared is not None:
-                if any(not np.array_equal(t.gain_table, shared) for t in tasks):  # type: ignore[arg-type]
-                    raise ValueError("its value_table differs from the tasks' value tables")
-            identical = tuple(tuple(index[n] for n in g) for g in record.get("identical", []))
-            flags = tuple(
-                Flag(str(f["code"]), str(f["message"]), tuple(f.get("parties", ())))
-                for f in record.get("flags", [])
-            )
-            empty_value = check_empty_value(record.get("empty_value", "majority"))
-            valuation = record.get("valuation", {})
-            if not isinstance(valuation, dict):
-                raise ValueError(f"its valuation block is not a mapping: {valuation!r}")
-            return cls(
-                record["rule"],
-                record["mode"],
-                price,
-                lines,
-                tasks,
-                dict(record["checks"]),
-                identical,
-                dict(record.get("rule_params", {})),
-                dict(record.get("provenance", {})),
-                empty_value=empty_value,
-                flags=flags,
-                format_version=int(version),
-                valuation=dict(valuation),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a coopml settlement record: {exc!r}") from None
+            for p in data.parties
+        )
+        if version > 1 and data.value_table is not None:
+            if any(not np.array_equal(t.gain_table, data.value_table) for t in tasks):  # type: ignore[arg-type]
+                raise ValueError("its value_table differs from the tasks' value tables")
+        identical = tuple(
+            tuple(player(n, f"identical.{k}") for n in group)
+            for k, group in enumerate(data.identical)
+        )
+        valuation = data.valuation
+        return cls(
+            data.rule,
+            data.mode,
+            data.price,
+            lines,
+            tuple(tasks),
+            dict(data.checks),
+            identical,
+            dict(data.rule_params),
+            dict(data.provenance),
+            empty_value=data.empty_value,
+            flags=tuple(Flag(f.code, f.message, tuple(f.parties)) for f in data.flags),
+            format_version=version,
+            valuation=dict(valuation) if isinstance(valuation, dict) else dump_record(valuation),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Settlement:
@@ -537,6 +634,8 @@ class Settlement:
             return Verification(False, (f"unknown rule {self.rule!r}",))
         try:
             redone = self.with_rule(self.rule)
+        except ReplayMismatch as exc:  # each disagreeing field of a sample, by name
+            return Verification(False, exc.problems)
         except (ValueError, TypeError, KeyError) as exc:
             return Verification(False, (f"cannot recompute the settlement: {exc}",))
         try:
@@ -544,6 +643,48 @@ class Settlement:
         except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a malformed record
             return Verification(False, (f"malformed record: {type(exc).__name__}: {exc}",))
         return Verification(not problems, tuple(problems))
+
+    def _derived(self) -> dict[str, Any]:
+        """What a settlement derives from its tables and samples, as the record writes it
+        (the lines are compared on their own): the tasks' requesters and members in
+        record order, the rule's parameters, the checks and the flags."""
+        return {
+            "tasks": [
+                {
+                    "requester": self.names[t.requester],
+                    "members": [self.names[j] for j in t.members],
+                }
+                for t in self.tasks
+            ],
+            "rule_params": dict(self.rule_params),
+            "checks": dict(self.checks),
+            "flags": [
+                {"code": f.code, "message": f.message, "parties": list(f.parties)}
+                for f in self.flags
+            ],
+        }
+
+    def _label_differences(self) -> list[str]:
+        """Every party-keyed block of the provenance whose keys are not the parties'
+        names in player order (``provenance.data``, ``provenance.privacy``): a record
+        whose names were swapped in the lines and tasks but not there is caught."""
+        problems: list[str] = []
+        names = list(self.names)
+        for key in PARTY_KEYED_PROVENANCE:
+            block = self.provenance.get(key)
+            if block is None:
+                continue
+            if not isinstance(block, dict):
+                problems.append(
+                    f"provenance.{key}: must map each party's name to its entry; got "
+                    f"{type(block).__name__}"
+                )
+            elif list(block) != names:
+                problems.append(
+                    f"provenance.{key}: keyed by {_short(list(block))}, but the parties are "
+                    f"{_short(names)} (the same names in the same order)"
+                )
+        return problems
 
     def _differences(self, redone: Settlement) -> list[str]:
         """Every stored figure, check and flag that disagrees with ``redone``."""
@@ -573,31 +714,28 @@ class Settlement:
             problems.append(f"payouts do not balance: error {redone.checks['balance_error']!r}")
         if not redone.checks["nonnegative_payouts"]:
             problems.append("a recomputed payout is negative")
-        for key in (
-            "balanced",
-            "nonnegative_payouts",
-            "symmetric",
-            "zero_element",
-            "individually_rational",
-        ):
-            if key == "nonnegative_payouts" and key not in self.checks and self.format_version == 1:
-                continue  # format 1 did not record it
-            if self.checks.get(key) != redone.checks[key]:
-                problems.append(
-                    f"stored check {key}={self.checks.get(key)} disagrees with the "
-                    f"recomputed {redone.checks[key]}"
-                )
-        if self.format_version > 2 and self.valuation != redone.valuation:
+        stored_view, fresh_view = self._derived(), redone._derived()
+        if self.format_version == 1:  # format 1 recorded fewer checks and no flags
+            stored_view["checks"] = dict(self.checks)
+            fresh_view["checks"] = {
+                k: v for k, v in redone.checks.items() if k in self.checks or k in FORMAT_1_CHECKS
+            }
+        if self.format_version < FORMAT_VERSION:
+            # An older record's flag sentences were worded by the coopml that wrote it;
+            # their codes and parties are compared, their wording is not.
+            for view in (stored_view, fresh_view):
+                view["flags"] = [
+                    {k: v for k, v in f.items() if k != "message"} for f in view["flags"]
+                ]
+        if self.format_version > 2:
+            problems.extend(valuation_differences(self.valuation, redone.valuation))
+        elif self.valuation or any(t.sample is not None for t in self.tasks):
             problems.append(
-                f"stored valuation block {self.valuation} disagrees with the recomputed "
-                f"{redone.valuation}"
+                f"format_version: stored {self.format_version}, but the record holds a "
+                "valuation block or sampled tasks, which format 3 introduced"
             )
-        stored_flags = [(f.code, f.parties) for f in self.flags]
-        fresh_flags = [(f.code, f.parties) for f in redone.flags]
-        if stored_flags != fresh_flags:
-            problems.append(
-                f"stored flags {stored_flags} disagree with the recomputed {fresh_flags}"
-            )
+        problems.extend(record_differences(stored_view, fresh_view))
+        problems.extend(self._label_differences())
         # The market keeps nothing: fees collected equal payoffs returned.
         kept = sum(p.fee for p in self.parties) - sum(p.payoff for p in self.parties)
         if abs(kept) > TOLERANCE * max(1.0, len(self.parties)):
@@ -609,6 +747,72 @@ class Settlement:
                 "earlier rule"
             )
         return problems
+
+
+#: The checks every record carries, format 1 included (later formats carry them all).
+FORMAT_1_CHECKS = ("balanced", "symmetric", "zero_element", "individually_rational")
+
+#: Blocks of ``provenance`` keyed by party name, in player order.
+PARTY_KEYED_PROVENANCE = ("data", "privacy")
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def record_differences(stored: Any, fresh: Any, path: str = "") -> list[str]:
+    """Every field of ``stored`` that disagrees with ``fresh``, by its field path:
+    numbers to :data:`TOLERANCE` (two NaNs agree), strings, booleans and ``None``
+    exactly, mappings key by key (a missing or an extra key is a difference) and lists
+    entry by entry.
+
+    Examples
+    --------
+    >>> record_differences({"checks": {"ir_report": [{"name": "a", "net_gain": -0.5}]}},
+    ...                    {"checks": {"ir_report": [{"name": "b", "net_gain": -0.5}]}})
+    ["checks.ir_report.0.name: stored 'a' != recomputed 'b'"]
+    >>> record_differences({"balance_error": 1e-12, "flags": []}, {"balance_error": 0.0,
+    ...                    "flags": [{"code": "x"}]})
+    ["flags: stored 0 entries != recomputed 1: [{'code': 'x'}]"]
+    """
+    where = path or "record"
+    if isinstance(stored, dict) and isinstance(fresh, dict):
+        problems: list[str] = []
+        for key in [*fresh, *(k for k in stored if k not in fresh)]:
+            at = f"{path}.{key}" if path else str(key)
+            if key not in stored:
+                problems.append(f"{at}: missing (recomputed {_short(fresh[key])})")
+            elif key not in fresh:
+                problems.append(f"{at}: stored {_short(stored[key])}, which is not recomputed")
+            else:
+                problems.extend(record_differences(stored[key], fresh[key], at))
+        return problems
+    if isinstance(stored, list | tuple) and isinstance(fresh, list | tuple):
+        if len(stored) != len(fresh):
+            return [
+                f"{where}: stored {len(stored)} entries != recomputed {len(fresh)}: "
+                f"{_short(list(fresh))}"
+            ]
+        return [
+            problem
+            for i, (a, b) in enumerate(zip(stored, fresh, strict=True))
+            for problem in record_differences(a, b, f"{path}.{i}" if path else str(i))
+        ]
+    numbers = (int, float, np.integer, np.floating)
+    if (
+        isinstance(stored, numbers)
+        and isinstance(fresh, numbers)
+        and not isinstance(stored, bool | np.bool_)
+        and not isinstance(fresh, bool | np.bool_)
+    ):
+        a, b = float(stored), float(fresh)
+        if (np.isnan(a) and np.isnan(b)) or abs(a - b) <= TOLERANCE or a == b:
+            return []
+        return [f"{where}: stored {stored!r} != recomputed {fresh!r}"]
+    if type(stored) is type(fresh) and stored == fresh:
+        return []
+    return [f"{where}: stored {_short(stored)} != recomputed {_short(fresh)}"]
 
 
 def settle(
@@ -842,12 +1046,14 @@ def _valuation(
 ) -> dict[str, Any]:
     """The record's ``valuation`` block: how the shares were valued."""
     samples = {id(t.sample): (t, t.sample) for t in tasks if t.sample is not None}
+    # every model fit behind the tables, those that chose a task's members included
+    selection = sum(t.selection_evaluations for t in tasks if t.sample is None)
     if not samples:
         sizes = [int(np.size(t.gain_table)) for t in tasks]  # type: ignore[arg-type]
         return {
             "method": "exact",
             "estimator": None,
-            "evaluations": int(sizes[0] if mode == "single" else sum(sizes)),
+            "evaluations": int(sizes[0] if mode == "single" else sum(sizes)) + selection,
             "stopped_by": None,
             "converged": True,
             "seed": None,
@@ -874,6 +1080,7 @@ def _valuation(
         "evaluations": int(
             sum(p["evaluations"] + p["selection_evaluations"] for p in per_task)
             + sum(int(np.size(t.gain_table)) for t in exact)  # type: ignore[arg-type, misc]
+            + selection
         ),
         "stopped_by": per_task[0]["stopped_by"] if len(per_task) == 1 else "see tasks",
         "converged": all(p["converged"] for p in per_task),

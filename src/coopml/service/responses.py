@@ -67,6 +67,8 @@ __all__ = [
     "SettlementLineDict",
     "SettlementLineOut",
     "SettlementOut",
+    "SettlementPrivacyDict",
+    "SettlementPrivacyOut",
 ]
 
 T = TypeVar("T")
@@ -214,6 +216,24 @@ class RoundOut(BaseModel):
     config: dict[str, Any]
 
 
+class SettlementPrivacyOut(BaseModel):
+    mechanism: str = Field(description="'gaussian' (the Gaussian mechanism)")
+    noise: bool = Field(description="False when the rows were clipped but no noise added")
+    epsilon: float | None = Field(
+        description="The round's epsilon, w.r.t. adding or removing one training row "
+        "(null: infinite, no noise)"
+    )
+    delta: float | None
+    clip: float | None = Field(description="Each training row's Euclidean norm bound")
+    target_clip: float | None = Field(description="Regression: the bound on |target|")
+    releases: int | None = Field(description="Noisy statistics released in the round")
+    mu: float | None = Field(description="The round's Gaussian-DP mu (rounds compose as sqrt)")
+    rho_zcdp: float | None = Field(description="mu^2 / 2 (zCDP; rounds add)")
+    epsilon_zcdp: float | None = Field(
+        description="The generic zCDP conversion's epsilon at delta (for comparison)"
+    )
+
+
 class SettlementLineOut(BaseModel):
     party_id: str
     name: str
@@ -229,16 +249,27 @@ class SettlementLineOut(BaseModel):
         0.0,
         description="Standard error of an estimated payout (0 when the shares are exact)",
     )
-    net: float
+    net_gain: float = Field(description="payout - charge (the party's gain on balance)")
     payoff: float
     improvement: float
     share: float
-    value_before: float
-    value_after: float
+    own_gain: float = Field(
+        description="Gain (score on the party's validation data) of a model trained on its "
+        "own data alone"
+    )
+    model_gain: float = Field(
+        description="Gain (score on the party's validation data) of the model the market "
+        "trained for the party"
+    )
     members: list[str] = Field(
         description="Parties whose data trained this party's model (a party sees only itself)"
     )
     n_members: int
+    privacy: SettlementPrivacyOut | None = Field(
+        None,
+        description="Parties custody: the privacy of what this party's agent released in "
+        "the round; null when its statistics were exact",
+    )
 
 
 class SettlementFlagOut(BaseModel):
@@ -420,6 +451,19 @@ class RoundDict(TypedDict):
     config: dict[str, Any]
 
 
+class SettlementPrivacyDict(TypedDict):
+    mechanism: str
+    noise: bool
+    epsilon: float | None
+    delta: float | None
+    clip: float | None
+    target_clip: float | None
+    releases: int | None
+    mu: float | None
+    rho_zcdp: float | None
+    epsilon_zcdp: float | None
+
+
 class SettlementLineDict(TypedDict):
     party_id: str
     name: str
@@ -428,14 +472,15 @@ class SettlementLineDict(TypedDict):
     fee_returned: float
     payout: float
     payout_stderr: float
-    net: float
+    net_gain: float
     payoff: float
     improvement: float
     share: float
-    value_before: float
-    value_after: float
+    own_gain: float
+    model_gain: float
     members: list[str]
     n_members: int
+    privacy: SettlementPrivacyDict | None
 
 
 class SettlementFlagDict(TypedDict):

@@ -13,7 +13,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coopml.service.context import record_audit
-from coopml.service.custody import CHECK_IN_SECONDS, check_in, connected_agents
+from coopml.service.custody import (
+    CHECK_IN_SECONDS,
+    check_in,
+    connected_agents,
+    superlink_incarnation,
+)
 from coopml.service.domain import datasets, release
 from coopml.service.domain._query import paginate, valid_id
 from coopml.service.domain.errors import Conflict, Forbidden, not_found
@@ -94,7 +99,7 @@ def list_markets(
 def market_view(s: Session, m: Market, viewer: Principal | None = None) -> dict[str, Any]:
     """A market as the API shows it to ``viewer``: all of it, except that a party sees
     only whether its own agent is connected (never which other parties' are)."""
-    connected = connected_agents(m.id) if m.custody == "parties" else []
+    connected = connected_agents(s, m.id) if m.custody == "parties" else []
     if viewer is not None and not viewer.is_operator:
         connected = [name for name in connected if name == viewer.name]
     n = s.scalar(select(func.count()).select_from(Party).where(Party.market_id == m.id)) or 0
@@ -122,9 +127,10 @@ def agent_connection(
     s: Session, principal: Principal, settings: Settings, market_id: str
 ) -> dict[str, Any]:
     """A party's agent checks in (``coopml agent``): where the service's SuperLink
-    takes agents (its Fleet API) and how long rounds wait for them. Only a party of a
-    parties-custody market, with its own token; recorded as connected
-    (:func:`coopml.service.custody.check_in`)."""
+    takes agents (its Fleet API), the SuperLink's current incarnation (a new id at each
+    (re)start: the agent then restarts its SuperNode) and how long rounds wait for
+    them. Only a party of a parties-custody market, with its own token; recorded as
+    connected (:func:`coopml.service.custody.check_in`)."""
     market = visible_market(s, principal, market_id)
     if principal.is_operator or principal.name is None:
         raise Forbidden("only a party's token may check in its agent")
@@ -139,11 +145,12 @@ def agent_connection(
             "address to pass as --superlink",
             code="no_superlink",
         )
-    check_in(market.id, principal.name)
+    check_in(s, market.id, principal.name)
     return {
         "market_id": market.id,
         "party": principal.name,
         "fleet_api_address": settings.fleet_api_address,
+        "superlink_incarnation": superlink_incarnation(settings),
         "insecure": settings.superlink_tls is None,
         "agent_timeout": settings.agent_timeout,
         "check_in_seconds": CHECK_IN_SECONDS,

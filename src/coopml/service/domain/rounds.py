@@ -31,7 +31,7 @@ import datetime
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
@@ -75,6 +75,7 @@ __all__ = [
     "list_rounds",
     "liveness",
     "open_round",
+    "privacy_view",
     "read_round",
     "round_inputs",
     "round_ledger",
@@ -147,6 +148,8 @@ class RoundOptions(BaseModel):
         description="Stop an estimate early once every payout's standard error is at most "
         "this fraction of the total paid out; null: spend the whole budget.",
     )
+    #: an exact valuation with a budget or target is refused when a round is requested
+    refuses_unused_budget: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _consistent(self) -> RoundOptions:
@@ -159,6 +162,13 @@ class RoundOptions(BaseModel):
             raise ValueError(
                 "payment_rule 'similarity_shapley' needs duplicates 'report', 'drop' or "
                 "'merge'; received duplicates 'ignore'"
+            )
+        given = sorted({"max_evaluations", "stderr_target"} & self.model_fields_set)
+        if self.refuses_unused_budget and self.valuation == "exact" and given:
+            raise ValueError(
+                f"{' and '.join(given)} bound an estimate, and valuation 'exact' evaluates "
+                f"every coalition: leave out {' and '.join(given)} or use valuation 'auto' "
+                "or 'monte_carlo'"
             )
         return self
 
@@ -228,6 +238,8 @@ class RoundConfig(RoundOptions):
     """
 
     model_config = ConfigDict(populate_by_name=True)
+    #: a stored round is read back as it was opened (every option is then set)
+    refuses_unused_budget: ClassVar[bool] = False
 
     learner: LearnerConfig
     n_parties: int | None = None
@@ -314,11 +326,6 @@ def custody_inputs(s: Session, market: Market, options: RoundOptions) -> InputsS
         s.scalars(select(Party).where(Party.market_id == market.id).order_by(Party.created_at))
     )
     names = [p.name for p in parties]
-    if market.task != "classification":
-        raise Invalid(
-            "parties-custody rounds settle classification markets for now; "
-            f"market {market.id!r} is {market.task!r}"
-        )
     if len(parties) < 2:
         raise Conflict(
             f"a round needs at least 2 parties; market {market.id!r} has {len(parties)}",
@@ -350,6 +357,18 @@ def custody_inputs(s: Session, market: Market, options: RoundOptions) -> InputsS
     )
 
 
+def _custody_learner(checked: dict[str, Any], task: str) -> None:
+    """Refuse, before anything is queued, a learner parties custody cannot train
+    (:func:`coopml.custody.learners.custody_learner` says why)."""
+    from coopml.custody.learners import custody_learner
+    from coopml.service.learners import build_learner
+
+    try:
+        custody_learner(build_learner(checked, task))
+    except ValueError as exc:
+        raise Invalid(str(exc), code="invalid_learner") from None
+
+
 def open_round(
     s: Session,
     principal: Principal,
@@ -368,6 +387,7 @@ def open_round(
     except LearnerError as exc:
         raise Invalid(str(exc), code="invalid_learner") from None
     if market.custody == "parties":
+        _custody_learner(checked, market.task)
         inputs = custody_inputs(s, market, options)
     else:
         inputs = round_inputs(s, market.id, options.tasks, options.valuation)
@@ -490,12 +510,12 @@ def _line(line: SettlementLineRow, principal: Principal, charge: float) -> dict[
         "charge": charge,
         "fee_returned": line.fee - charge,
         "payout": line.payout,
-        "net": line.net,
+        "net_gain": line.net_gain,
         "payoff": line.payoff,
         "improvement": line.improvement,
         "share": line.share,
-        "value_before": line.value_before,
-        "value_after": line.value_after,
+        "own_gain": line.own_gain,
+        "model_gain": line.model_gain,
         # who trained the model: names for the operator; a party learns only how many
         "members": members if principal.is_operator else [m for m in members if m == line.name],
         "n_members": len(members),
@@ -508,6 +528,44 @@ def _flag(flag: dict[str, Any], principal: Principal) -> dict[str, str]:
     if principal.is_operator:
         return {"code": code, "message": str(flag.get("message", ""))}
     return {"code": code, "message": FLAG_SUMMARIES.get(code, "A settlement rule applied.")}
+
+
+#: The numbers of a party's privacy record the settlement shows (the provenance keeps all).
+_PRIVACY_FIELDS = ("epsilon", "delta", "clip", "target_clip", "mu", "rho_zcdp", "epsilon_zcdp")
+
+
+def privacy_view(entry: Any) -> dict[str, Any] | None:
+    """A party's privacy in a settlement, from its provenance record: None when its
+    statistics were exact (no mechanism); ``noise`` false when its rows were only
+    clipped (epsilon infinite: stored as null, JSON has no infinity).
+
+    Examples
+    --------
+    >>> privacy_view(None) is None
+    True
+    >>> view = privacy_view({"mechanism": "gaussian", "epsilon": 1.0, "delta": 1e-5,
+    ...                      "clip": 4.0, "target_clip": None, "releases": 4, "mu": 0.268,
+    ...                      "rho_zcdp": 0.0359, "epsilon_zcdp": 1.32})
+    >>> view["noise"], view["epsilon"], view["delta"], view["epsilon_zcdp"]
+    (True, 1.0, 1e-05, 1.32)
+    >>> privacy_view({"mechanism": "gaussian", "epsilon": float("inf"), "delta": 1e-5,
+    ...               "clip": 4.0, "mu": None})["noise"]
+    False
+    """
+    if not isinstance(entry, dict):
+        return None
+
+    def finite(value: Any) -> float | None:
+        number = None if value is None else float(value)
+        return number if number is not None and math.isfinite(number) else None
+
+    view: dict[str, Any] = {"mechanism": str(entry.get("mechanism", "gaussian"))}
+    for key in _PRIVACY_FIELDS:
+        view[key] = finite(entry.get(key))
+    releases = entry.get("releases")
+    view["releases"] = None if releases is None else int(releases)
+    view["noise"] = view["epsilon"] is not None
+    return view
 
 
 def settlement_view(s: Session, principal: Principal, round_id: str) -> dict[str, Any]:
@@ -531,12 +589,14 @@ def settlement_view(s: Session, principal: Principal, round_id: str) -> dict[str
     stderr = {str(p["name"]): float(p.get("payout_stderr", 0.0)) for p in record["parties"]}
     for line in lines:  # estimated shares (format 3); exact: 0
         line["payout_stderr"] = stderr.get(line["name"], 0.0)
+    # parties custody: each party's privacy mechanism, by name (a party sees its own line)
+    privacy = (record.get("provenance") or {}).get("privacy") or {}
+    for line in lines:
+        line["privacy"] = privacy_view(privacy.get(line["name"]))
     totals: dict[str, float] = {}
     if principal.is_operator:
-        totals = {
-            key: float(sum(line[key] for line in lines))
-            for key in ("fee", "charge", "fee_returned", "payout", "net", "payoff", "improvement")
-        }
+        keys = ("fee", "charge", "fee_returned", "payout", "net_gain", "payoff", "improvement")
+        totals = {key: float(sum(line[key] for line in lines)) for key in keys}
     valuation = record.get("valuation") or {}
     if not principal.is_operator:  # a party does not see other requesters' tasks
         valuation = {k: v for k, v in valuation.items() if k != "tasks"}

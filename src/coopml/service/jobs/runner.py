@@ -10,6 +10,7 @@ settled once, whatever happens to the workers.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ from coopml.service.storage.models import (
 
 __all__ = ["BeforeSettle", "LeaseLost", "RoundOutcome", "compute_round", "settle_round"]
 
+log = logging.getLogger("coopml.service.jobs.runner")
+
 #: A hook run after a round is valued and before its models are checked, stored and
 #: settled, with the round's ``report(progress, message)`` and ``lost()`` callbacks
 #: (raise :class:`LeaseLost` when ``lost()``). Tests inject one to hold a round open
@@ -66,6 +69,9 @@ class RoundOutcome:
     release_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Parties whose exact duplicate training rows were dropped before valuation.
     own_duplicates: list[dict[str, Any]] = field(default_factory=list)
+    #: Parties custody: the models' feature columns, in order (stored on the round when
+    #: the market declared no schema).
+    features: list[str] = field(default_factory=list)
 
 
 def build_inputs(
@@ -136,7 +142,8 @@ def compute_round(
         tracker(done, total)
 
     options["valuation"] = config.valuation
-    options["stopping"] = market_stopping(config.max_evaluations, config.stderr_target)
+    if config.valuation != "exact":  # an exact valuation has no budget
+        options["stopping"] = market_stopping(config.max_evaluations, config.stderr_target)
     result = run_market(
         parties,
         learner,
@@ -183,21 +190,24 @@ def compute_custody_round(
 ) -> RoundOutcome:
     """A parties-custody round over Flower's deployment runtime
     (:func:`coopml.service.custody.run_custody_round`): no row is read here; the
-    settlement comes back from coopml's ServerApp. The operator keeps no model files
-    (prediction is not offered in this custody mode)."""
+    settlement and each party's customised model (computed by the operator from the
+    agents' statistics: coefficients and class moments, no row) come back from
+    coopml's ServerApp. The models are stored as in operator custody, so prediction and
+    the release policy apply; the release check cannot look for other parties' rows
+    (the operator holds none), so no model counts as releasable under
+    ``aggregate_only``."""
     from coopml.custody.learners import learner_spec
+    from coopml.custody.market import custom_models
     from coopml.market.settlement import Settlement
-    from coopml.service.custody import run_custody_round
+    from coopml.service.custody import CustodyFault, run_custody_round
 
     party_ids = {p.name: p.party_id for p in config.inputs.parties}
-    scorer = scorer_for(task)
-    if not isinstance(scorer, str):
-        raise ValueError("parties custody settles classification markets only for now")
     job = {
         "names": list(party_ids),
         "learner": learner_spec(build_learner(config.learner.model_dump(), task)),
         "validator": config.validation_party if config.tasks == "single" else None,
-        "scorer": scorer,
+        # the agents' scorer of the market's gain: accuracy, or clipped R² (regression)
+        "scorer": "accuracy" if task == "classification" else "clipped_r2",
         "rule": config.payment_rule,
         "price": config.fee_price,
         "empty_value": config.empty_value,
@@ -205,8 +215,42 @@ def compute_custody_round(
     report(0.05, "waiting for the parties' agents")
     result = run_custody_round(ctx, claim.round_id, job, party_ids)
     settlement = Settlement.from_dict(result["settlement"])
-    market_result = MarketResult(settlement=settlement, models={}, games=())
-    return RoundOutcome(market_result, None, party_ids, {}, len(config.inputs.features))
+    models = custom_models(result.get("models") or {})
+    declared = list(config.inputs.features)
+    features = [str(f) for f in result.get("features") or []] or declared
+    if declared and features != declared:  # never by position
+        raise CustodyFault(
+            f"the agents' feature columns {features} differ from the market's schema "
+            f"{declared}; their models would read rows in another order"
+        )
+    missing = sorted(set(party_ids) - set(models))
+    if missing:
+        raise CustodyFault(f"the ServerApp returned no model for {missing}")
+    widths = {
+        name: int(m.estimator.n_features_in_)
+        for name, m in models.items()
+        if not type(m.estimator).__name__.startswith("Dummy")  # constants read no column
+    }
+    wrong = {name: d for name, d in widths.items() if features and d != len(features)}
+    if wrong:
+        raise CustodyFault(
+            f"models of {sorted(wrong)} read {sorted(set(wrong.values()))} features, not the "
+            f"{len(features)} columns {features}"
+        )
+    if not features:  # the models' input order is unknown: offer no prediction
+        log.warning("round %s: the agents named no feature columns; no model kept", claim.round_id)
+        models = {}
+    report(0.95, "storing models")
+    blobs = {name: ctx.blobs.put(dump_model(m.estimator)) for name, m in models.items()}
+    why = (
+        "parties custody: the operator holds no training row to check the model "
+        "against, so it is not released under 'aggregate_only'"
+    )
+    checks = {name: {"releasable": False, "reason": why} for name in models}
+    market_result = MarketResult(settlement=settlement, models=models, games=())
+    return RoundOutcome(
+        market_result, None, party_ids, blobs, len(features), checks, features=features
+    )
 
 
 def json_safe(obj: Any) -> Any:
@@ -283,12 +327,12 @@ def settle_round(ctx: ServiceContext, claim: Claim, worker: str, outcome: RoundO
                         name=line.name,
                         fee=line.fee,
                         payout=line.payout,
-                        net=line.net_gain,
+                        net_gain=line.net_gain,
                         payoff=line.payoff,
                         improvement=line.improvement,
                         share=line.share,
-                        value_before=line.own_gain,
-                        value_after=line.model_gain,
+                        own_gain=line.own_gain,
+                        model_gain=line.model_gain,
                         members=list(line.members),
                     )
                 )
@@ -308,6 +352,11 @@ def settle_round(ctx: ServiceContext, claim: Claim, worker: str, outcome: RoundO
                     )
                 )
             write_ledger(s, rnd.id, settlement, outcome.party_ids)
+            inputs = dict(rnd.config).get("_inputs") or {}
+            if outcome.features and not inputs.get("features"):
+                # parties custody without a declared schema: the agents' column order,
+                # which predict rows must follow (shown as the round's features)
+                rnd.config = {**rnd.config, "_inputs": {**inputs, "features": outcome.features}}
             rnd.status = "completed"
             rnd.progress = 1.0
             rnd.finished_at = now

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AgentCheckIn",
     "ApiToken",
     "AuditEntry",
     "Base",
@@ -243,12 +244,12 @@ class SettlementLineRow(Base):
     name: Mapped[str] = mapped_column(String(64), nullable=False)
     fee: Mapped[float] = mapped_column(Float, nullable=False)
     payout: Mapped[float] = mapped_column(Float, nullable=False)
-    net: Mapped[float] = mapped_column(Float, nullable=False)
+    net_gain: Mapped[float] = mapped_column(Float, nullable=False)
     payoff: Mapped[float] = mapped_column(Float, nullable=False)
     improvement: Mapped[float] = mapped_column(Float, nullable=False)
     share: Mapped[float] = mapped_column(Float, nullable=False)
-    value_before: Mapped[float] = mapped_column(Float, nullable=False)
-    value_after: Mapped[float] = mapped_column(Float, nullable=False)
+    own_gain: Mapped[float] = mapped_column(Float, nullable=False)
+    model_gain: Mapped[float] = mapped_column(Float, nullable=False)
     members: Mapped[Any] = mapped_column(JSON, nullable=False)
 
 
@@ -329,3 +330,15 @@ class ChainHead(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, nullable=False)
     entry_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class AgentCheckIn(Base):
+    """A party's ``coopml agent`` of a parties-custody market: when it last checked in
+    (revision 0008; :mod:`coopml.service.custody`). One row per market and party,
+    updated in place: every process of the deployment (``coopml serve``, the
+    dashboard, a ``coopml worker`` elsewhere) sees the same agents."""
+
+    __tablename__ = "agent_checkins"
+    market_id: Mapped[str] = mapped_column(ForeignKey("markets.id"), primary_key=True)
+    party: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), nullable=False)

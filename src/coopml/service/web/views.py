@@ -22,6 +22,7 @@ __all__ = [
     "dataset_row",
     "market_row",
     "party_rows",
+    "privacy_cells",
     "round_row",
     "settlement_charts",
     "settlement_view",
@@ -165,7 +166,6 @@ def round_row(round_: Mapping[str, Any], *, progress_width: float = 160.0) -> di
 
 
 def _line(line: Mapping[str, Any]) -> dict[str, Any]:
-    net = _float(line.get("net", line.get("net_gain")))
     return {
         "party_id": line.get("party_id"),
         "name": _text(line.get("name")),
@@ -173,9 +173,42 @@ def _line(line: Mapping[str, Any]) -> dict[str, Any]:
         "fee_returned": _float(line.get("fee_returned")),
         "payout": _float(line.get("payout")),
         "payout_stderr": _float(line.get("payout_stderr", 0.0)),
-        "net": net,
-        "value_before": _float(line.get("value_before", line.get("own_gain"))),
-        "value_after": _float(line.get("value_after", line.get("model_gain"))),
+        "net_gain": _float(line.get("net_gain")),
+        "own_gain": _float(line.get("own_gain")),
+        "model_gain": _float(line.get("model_gain")),
+        "privacy": privacy_cells(line.get("privacy")),
+    }
+
+
+def privacy_cells(privacy: Any) -> dict[str, str] | None:
+    """A settlement line's ``privacy`` as the round page's privacy table shows it (None:
+    the party's statistics were exact).
+
+    Examples
+    --------
+    >>> privacy_cells({"noise": True, "epsilon": 1.0, "delta": 1e-05, "clip": 4.0,
+    ...                "target_clip": None, "releases": 4, "mu": 0.26805, "rho_zcdp": 0.0359})
+    {'epsilon': '1', 'delta': '1e-05', 'clip': '4', 'releases': '4', 'mu': '0.268', 'rho_zcdp': '0.0359'}
+    >>> privacy_cells({"noise": False, "epsilon": None, "delta": 1e-05, "clip": 4.0})["epsilon"]
+    '∞ (no noise)'
+    """  # noqa: E501
+    if not isinstance(privacy, Mapping):
+        return None
+
+    def g(key: str) -> str:
+        value = privacy.get(key)
+        return f"{value:.3g}" if isinstance(value, int | float) else "–"
+
+    clip = g("clip")
+    if isinstance(privacy.get("target_clip"), int | float):
+        clip += f" (targets {g('target_clip')})"
+    return {
+        "epsilon": g("epsilon") if privacy.get("noise") else "∞ (no noise)",
+        "delta": g("delta"),
+        "clip": clip,
+        "releases": _text(privacy.get("releases"), "–"),
+        "mu": g("mu") if privacy.get("noise") else "∞",
+        "rho_zcdp": g("rho_zcdp") if privacy.get("noise") else "∞",
     }
 
 
@@ -196,7 +229,8 @@ def settlement_view(settlement: Mapping[str, Any], viewer: Viewer) -> dict[str, 
         lines = [x for x in lines if viewer.owns(x["party_id"])]
     totals = None
     if viewer.is_operator and lines:
-        totals = {k: _sum(x[k] for x in lines) for k in ("fee", "fee_returned", "payout", "net")}
+        keys = ("fee", "fee_returned", "payout", "net_gain")
+        totals = {k: _sum(x[k] for x in lines) for k in keys}
     verified = settlement.get("verified")
     flags = [
         {"code": _text(f.get("code")), "message": _text(f.get("message"))}
@@ -213,7 +247,8 @@ def settlement_view(settlement: Mapping[str, Any], viewer: Viewer) -> dict[str, 
 
 def settlement_charts(lines: Sequence[Mapping[str, Any]]) -> list[Markup]:
     """SVG charts of a settlement's lines: fees, payouts, net gains (negative in red)
-    and each party's value before and after the market."""
+    and each party's own score and model score (the gains of a model trained on its own
+    data and of the one the market trained for it)."""
     if not lines:
         return []
     names = [str(x["name"]) for x in lines]
@@ -225,11 +260,11 @@ def settlement_charts(lines: Sequence[Mapping[str, Any]]) -> list[Markup]:
     charts = [
         svg.bar_chart(names, col("fee"), title="Fees paid", width=width, color="#8c959f"),
         svg.bar_chart(names, col("payout"), title="Payouts received", width=width),
-        svg.bar_chart(names, col("net"), title="Net gain", width=width, color="#1a7f37"),
+        svg.bar_chart(names, col("net_gain"), title="Net gain", width=width, color="#1a7f37"),
         svg.grouped_bar_chart(
             names,
-            [("value before", col("value_before")), ("value after", col("value_after"))],
-            title="Value before and after the market",
+            [("own score", col("own_gain")), ("model score", col("model_gain"))],
+            title="Own score and model score",
             width=width,
             height=260.0,
             colors=("#8c959f", "#1f6feb"),

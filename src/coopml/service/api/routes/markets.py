@@ -59,9 +59,13 @@ def read_market(market_id: str, caller: Caller, s: Db) -> dict[str, Any]:
 @router.post("/markets/{market_id}/agent")
 def agent_check_in(market_id: str, caller: Caller, s: Db, ctx: Ctx) -> dict[str, Any]:
     """A party's agent checks in (parties custody, the party's token): the address of
-    the service's SuperLink (Fleet API) to run its SuperNode against; the market then
-    lists the party among ``agents_connected`` for a minute."""
-    return markets.agent_connection(s, caller, ctx.settings, market_id)
+    the service's SuperLink (Fleet API) to run its SuperNode against and its
+    ``superlink_incarnation`` (a new id whenever the SuperLink restarts: the agent
+    restarts its SuperNode); the market then lists the party among
+    ``agents_connected`` for a minute (a row of the database)."""
+    connection = markets.agent_connection(s, caller, ctx.settings, market_id)
+    s.commit()
+    return connection
 
 
 @router.post("/markets/{market_id}/parties", status_code=201, response_model=PartyCreatedOut)
