@@ -40,10 +40,9 @@ def _utility(split, m: int, **kwargs) -> CountingUtility:
 def test_a_fast_utility_gets_whole_blocks_and_the_same_table(breast_cancer_split):
     utility = _utility(breast_cancer_split, 10)
     assert utility.fast_learner is not None and utility.block_size == 4096
-    calls: list[tuple[int, int]] = []
-    table, info = compute_table(utility, progress=lambda d, t: calls.append((d, t)))
+    table, info = compute_table(utility)
     # 1,024 coalitions fit in one block (32 per block before the floor)
-    assert utility.blocks == [1024] and calls == [(1024, 1024)]
+    assert utility.blocks == [1024]
     # the same values as coalition by coalition in blocks of 32, bit for bit
     small = np.concatenate(
         [utility.evaluate_masks(np.arange(s, s + 32, dtype=np.int64)) for s in range(0, 1024, 32)]
@@ -55,6 +54,15 @@ def test_every_worker_still_gets_a_block(breast_cancer_split):
     utility = _utility(breast_cancer_split, 6)
     compute_table(utility, executor=TwoWorkers())
     assert sorted(utility.blocks) == [32, 32]  # 64 coalitions over 2 workers
+
+
+def test_a_watched_table_keeps_small_blocks(breast_cancer_split):
+    """With a progress callback (the CLI's live progress) or a checkpoint, the report and
+    the checkpoints stay frequent: about 32 blocks a worker, as before the floor."""
+    utility = _utility(breast_cancer_split, 10)
+    calls: list[tuple[int, int]] = []
+    compute_table(utility, progress=lambda d, t: calls.append((d, t)))
+    assert utility.blocks == [32] * 32 and len(calls) >= 32
 
 
 def test_a_refitting_utility_keeps_small_blocks(breast_cancer_split):

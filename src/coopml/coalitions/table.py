@@ -75,11 +75,13 @@ def compute_table(
     resumed = 0 if partial is None else _resume(partial, table, failures)
     # A fast utility fits whole blocks at once, so it asks for larger ones; about 32
     # blocks a worker keep the progress report and the checkpoints frequent. A batched
-    # (fast) learner pays a fixed cost per block, so its blocks are never cut below
-    # its block size while every worker still gets one (small tables: coarser progress).
+    # (fast) learner pays a fixed cost per block, so when no one watches (no progress
+    # callback) and nothing is checkpointed, its blocks are never cut below its block
+    # size while every worker still gets one.
     largest = int(getattr(utility, "block_size", 256))
     smallest = 1
-    if getattr(utility, "fast_learner", None) is not None:
+    watched = progress is not None or cache_dir is not None
+    if getattr(utility, "fast_learner", None) is not None and not watched:
         smallest = min(largest, -(-total // runner.n_workers))
     block = int(np.clip(total // (32 * runner.n_workers), smallest, largest))
     blocks = [
