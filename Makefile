@@ -42,10 +42,10 @@ browser:
 	  $(SUDO) apt-get install -y -q chromium chromium-driver; }
 
 test: lint browser
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q
 
 test-fast: setup
-	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q -m "not slow"
 
 # Benchmarks run coopml beside its peers (pyDVL pins numpy<2: a separate environment).
 bench:

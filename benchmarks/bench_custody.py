@@ -99,6 +99,7 @@ def start_flower(root: Path, parties: list[Party], columns: list[str]) -> tuple[
             path = root / f"{p.name}-{kind}.csv"
             pd.DataFrame(X, columns=columns).assign(label=y).to_csv(path, index=False)
             config[kind] = path
+        config["rows"] = root / f"{p.name}.rows.npz"  # as `coopml agent` sets it
         deployment.add_node(p.name, config)
     deadline = time.monotonic() + 300
     while not all("SuperNode ID" in deployment.log(f"node-{p.name}") for p in parties):

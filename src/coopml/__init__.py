@@ -8,8 +8,9 @@ re-exported here.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from coopml._lazy import exports
 
 __version__ = "0.1.0"
 
@@ -32,10 +33,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'coopml' has no attribute {name!r}")
+__getattr__ = exports(__name__, _LAZY)
 
 
 __all__ = [

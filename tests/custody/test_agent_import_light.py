@@ -41,12 +41,13 @@ OPERATOR_SIDE = (
     "sklearn.discriminant_analysis",
     "flwr",
 )
+# what a message's process pays seconds for, and which hello, moments and newton need not
+HEAVY = ("pandas", "sklearn", "scipy")
 
 
-def _loaded_after(statement: str) -> list[str]:
+def _loaded_after(statement: str, watched: tuple[str, ...] = OPERATOR_SIDE) -> list[str]:
     code = (
-        f"import sys\n{statement}\n"
-        f"print('LOADED', [m for m in {OPERATOR_SIDE!r} if m in sys.modules])\n"
+        f"import sys\n{statement}\nprint('LOADED', [m for m in {watched!r} if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     line = [s for s in out.stdout.splitlines() if s.startswith("LOADED")]
@@ -72,6 +73,64 @@ def test_an_agent_answering_moments_still_loads_nothing_of_the_operator_side() -
 
 def test_the_check_can_fail() -> None:
     assert "coopml.custody.market" in _loaded_after("import coopml.custody.market")
+    assert _loaded_after("import coopml.data.datasets", HEAVY) == list(HEAVY)
+
+
+def test_the_agent_and_its_moments_and_newton_answers_load_no_pandas_scipy_or_sklearn() -> None:
+    statement = (
+        "import numpy as np\n"
+        "from coopml.custody.agent import Agent\n"
+        "from coopml.data.party import Party\n"
+        "a = Agent(Party('alice', [[0.0, 1.0], [2.0, 0.5], [1.0, 1.0]], [0, 1, 1]))\n"
+        "assert a.handle({'kind': 'moments', 'task': 'classification'})['n'] == 3.0\n"
+        "r = a.handle({'kind': 'newton', 'what': 'grad_hess', 'theta': np.zeros((1, 3)),\n"
+        "    'shift': np.zeros(2), 'fit_intercept': True, 'subset': [0, 1],\n"
+        "    'classes': [0, 1]})\n"
+        "assert r['hess'].shape == (1, 3, 3)"
+    )
+    assert _loaded_after(statement, HEAVY) == []
+
+
+def test_the_rows_cache_reads_the_files_once_and_follows_their_changes(tmp_path: Any) -> None:
+    """A node config's ``rows``: the first process parses the CSV files (pandas) and
+    keeps the arrays in a 0600 .npz; later processes load the same party from it
+    without pandas; a changed file is parsed again."""
+    train, val = tmp_path / "train.csv", tmp_path / "val.csv"
+    train.write_text("b,a,label\n0.5,1.0,0\n1.5,2.0,1\n2.5,0.0,1\n")
+    val.write_text("a,b,label\n1.0,1.0,1\n0.0,3.0,0\n")
+    config = {
+        "party": "alice",
+        "train": str(train),
+        "validation": str(val),
+        "target": "label",
+        "features": "a,b",
+        "rows": str(tmp_path / "alice.rows.npz"),
+    }
+    show = (
+        "from coopml.custody.agent import agent_from_config\n"
+        f"p = agent_from_config({config!r}).party\n"
+        "print('PARTY', p.X.tolist(), p.y.tolist(), p.X_val.tolist(), p.y_val.tolist(), "
+        "list(p.feature_names))"
+    )
+
+    def run() -> tuple[str, list[str]]:
+        code = f"import sys\n{show}\nprint('LOADED', [m for m in {HEAVY!r} if m in sys.modules])"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+        return lines["PARTY"], ast.literal_eval(lines["LOADED"])
+
+    first, loaded = run()
+    assert "pandas" in loaded
+    rows = "[[1.0, 0.5], [2.0, 1.5], [0.0, 2.5]] [0, 1, 1] [[1.0, 1.0], [0.0, 3.0]] [1, 0]"
+    assert first == f"{rows} ['a', 'b']"  # columns matched by name
+    assert (tmp_path / "alice.rows.npz").stat().st_mode & 0o777 == 0o600
+    again, loaded = run()
+    assert (again, loaded) == (first, [])
+    train.write_text("a,b,label\n9.0,8.0,1\n7.0,6.0,0\n")  # the party edits its file
+    changed, loaded = run()
+    assert "pandas" in loaded
+    assert changed.startswith("[[9.0, 8.0], [7.0, 6.0]] [1, 0] ")
 
 
 def test_the_package_names_resolve_on_first_use() -> None:

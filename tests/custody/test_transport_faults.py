@@ -7,6 +7,7 @@ naming the party, with nothing settled."""
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from typing import Any
 
@@ -221,3 +222,63 @@ def test_an_agent_back_on_the_same_node_gets_the_request_again() -> None:
         atol=1e-6,
     )
     assert [e["kind"] for e in back.log] == ["statistics"]
+
+
+class FlappingGrid(RestartingGrid):
+    """``party_2``'s node stays on the node list but the SuperLink answers every request
+    to it with ``NODE_UNAVAILABLE`` (a node that keeps reconnecting and dropping them)."""
+
+    def reply(self, node: int, message: Message) -> RecordDict | None:
+        agent = self.nodes[node]
+        if agent.name == "party_2" and decode(message.content).get("kind") == "statistics":
+            self._unavailable(message)
+            return None
+        return super().reply(node, message)
+
+
+def test_a_node_that_keeps_dropping_its_requests_fails_the_round_naming_it() -> None:
+    """Each return of a lost agent restarts its wait: without a bound, a node that
+    is listed as online but drops every request would keep the round running for ever
+    (the round's ``timeout`` is an hour here; the round ends within seconds)."""
+    parties, _ = _parties()
+    grid = FlappingGrid([Agent(p) for p in parties], {p.name: f"key-of-{p.name}" for p in parties})
+    started = time.monotonic()
+    with pytest.raises(AgentError, match=rf"'party_2': its request was sent {flower.RESENDS} "):
+        _run(grid, _job(parties, timeout=3600))
+    assert time.monotonic() - started < 60
+    assert len([m for m in grid.dropped.values()]) == flower.RESENDS + 1
+
+
+def test_run_job_gives_up_on_a_server_app_whose_heartbeat_stopped(tmp_path: Any) -> None:
+    """A ServerApp that died without writing its result (Flower ends a run it stops
+    counting as running with a BaseException) is noticed by its stale heartbeat."""
+    output = tmp_path / "round.json"
+    beat = output.with_suffix(".beat")
+    beat.write_text(str(time.time() - 10))
+    with pytest.raises(flower.RunLost, match="no heartbeat for 5 s"):
+        flower._check_beat(beat, waited=1.0, silence=5.0)
+    flower._check_beat(beat, waited=1.0, silence=60.0)  # recent enough: still running
+    beat.unlink()
+    flower._check_beat(beat, waited=1.0, silence=5.0)  # not started yet: still waiting
+    with pytest.raises(flower.RunLost, match="did not start within 5 s"):
+        flower._check_beat(beat, waited=6.0, silence=5.0)
+
+
+def test_a_server_app_ended_by_flower_still_writes_why(tmp_path: Any) -> None:
+    """Flower ends a run it no longer counts as running with a BaseException: the
+    ServerApp writes the failure (the service reads it) before it goes."""
+    from flwr.supercore.run import RunNotRunningException
+
+    class Ended(InProcessGrid):
+        def get_node_ids(self) -> list[int]:
+            raise RunNotRunningException
+
+    job_file = tmp_path / "round.job.json"
+    job_file.write_text(
+        json.dumps({"names": ["a"], "learner": {}, "output": str(tmp_path / "round.json")})
+    )
+    with pytest.raises(RunNotRunningException):
+        flower.serve_job(Ended([]), job_file)
+    result = json.loads((tmp_path / "round.json").read_text())
+    assert result["ok"] is False
+    assert "RunNotRunningException" in result["error"]

@@ -129,8 +129,16 @@ class Deployment:
             assert time.monotonic() < deadline, self.tail()
             time.sleep(0.2)
 
+    def wait_round(self, round_id: str, timeout: float = 600) -> dict[str, Any]:
+        """The finished round; past ``timeout``, every process's log tail."""
+        try:
+            return self.client.wait_round(round_id, timeout=timeout)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{self.tail()}") from None
+
     def tail(self) -> str:
         logs = sorted(self.root.glob("*.out")) + sorted(self.root.glob("serve-*.log"))
+        logs += sorted(self.data_dir.glob("custody/*.log"))  # the SuperLink's, ServerApps
         return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-1500:]}" for p in logs)
 
     def close(self) -> None:
@@ -186,7 +194,7 @@ def test_an_agent_killed_mid_round_and_restarted_resumes_the_round(
     before = d.answered("party_1")
     time.sleep(3)
     d.start_agent("party_1")  # a new process, so a new Flower node id
-    done = d.client.wait_round(rnd["id"], timeout=600)
+    done = d.wait_round(rnd["id"])
     assert done["status"] == "completed", (done["message"], d.tail())
     print(
         f"round with party_1 killed after {killed - started:.0f} s and restarted: "
@@ -223,7 +231,7 @@ def test_a_service_sigkilled_mid_round_settles_it_exactly_once(deployment: Deplo
     # the new SuperLink's incarnation at its next check-in and restarts its SuperNode
     # (no party restarts its agent)
     agents = dict(d.agents)
-    done = d.client.wait_round(rnd["id"], timeout=600)
+    done = d.wait_round(rnd["id"])
     assert done["status"] == "completed", (done["message"], d.tail())
     assert all(agents[p.name].poll() is None for p in parties)  # the same agents
     for p in parties:

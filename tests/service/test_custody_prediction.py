@@ -262,7 +262,8 @@ def test_learners_parties_custody_cannot_train_are_refused_at_opening(client: Te
 def test_regression_round_through_coopml_serve_and_three_agents(tmp_path: Path) -> None:
     """The same over the real runtime: ``coopml serve`` with its SuperLink, three
     ``coopml agent`` processes (SuperNodes) on loopback; a ridge market with per-party
-    tasks settles as operator custody and each party's model predicts as its model.
+    tasks settles as operator custody and each party's model predicts as its model;
+    then a round on one shared task settles as operator custody too.
     A few minutes on the shared test machine (every message starts a ClientApp)."""
     import os
     import signal
@@ -358,6 +359,21 @@ def test_regression_round_through_coopml_serve_and_three_agents(tmp_path: Path) 
         )
         expected = reference.models["party_1"].predict(rows[columns].to_numpy())
         np.testing.assert_allclose(predicted, expected, rtol=1e-8, atol=1e-8)
+
+        # one shared task (party_0's validation set) on the same agents
+        rnd = client.open_round(market["id"], "ridge", tasks="single", validation_party="party_0")
+        done = client.wait_round(rnd["id"], timeout=600)
+        assert done["status"] == "completed", done["message"]
+        shared = (parties[0].X_val, parties[0].y_val)
+        reference = run_market(parties, Ridge(), shared, scorer=clipped_r2, duplicates="ignore")
+        lines = {line["name"]: line["payout"] for line in client.settlement(rnd["id"])["lines"]}
+        assert max(abs(p.payout) for p in reference.settlement.parties) > 1e-3
+        np.testing.assert_allclose(
+            [lines[p.name] for p in reference.settlement.parties],
+            [p.payout for p in reference.settlement.parties],
+            rtol=0,
+            atol=1e-6,
+        )
     finally:
         for process in processes:
             for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -30,8 +30,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # a line never wraps: paths and values stay whole
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:

@@ -216,6 +216,8 @@ def agent_command(
         "features": ",".join(features),
         "log": str(log.resolve()),
         "key_file": str(log.resolve().with_suffix(".key")),
+        # the parsed files (0600), so that each message's process needs no pandas
+        "rows": str(log.resolve().with_suffix(".rows.npz")),
     }
     # the proof of the party (an HMAC key derived from the token), readable by us only
     write_private_file(Path(config["key_file"]), agent_key(hash_token(the_token)).encode())
@@ -246,17 +248,22 @@ def agent_command(
     )
     # the SuperNode starts Flower's own helper processes (flower-superexec, ...) by name:
     # they live next to this Python, which need not be on PATH (an unactivated venv)
+    # (and its SuperExec with Flower's polling sleeps shortened: coopml.custody.polling)
+    from coopml.custody.polling import command as polling_command
+    from coopml.custody.polling import shim
+
     here = str(Path(sys.executable).parent)
+    shims = str(shim(log.resolve().with_suffix(".bin")))
     env = {
         **os.environ,
         "FLWR_TELEMETRY_ENABLED": "0",
-        "PATH": f"{here}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PATH": os.pathsep.join([shims, here, os.environ.get("PATH", "")]),
     }
 
     def start() -> SuperNodeProcess:
         # a new ClientAppIo port at each start (loopback, one per agent); the same
         # node config, privacy settings and state file included
-        command = [str(Path(sys.executable).with_name("flower-supernode"))]
+        command = polling_command("supernode")  # flower-supernode, shorter sleeps
         command += ["--superlink", str(superlink)]
         command += ["--clientappio-api-address", f"127.0.0.1:{free_port()}"]
         command += ["--node-config", node_config, *tls]

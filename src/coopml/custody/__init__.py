@@ -12,8 +12,9 @@ for what the operator learns.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from coopml._lazy import exports
 
 if TYPE_CHECKING:
     from coopml.custody.agent import Agent, agent_from_config
@@ -44,10 +45,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'coopml.custody' has no attribute {name!r}")
+__getattr__ = exports(__name__, _LAZY)
 
 
 __all__ = [

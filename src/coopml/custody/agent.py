@@ -36,8 +36,11 @@ node config (:func:`agent_from_config`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,7 +58,7 @@ from coopml.custody.privacy import (
     whole,
     within_class_floor,
 )
-from coopml.data import Party
+from coopml.data.party import Party
 
 if TYPE_CHECKING:
     from coopml.custody.privacy_state import PrivacyState
@@ -222,7 +225,7 @@ class Agent:
 
     def _newton(self, request: Mapping[str, Any]) -> dict[str, Any]:
         from coopml.learning.fast._backend import NumpyBackend
-        from coopml.learning.fast.logistic import design, rows_grad_hess, rows_loss, targets
+        from coopml.learning.fast.logistic_loss import design, rows_grad_hess, rows_loss, targets
 
         priv = self._private
         X = self.party.X
@@ -450,6 +453,10 @@ def agent_from_config(config: Mapping[str, Any]) -> Agent:
     default ``"target"``) and ``features`` (comma-separated feature columns, matched by
     name; default every other column, in file order).
 
+    With ``rows`` (a path), the parsed files are kept there as a 0600 ``.npz`` keyed by
+    the SHA-256 of the files and of these settings, and read from it while the files are
+    unchanged: Flower starts a process for every message, which then needs no pandas.
+
     With ``epsilon``, ``delta`` and ``clip`` (and ``target_clip`` for regression,
     ``labels``, a JSON list of the market's classes, for classification) the agent
     adds Gaussian noise (:func:`~coopml.custody.privacy_state.mechanism_from_config`);
@@ -461,17 +468,7 @@ def agent_from_config(config: Mapping[str, Any]) -> Agent:
     for key in ("party", "train"):
         if key not in config:
             raise ValueError(f"node config must set {key!r}; received keys {sorted(config)}")
-    train = str(config["train"])
-    validation = str(config["validation"]) if config.get("validation") else None
-    features = str(config.get("features") or "")
-    reader = Party.from_parquet if train.endswith((".parquet", ".pq")) else Party.from_csv
-    party = reader(
-        str(config["party"]),
-        train,
-        str(config.get("target", "target")),
-        features=[f for f in features.split(",") if f] or None,
-        validation=validation,
-    )
+    party = _read_party(config)
     from coopml.custody.privacy_state import PrivacyState, mechanism_from_config
 
     privacy = mechanism_from_config(config)
@@ -488,6 +485,47 @@ def agent_from_config(config: Mapping[str, Any]) -> Agent:
         )
     state = PrivacyState(str(path), party.name)
     return Agent(party, privacy, state=state, round_key=str(config["round"]))
+
+
+def _read_party(config: Mapping[str, Any]) -> Party:
+    """The party of a node config's files, through its ``rows`` cache when it has one."""
+    name, target = str(config["party"]), str(config.get("target", "target"))
+    train = str(config["train"])
+    validation = str(config["validation"]) if config.get("validation") else None
+    features = [f for f in str(config.get("features") or "").split(",") if f] or None
+    cache = Path(str(config["rows"])) if config.get("rows") else None
+    key = ""
+    if cache is not None:
+        digest = hashlib.sha256(json.dumps([name, target, features]).encode())
+        for path in (train, validation):
+            digest.update(b"\0" + (Path(path).read_bytes() if path else b""))
+        key = digest.hexdigest()
+        try:
+            with np.load(cache, allow_pickle=False) as rows:
+                if str(rows["key"]) == key:
+                    val = ("X_val", "y_val") if "X_val" in rows.files else None
+                    return Party(
+                        name,
+                        rows["X"],
+                        rows["y"],
+                        *(rows[v] for v in val or ()),
+                        feature_names=[str(f) for f in rows["features"]] or None,
+                    )
+        except (OSError, ValueError, KeyError):  # no cache yet, or not one of ours
+            pass
+    reader = Party.from_parquet if train.endswith((".parquet", ".pq")) else Party.from_csv
+    party = reader(name, train, target, features=features, validation=validation)
+    labels = [party.y] + ([] if party.y_val is None else [party.y_val])
+    if cache is not None and all(y.dtype.kind in "biuf" for y in labels):  # (no pickles)
+        arrays: dict[str, Any] = {"key": np.array(key), "X": party.X, "y": party.y}
+        arrays["features"] = np.array(list(party.feature_names or []), dtype=str)
+        if party.X_val is not None:
+            arrays.update(X_val=party.X_val, y_val=party.y_val)
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, cache)
+    return party
 
 
 def __getattr__(name: str) -> Any:

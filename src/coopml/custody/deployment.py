@@ -32,6 +32,8 @@ from types import TracebackType
 from typing import Any
 
 from coopml.custody.flower import run_job, write_app
+from coopml.custody.polling import command as polling_command
+from coopml.custody.polling import shim
 
 __all__ = ["Deployment", "free_port", "is_loopback"]
 
@@ -95,11 +97,14 @@ class Deployment:
         self.home = self.root / "flwr-home"
         self.home.mkdir(exist_ok=True)
         self.bin = Path(sys.executable).parent
+        # the SuperLink and SuperNodes start their SuperExec by name: the shortened one
+        # first on PATH (coopml.custody.polling)
+        shims = shim(self.root / "bin")
         self.env = {
             **os.environ,
             "FLWR_TELEMETRY_ENABLED": "0",
             "FLWR_HOME": str(self.home),
-            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PATH": os.pathsep.join([str(shims), str(self.bin), os.environ.get("PATH", "")]),
         }
         self.ports = {k: free_port() for k in ("serverappio", "fleet", "control", "health")}
         self.fleet_address = fleet_address or f"127.0.0.1:{self.ports['fleet']}"
@@ -158,7 +163,7 @@ class Deployment:
         self._spawn(
             f"node-{party}",
             [
-                "flower-supernode",
+                *polling_command("supernode"),  # Flower's SuperNode, shorter sleeps
                 "--insecure",
                 "--superlink",
                 self.fleet_address,
@@ -187,7 +192,8 @@ class Deployment:
 
     def _spawn(self, name: str, command: list[str]) -> None:
         log = open(self.root / f"{name}.log", "wb")
-        command[0] = str(self.bin / command[0])
+        if not Path(command[0]).is_absolute():
+            command[0] = str(self.bin / command[0])
         self.processes[name] = subprocess.Popen(
             command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )

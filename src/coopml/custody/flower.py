@@ -31,10 +31,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,6 +67,9 @@ MESSAGE_TYPE = "query"
 POLL = 0.05
 #: Seconds between two looks for a disconnected agent's new node while replies wait.
 LOOK = 2.0
+#: How many times one exchange sends a party's request again (each time its agent came
+#: back); past that the party is named, so a node that keeps dropping it ends the round.
+RESENDS = 5
 
 
 def encode(message: Mapping[str, Any]) -> Any:
@@ -323,8 +328,8 @@ class FlowerTransport:
         when it was (re)sent, and a party whose node is known to be gone (Flower's
         ``NODE_UNAVAILABLE`` or ``MESSAGE_UNAVAILABLE``, or its node left the
         SuperLink) gets ``timeout`` seconds from then to return, on a new node or on
-        the same one reconnected; past that, an
-        :class:`~coopml.custody.checks.AgentError` names it.
+        the same one reconnected; past that, or once its request was sent again
+        :data:`RESENDS` times, an :class:`~coopml.custody.checks.AgentError` names it.
         """
         unknown = [name for name in requests if name not in self.nodes]
         if unknown:
@@ -332,6 +337,19 @@ class FlowerTransport:
         pending = self._push(requests)
         replies: dict[str, dict[str, Any]] = {}
         look = time.monotonic() + LOOK
+        resent: dict[str, int] = {}
+
+        def resend(names: list[str]) -> None:  # each party's wait ends: at most RESENDS
+            for name in names:
+                resent[name] = resent.get(name, 0) + 1
+                if resent[name] > RESENDS:
+                    raise AgentError(
+                        name,
+                        f"its request was sent {RESENDS} more times and never answered (its "
+                        "agent keeps disconnecting)",
+                    )
+            pending.update(self._push({name: pending[name].request for name in names}))
+
         while pending:
             wanted = {p.message_id for p in pending.values() if p.lost is None}
             wanted |= set(self.greetings)
@@ -342,7 +360,7 @@ class FlowerTransport:
                 if replied_to in self.greetings:
                     party = self._greeted(*self.greetings.pop(replied_to), reply)
                     if party in pending:  # the agent is back: send it the request again
-                        pending.update(self._push({party: pending[party].request}))
+                        resend([party])
                     continue
                 name = _waiting_for(pending, replied_to)
                 if name is None:  # the reply to a request already sent again
@@ -355,7 +373,7 @@ class FlowerTransport:
             if pending and time.monotonic() >= look:
                 back = self._look_for_lost_agents(pending)
                 if back:  # reconnected on the same node: send the request again
-                    pending.update(self._push({name: pending[name].request for name in back}))
+                    resend(back)
                 look = time.monotonic() + LOOK
             self._check_deadlines(pending)
             if pending:
@@ -545,18 +563,54 @@ def server_app() -> Any:
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        job = json.loads(Path(str(context.run_config["job"])).read_text())
-        output = Path(job["output"])
-        try:
-            result = _run(grid, job)
-        except Exception as exc:  # the caller reads the failure, naming the party
-            party = getattr(exc, "party", None)
-            result = {"ok": False, "error": str(exc), "party": party}
-        tmp = output.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, default=_jsonable))
-        tmp.replace(output)
+        serve_job(grid, Path(str(context.run_config["job"])))
 
     return app
+
+
+def serve_job(grid: Any, job_file: Path) -> None:
+    """Run the job in ``job_file`` over ``grid`` and write its result (or its failure)
+    to the job's ``output``, touching a heartbeat file beside it while it runs."""
+    job = json.loads(job_file.read_text())
+    output = Path(job["output"])
+    stop = threading.Event()
+    beat = threading.Thread(target=_beat, args=(_beat_file(output), stop), daemon=True)
+    beat.start()
+    try:
+        result = _run(grid, job)
+    except BaseException as exc:  # the caller reads the failure, naming the party
+        party = getattr(exc, "party", None)
+        # Flower ends a run it no longer counts as running (RunNotRunningException)
+        # or was stopped (a signal) with BaseExceptions: say so, never stay silent
+        error = str(exc) or f"the ServerApp was stopped ({type(exc).__name__})"
+        _write_result(output, {"ok": False, "error": error, "party": party})
+        if not isinstance(exc, Exception):
+            raise
+    else:
+        _write_result(output, result)
+    finally:
+        stop.set()
+
+
+#: Seconds between two heartbeats of a running ServerApp (:func:`run_job` reads them).
+BEAT = 5.0
+
+
+def _beat_file(output: Path) -> Path:
+    return output.with_suffix(".beat")
+
+
+def _beat(path: Path, stop: threading.Event) -> None:
+    """Touch ``path`` every :data:`BEAT` s until ``stop``: the round's ServerApp is alive."""
+    while not stop.is_set():
+        path.write_text(str(time.time()))
+        stop.wait(BEAT)
+
+
+def _write_result(output: Path, result: Mapping[str, Any]) -> None:
+    tmp = output.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, default=_jsonable))
+    tmp.replace(output)
 
 
 def _run(grid: Any, job: dict[str, Any]) -> dict[str, Any]:
@@ -646,8 +700,8 @@ def write_app(directory: str | os.PathLike[str]) -> Path:
 
 
 class RunLost(RuntimeError):
-    """The SuperLink that ran a round is gone (``run_job``'s ``alive`` said so): its
-    ServerApp and the round's messages went with it, so no result will come."""
+    """The SuperLink that ran a round is gone (``run_job``'s ``alive`` said so), or the
+    round's ServerApp is (its heartbeat stopped): no result will come."""
 
 
 def run_job(
@@ -657,6 +711,7 @@ def run_job(
     superlink: str = "coopml",
     wait: float = 300.0,
     alive: Callable[[], bool] | None = None,
+    silence: float = 180.0,
 ) -> dict[str, Any]:
     """Start a parties-custody round with ``flwr run`` and wait for its result.
 
@@ -665,7 +720,10 @@ def run_job(
     (where the ServerApp writes the result). ``flwr_home`` holds Flower's
     ``config.toml`` with the SuperLink connection ``superlink``. ``alive()``, checked
     while waiting, says whether the SuperLink the run was sent to still runs; when it
-    does not, :class:`RunLost` is raised at once instead of waiting ``wait`` seconds.
+    does not, :class:`RunLost` is raised at once instead of waiting ``wait`` seconds. So
+    it is when the round's ServerApp has not started after ``silence`` seconds, or its
+    heartbeat (a file it touches every :data:`BEAT` s) is ``silence`` seconds old: it
+    died without a result (Flower ends a run it no longer counts as running that way).
     """
     output = Path(job["output"])
     job_file = output.with_suffix(".job.json")
@@ -681,16 +739,40 @@ def run_job(
     )
     if started.returncode != 0:
         raise RuntimeError(f"flwr run failed: {(started.stdout + started.stderr)[-2000:]}")
-    deadline = time.monotonic() + wait
-    while not output.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no result at {output} after {wait:g} s")
-        if alive is not None and not alive():
-            raise RunLost(f"the SuperLink that ran {output.name} stopped before its result")
-        time.sleep(0.2)
+    started_at = time.monotonic()
+    deadline = started_at + wait
+    beat = _beat_file(output)
+    try:
+        while not output.exists():
+            now = time.monotonic()
+            if now > deadline:
+                raise TimeoutError(f"no result at {output} after {wait:g} s")
+            if alive is not None and not alive():
+                raise RunLost(f"the SuperLink that ran {output.name} stopped before its result")
+            _check_beat(beat, now - started_at, silence)
+            time.sleep(0.2)
+    finally:
+        beat.unlink(missing_ok=True)
     result = json.loads(output.read_text())
     assert isinstance(result, dict)
     return result
+
+
+def _check_beat(beat: Path, waited: float, silence: float) -> None:
+    """A :class:`RunLost` once the round's ServerApp is known to be gone: it has not
+    started within ``silence`` seconds, or its last heartbeat is ``silence`` s old."""
+    try:
+        last = float(beat.read_text() or "nan")
+    except (OSError, ValueError):
+        last = math.nan
+    if math.isnan(last):
+        if waited > silence:
+            raise RunLost(f"the round's ServerApp did not start within {silence:g} s")
+        return
+    if time.time() - last > silence:
+        raise RunLost(
+            f"the round's ServerApp stopped without a result (no heartbeat for {silence:g} s)"
+        )
 
 
 def __getattr__(name: str) -> Any:

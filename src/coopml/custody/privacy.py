@@ -127,8 +127,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import brentq
-from scipy.special import log_ndtr
 
 from coopml._validation import RandomState, check_random_state
 
@@ -157,6 +155,8 @@ def gdp_delta(mu: float, epsilon: float) -> float:
     >>> round(gdp_delta(1.0, 1.0), 4)
     0.1269
     """
+    from scipy.special import log_ndtr  # (here: the agent's light import)
+
     if mu == 0.0:
         return 0.0
     a = -epsilon / mu + mu / 2.0
@@ -179,6 +179,8 @@ def gdp_mu(epsilon: float, delta: float) -> float:
     """
     if math.isinf(epsilon):
         return math.inf
+    from scipy.optimize import brentq
+
     hi = 1.0
     while gdp_delta(hi, epsilon) < delta:
         hi *= 2.0
@@ -232,6 +234,8 @@ def compose_rounds(mus: Sequence[float], delta: float) -> dict[str, float]:
     elif gdp_delta(mu, 0.0) <= delta:  # mu = 0, or tiny: (0, delta)-DP already
         epsilon = 0.0
     else:
+        from scipy.optimize import brentq
+
         hi = 1.0
         while gdp_delta(mu, hi) > delta:
             hi *= 2.0

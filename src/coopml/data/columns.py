@@ -12,10 +12,12 @@ says to ignore them.
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ColumnError", "check_columns", "job_features", "select_features"]
 
@@ -61,6 +63,7 @@ def check_columns(
 
     Examples
     --------
+    >>> import pandas as pd
     >>> df = pd.DataFrame({"age": [1], "BMI": [2.0], "y": [0]})
     >>> check_columns("b.csv", df, "y", ["age", "bmi"])
     Traceback (most recent call last):
@@ -124,6 +127,7 @@ def select_features(label: str, X: Any, features: Sequence[str] | None) -> Any:
 
     Examples
     --------
+    >>> import pandas as pd
     >>> V = pd.DataFrame({"bmi": [2.0], "age": [30]})
     >>> select_features("validation", V, ["age", "bmi"]).columns.tolist()
     ['age', 'bmi']
@@ -132,7 +136,8 @@ def select_features(label: str, X: Any, features: Sequence[str] | None) -> Any:
     ...
     coopml.data.columns.ColumnError: validation has no column 'bmi' (did you mean 'BMI'?); ...
     """
-    if features is None or not isinstance(X, pd.DataFrame):
+    pandas = sys.modules.get("pandas")  # not imported: X cannot be a DataFrame
+    if features is None or pandas is None or not isinstance(X, pandas.DataFrame):
         return X
     features = [str(f) for f in features]
     columns = [str(c) for c in X.columns]
@@ -176,6 +181,7 @@ def job_features(
 
     Examples
     --------
+    >>> import pandas as pd
     >>> a = pd.DataFrame({"age": [1], "bmi": [2.0], "y": [0]})
     >>> b = pd.DataFrame({"y": [1], "bmi": [3.0], "age": [4]})  # another order: same columns
     >>> job_features({"a": (a, "y"), "b": (b, "y")})

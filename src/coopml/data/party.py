@@ -15,16 +15,20 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy import sparse
-from sklearn.exceptions import NotFittedError
 
 from coopml._validation import check_2d_features, check_choice
 from coopml.data.columns import _check_unique, select_features
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas, SciPy and scikit-learn are imported where a file or an encoder is read: a
+# parties-custody agent builds its Party in a fresh process for every Flower message
+# (tests/custody/test_agent_import_light.py)
 
 __all__ = ["Encoder", "Party", "check_parties", "feature_names", "party_warnings"]
 
@@ -285,6 +289,7 @@ class Party:
 
         Examples
         --------
+        >>> import pandas as pd
         >>> df = pd.DataFrame({"age": [30, 40, 50], "income": [1.0, 2.0, 3.0], "y": [0, 1, 1]})
         >>> Party.from_dataframe("a", df, target="y").X.tolist()
         [[30.0, 1.0], [40.0, 2.0], [50.0, 3.0]]
@@ -328,10 +333,13 @@ class Party:
         --------
         >>> import pathlib, tempfile
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.csv"
+        >>> import pandas as pd
         >>> pd.DataFrame({"x": [1.5, 2.5], "label": ["no", "yes"]}).to_csv(path, index=False)
         >>> Party.from_csv("a", path, target="label").y.tolist()
         ['no', 'yes']
         """
+        import pandas as pd
+
         return cls._from_file(
             pd.read_csv, name, path, target, features, validation, encoder, metadata, allow_missing
         )
@@ -358,10 +366,13 @@ class Party:
         --------
         >>> import pathlib, tempfile
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.parquet"
+        >>> import pandas as pd
         >>> pd.DataFrame({"x": [1.5, 2.5], "y": [0, 1]}).to_parquet(path)
         >>> Party.from_parquet("a", path, target="y").n_samples
         2
         """
+        import pandas as pd
+
         return cls._from_file(
             pd.read_parquet,
             name,
@@ -387,6 +398,8 @@ class Party:
         metadata: Mapping[str, Any] | None,
         allow_missing: bool,
     ) -> Party:
+        import pandas as pd
+
         where = f"party {name!r} ({os.fspath(path)})"
         val: tuple[str, pd.DataFrame] | None = None
         if isinstance(validation, pd.DataFrame):
@@ -410,6 +423,8 @@ class Party:
         allow_missing: bool,
     ) -> Party:
         """A party from ``(where, frame)`` pairs; ``where`` names the frame in messages."""
+        import pandas as pd
+
         where, df = train
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"parameter 'df' must be a pandas DataFrame; got {type(df).__name__}")
@@ -463,6 +478,8 @@ def read_table(
     ...
     coopml.data.columns.ColumnError: party 'h1' (h1.csv): column 'bmi' appears twice; ...
     """
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{where}: no such file {os.fspath(path)!r}")
@@ -502,6 +519,8 @@ def _split_frame(
     allow_missing: bool,
 ) -> tuple[NDArray[np.float64], NDArray[Any]]:
     """Features (encoded if ``encoder``) and labels of ``frame``; errors begin with ``where``."""
+    import pandas as pd
+
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"{where} must be a pandas DataFrame; got {type(frame).__name__}")
     if frame.shape[0] == 0:
@@ -528,6 +547,8 @@ def _split_frame(
                 "parameter 'encoder' must have a transform(DataFrame) method; "
                 f"got {type(encoder).__name__}"
             )
+        from sklearn.exceptions import NotFittedError
+
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -541,7 +562,7 @@ def _split_frame(
             raise ValueError(f"{where}: {exc}") from None
         for warning in caught:  # name the file (an unseen category, say)
             warnings.warn(f"{where}: {warning.message}", warning.category, stacklevel=4)
-        if sparse.issparse(X):
+        if hasattr(X, "toarray"):  # a SciPy sparse matrix
             X = X.toarray()
     X = np.asarray(X, dtype=np.float64)
     if not allow_missing and np.isnan(X).any():

@@ -309,7 +309,8 @@ def _run_on_live_superlink(
     """``flwr run`` the round on the SuperLink this service runs now, and run it again
     (with a fresh output file) if that SuperLink is replaced before the result comes: a
     restarted service reaps the SuperLink a killed one left behind, and a round sent to
-    that one would otherwise wait for a result that never comes."""
+    that one would otherwise wait for a result that never comes; so is a round whose
+    ServerApp died without a result (:class:`~coopml.custody.flower.RunLost`)."""
     from coopml.custody.flower import RunLost, run_job
 
     for attempt in range(tries):
@@ -329,8 +330,8 @@ def _run_on_live_superlink(
                 wait=wait,
                 alive=lambda: superlink_incarnation(settings) == incarnation,
             )
-        except RunLost:
-            log.warning("the SuperLink was replaced during a round; running it again")
+        except RunLost as exc:
+            log.warning("%s; running the round again", exc)
             if attempt == tries - 1:
                 raise
         finally:

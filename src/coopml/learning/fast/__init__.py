@@ -29,25 +29,45 @@ uses only device-agnostic torch calls but has not been run on a GPU by the test 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.typing import NDArray
+from coopml._lazy import exports
 
-from coopml.learning.fast._backend import (
-    Backend,
-    NumpyBackend,
-    TorchBackend,
-    get_backend,
-    set_default_device,
-    use_device,
-)
-from coopml.learning.fast._base import FastBlock, FastLearner, membership
-from coopml.learning.fast.discriminant import FastLinearDiscriminantAnalysis
-from coopml.learning.fast.linear import FastLinearRegression
-from coopml.learning.fast.logistic import FastLogisticRegression
-from coopml.learning.fast.naive_bayes import FastGaussianNB
+if TYPE_CHECKING:
+    from coopml.learning.fast._backend import (
+        Backend,
+        NumpyBackend,
+        TorchBackend,
+        get_backend,
+        set_default_device,
+        use_device,
+    )
+    from coopml.learning.fast._base import FastBlock, FastLearner, membership
+    from coopml.learning.fast.discriminant import FastLinearDiscriminantAnalysis
+    from coopml.learning.fast.linear import FastLinearRegression
+    from coopml.learning.fast.logistic import FastLogisticRegression
+    from coopml.learning.fast.naive_bayes import FastGaussianNB
+    from coopml.learning.fast.select import FAST_LEARNERS, fast_learner_for
+
+# Imported on first use (PEP 562): a parties-custody agent, a fresh process for every
+# Flower message, needs the logistic rows' kernels, not scikit-learn's estimators
+_LAZY = {
+    **dict.fromkeys(
+        ["Backend", "NumpyBackend", "TorchBackend", "get_backend", "set_default_device"],
+        "_backend",
+    ),
+    "use_device": "_backend",
+    **dict.fromkeys(["FastBlock", "FastLearner", "membership"], "_base"),
+    "FastLinearDiscriminantAnalysis": "discriminant",
+    "FastLinearRegression": "linear",
+    "FastLogisticRegression": "logistic",
+    "FastGaussianNB": "naive_bayes",
+    **dict.fromkeys(["FAST_LEARNERS", "fast_learner_for"], "select"),
+}
+
+
+__getattr__ = exports(__name__, _LAZY)
+
 
 __all__ = [
     "FAST_LEARNERS",
@@ -66,47 +86,3 @@ __all__ = [
     "set_default_device",
     "use_device",
 ]
-
-#: The fast learners, tried in order.
-FAST_LEARNERS: tuple[type[FastLearner], ...] = (
-    FastLinearRegression,
-    FastLinearDiscriminantAnalysis,
-    FastGaussianNB,
-    FastLogisticRegression,
-)
-
-
-def fast_learner_for(
-    estimator: Any,
-    X_parts: Sequence[NDArray[np.float64]],
-    y_parts: Sequence[NDArray[Any]],
-    X_val: NDArray[np.float64],
-    device: str | None = None,
-) -> FastLearner | None:
-    """The fast learner reproducing ``estimator``, built on the parties' rows, or ``None``.
-
-    Parameters
-    ----------
-    estimator : scikit-learn estimator
-        Matched by exact class and parameters (a subclass or a pipeline is not matched).
-    X_parts, y_parts : sequences of arrays
-        Each party's training rows, in player order.
-    X_val : ndarray of shape (n_val, n_features)
-    device : str, optional
-        ``None`` (the default device, numpy unless set), ``"numpy"``, or a torch device
-        such as ``"cpu"`` or ``"cuda"`` (needs torch).
-
-    Examples
-    --------
-    >>> from sklearn.linear_model import Ridge
-    >>> from sklearn.tree import DecisionTreeRegressor
-    >>> X, y = np.eye(3), np.arange(3.0)
-    >>> type(fast_learner_for(Ridge(), [X], [y], X)).__name__
-    'FastLinearRegression'
-    >>> fast_learner_for(DecisionTreeRegressor(), [X], [y], X) is None
-    True
-    """
-    for cls in FAST_LEARNERS:
-        if cls.supports(estimator) and cls.suits(X_parts, y_parts):
-            return cls(estimator, X_parts, y_parts, X_val, device=device)
-    return None

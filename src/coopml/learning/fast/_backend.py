@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import expit, log_softmax, softmax
 
 __all__ = [
     "Backend",
@@ -180,14 +179,17 @@ class Backend:
     def eigvalsh(self, C: Any) -> Any:
         return np.linalg.eigvalsh(C)
 
+    # numpy only (stable forms): a parties-custody agent imports this module in a fresh
+    # process for every Flower message, and SciPy would double its start-up
     def expit(self, x: Any) -> Any:
-        return expit(x)
+        return np.exp(-np.logaddexp(0.0, -x))
 
     def softmax(self, x: Any, axis: int) -> Any:
-        return softmax(x, axis=axis)
+        return np.exp(self.log_softmax(x, axis))
 
     def log_softmax(self, x: Any, axis: int) -> Any:
-        return log_softmax(x, axis=axis)
+        shifted = x - x.max(axis=axis, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
     def logaddexp0(self, x: Any) -> Any:
         """``log(1 + exp(x))`` without overflow."""
