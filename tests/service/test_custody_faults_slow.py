@@ -142,8 +142,7 @@ class Deployment:
         return "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-1500:]}" for p in logs)
 
     def close(self) -> None:
-        for process in self.agents.values():
-            _stop(process)
+        _stop(*self.agents.values())
         if self.server is not None:
             _stop(self.server)
         # a SuperLink a killed service left behind (the restarted service kills it too)

@@ -57,17 +57,24 @@ def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
         )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def _stop(*processes: subprocess.Popen[bytes]) -> None:
+    """SIGTERM each process's group at once (an agent stops its SuperNode, the service
+    its SuperLink), wait up to 15 s for all, then SIGKILL what is left of each group."""
+    for process in processes:
         try:
-            os.killpg(process.pid, sig)  # the whole group: Flower's children too
+            os.killpg(process.pid, signal.SIGTERM)  # the whole group: Flower's children too
         except ProcessLookupError:
-            return
+            pass
+    deadline = time.monotonic() + 15
+    for process in processes:
         try:
-            process.wait(15)
-            if sig == signal.SIGTERM:
-                time.sleep(1)  # let its group exit, then make sure
+            process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            pass
+    for process in processes:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
 
 
@@ -129,8 +136,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             "root": root,
         }
     finally:
-        for process in agents.values():
-            _stop(process)
+        _stop(*agents.values())
         _stop(server)
 
 
