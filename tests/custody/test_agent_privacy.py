@@ -22,7 +22,13 @@ from typer.testing import CliRunner
 from coopml.cli import app
 from coopml.cli.agent import privacy_config
 from coopml.custody.agent import Agent, agent_from_config
-from coopml.custody.privacy import GaussianMechanism, PrivateRelease, gdp_delta, gdp_mu
+from coopml.custody.privacy import (
+    GaussianMechanism,
+    PrivateRelease,
+    compose_rounds,
+    gdp_delta,
+    gdp_mu,
+)
 from coopml.custody.privacy_state import PrivacyState
 from coopml.data import Party
 
@@ -80,6 +86,11 @@ def _config(tmp_path: Path, task: str, round_key: str = "run-1") -> dict[str, An
         ),
         (["--target-clip", "2"], "--target-clip set the privacy noise, which needs --epsilon"),
         (["--labels", "0,1"], "--labels set the privacy noise"),
+        (["--lifetime-epsilon", "4"], "needs --epsilon, --delta and --clip; received 4.0 without"),
+        (
+            ["--epsilon", "1", "--delta", "1e-5", "--clip", "3", "--lifetime-epsilon", "0"],
+            "--lifetime-epsilon must be positive",
+        ),
     ],
 )
 def test_cli_refuses_bad_privacy_options_before_asking_the_service(
@@ -245,6 +256,32 @@ def test_the_cumulative_spend_is_recorded_and_logged(tmp_path: Path) -> None:
     assert [line["privacy"]["total"]["rounds"] for line in lines] == [1, 2, 3]
     assert lines[-1]["privacy"]["total"]["epsilon"] == pytest.approx(total["epsilon"])
     assert lines[-1]["privacy"]["epsilon"] == EPS and lines[-1]["privacy"]["delta"] == DELTA
+
+
+def test_a_lifetime_budget_refuses_the_round_that_would_exceed_it(tmp_path: Path) -> None:
+    """``lifetime_epsilon``: rounds are answered while the composed spend, this round
+    included, stays within it; the next round is refused before any release (its
+    message names the party, the budget, the spend and what the round would bring),
+    while a round already started is answered to its end."""
+    moments = {"kind": "moments", "task": "classification"}
+    mu = gdp_mu(EPS, DELTA)
+    rounds = next(n for n in range(1, 50) if compose_rounds([mu] * (n + 1), DELTA)["epsilon"] > 3.0)
+    for i in range(rounds):
+        config = {**_config(tmp_path, "classification", f"run-{i}"), "lifetime_epsilon": "3.0"}
+        agent_from_config(config).handle(moments)
+    state_file = Path(config["log"]).with_suffix(".privacy.json")
+    before = state_file.read_bytes()
+    refused = {**config, "round": "run-next"}
+    with pytest.raises(ValueError, match=r"party 'alice' has a lifetime privacy budget of ep") as e:
+        agent_from_config(refused).handle(moments)
+    assert f"over {rounds} rounds" in str(e.value) and "it answers no new round" in str(e.value)
+    assert state_file.read_bytes() == before  # nothing released, nothing recorded
+    # the last round that fitted is still answered (a resent or later message of it)
+    assert agent_from_config(config).handle(moments)["n"] > 0
+    # without the budget the same state answers (the spend is still recorded)
+    del refused["lifetime_epsilon"]
+    agent_from_config(refused).handle(moments)
+    assert json.loads(state_file.read_text())["total"]["rounds"] == rounds + 1
 
 
 def test_the_state_file_refuses_another_mechanism_or_party(tmp_path: Path) -> None:

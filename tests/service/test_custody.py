@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from fastapi.testclient import TestClient
 from tests.service.conftest import API, OPERATOR_TOKEN, breast_cancer_csvs
 
@@ -175,3 +176,54 @@ def test_agent_checks_its_files_locally_like_an_upload(
         app, [*args, "--train", str(good)], env={**env, "COOPML_TOKEN": token}
     )
     assert wrong.exit_code != 0 and "operator custody" in wrong.output
+
+
+def test_an_agent_whose_lifetime_budget_is_spent_refuses_to_start(
+    client: TestClient, monkeypatch, tmp_path
+) -> None:
+    """``coopml agent --lifetime-epsilon``: with the party's recorded spend such that no
+    further round fits, the agent says so and stops before starting its SuperNode."""
+    from typer.testing import CliRunner
+
+    from coopml.cli import agent as cli_agent
+    from coopml.cli import app
+    from coopml.cli import client as cli_client
+    from coopml.custody.privacy import GaussianMechanism
+    from coopml.custody.privacy_state import PrivacyState
+    from coopml.service.client import CoopmlClient
+
+    monkeypatch.setattr(
+        cli_client,
+        "make_client",
+        lambda url, token, timeout=30.0: CoopmlClient(url, token, http_client=client),
+    )
+    started: list[object] = []
+    monkeypatch.setattr(cli_agent, "supervise_node", lambda *a, **k: started.append(a))
+    schema = {
+        "target": "label",
+        "label_type": "integer",
+        "classes": [0, 1],
+        "features": [{"name": "a", "type": "number"}, {"name": "b", "type": "number"}],
+    }
+    market = _market(client, custody="parties", schema=schema)
+    token = _party(client, market["id"])["Authorization"].split()[1]
+    name = client.get(f"{API}/me", headers={"Authorization": f"Bearer {token}"}).json()["name"]
+    train = tmp_path / "alice.csv"
+    train.write_text("a,b,label\n0.5,1.0,0\n1.5,2.0,1\n")
+    log = tmp_path / "alice.log"
+    state = PrivacyState(log.with_suffix(".privacy.json"), name)
+    m = GaussianMechanism(1.0, 1e-5, clip=4.0, labels=(0, 1))
+    for run in ("run-1", "run-2"):  # two rounds spent: epsilon 1.47 at delta 1e-5
+        with state.round(run, m) as rnd:
+            rnd.release.release("sum_x", np.zeros(2), 1.0, "classification")
+    env = {"COOPML_URL": "http://testserver", "COOPML_TOKEN": token, "COLUMNS": "200"}
+    args = ["agent", "--market", market["id"], "--target", "label", "--train", str(train)]
+    args += ["--log", str(log), "--superlink", "127.0.0.1:1"]
+    args += ["--epsilon", "1", "--delta", "1e-5", "--clip", "4"]
+    refused = CliRunner().invoke(app, [*args, "--lifetime-epsilon", "1.6"], env=env)
+    assert refused.exit_code != 0, refused.output
+    assert "lifetime privacy budget of epsilon 1.6" in refused.output
+    assert "spent 1.465 over 2 rounds" in refused.output and not started
+    ok = CliRunner().invoke(app, [*args, "--lifetime-epsilon", "4"], env=env)
+    assert ok.exit_code == 0, ok.output
+    assert "of a lifetime epsilon 4" in ok.output and len(started) == 1

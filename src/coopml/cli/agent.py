@@ -134,6 +134,14 @@ def agent_command(
             show_default=False,
         ),
     ] = None,
+    lifetime_epsilon: Annotated[
+        float | None,
+        typer.Option(
+            help="Privacy: the lifetime budget; a new round that would bring the composed "
+            "spend over all rounds (at --delta) above this epsilon is refused.",
+            show_default=False,
+        ),
+    ] = None,
     url: UrlOpt = DEFAULT_URL,
     token: TokenOpt = None,
 ) -> None:
@@ -143,6 +151,12 @@ def agent_command(
 
     try:  # the options alone, before anything is asked of the service
         check_privacy_options(epsilon, delta, clip, target_clip, labels)
+        if lifetime_epsilon is not None and (epsilon is None or not lifetime_epsilon > 0):
+            raise ValueError(
+                "--lifetime-epsilon must be positive (inf: no limit) and needs --epsilon, "
+                f"--delta and --clip; received {lifetime_epsilon}"
+                + ("" if epsilon is not None else " without --epsilon")
+            )
     except ValueError as exc:
         raise fail(str(exc)) from None
 
@@ -224,17 +238,24 @@ def agent_command(
     if validation is not None:
         config["validation"] = str(validation.resolve())
     if privacy:
-        from coopml.custody.privacy_state import PrivacyState, describe_total
+        from coopml.custody.privacy_state import PrivacyState, describe_total, mechanism_from_config
 
         config.update(privacy, privacy_state=str(log.resolve().with_suffix(".privacy.json")))
+        if lifetime_epsilon is not None:
+            config["lifetime_epsilon"] = repr(float(lifetime_epsilon))
         try:
-            spent = PrivacyState(config["privacy_state"], party).total()
+            state = PrivacyState(config["privacy_state"], party, lifetime_epsilon)
+            spent = state.total()
+            mechanism = mechanism_from_config(privacy)
+            assert mechanism is not None
+            state.check_new_round(mechanism)  # a spent budget: say so now, not mid-round
         except ValueError as exc:
             raise fail(str(exc)) from None
         console.print(
             f"privacy: each round ({privacy['epsilon']}, {privacy['delta']})-differentially "
-            f"private, rows clipped to {privacy['clip']}; {describe_total(spent)} "
-            f"(state: {config['privacy_state']})",
+            f"private, rows clipped to {privacy['clip']}; {describe_total(spent)}"
+            + ("" if lifetime_epsilon is None else f" of a lifetime epsilon {lifetime_epsilon:g}")
+            + f" (state: {config['privacy_state']})",
             highlight=False,
             soft_wrap=True,
         )

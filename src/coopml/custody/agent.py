@@ -463,7 +463,9 @@ def agent_from_config(config: Mapping[str, Any]) -> Agent:
     its privacy state then lives in the file ``privacy_state`` (default: ``log`` with
     the suffix ``.privacy.json``), keyed by ``round`` (the ClientApp sets it to Flower's
     run id), so that the agents built afresh for each message of a round spend one
-    budget and never repeat a noise draw (:mod:`coopml.custody.privacy_state`).
+    budget and never repeat a noise draw (:mod:`coopml.custody.privacy_state`); with
+    ``lifetime_epsilon`` a new round that would bring the party's composed spend over
+    it is refused.
     """
     for key in ("party", "train"):
         if key not in config:
@@ -483,7 +485,10 @@ def agent_from_config(config: Mapping[str, Any]) -> Agent:
             "log) and the round (round: Flower's run id, which the ClientApp adds); "
             f"received keys {sorted(config)}"
         )
-    state = PrivacyState(str(path), party.name)
+    lifetime = config.get("lifetime_epsilon")
+    state = PrivacyState(
+        str(path), party.name, None if lifetime in (None, "") else float(str(lifetime))
+    )
     return Agent(party, privacy, state=state, round_key=str(config["round"]))
 
 

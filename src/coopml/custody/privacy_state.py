@@ -159,6 +159,12 @@ class PrivacyState:
         the processes that answer messages).
     party : str
         The party's name; a file written for another party is refused.
+    lifetime_epsilon : float, optional
+        The party's lifetime budget: a new round whose noise would bring the composed
+        spend over all its rounds (:func:`~coopml.custody.privacy.compose_rounds`, at
+        the rounds' delta) above this epsilon is refused before anything is released
+        (:meth:`check_new_round`); a round already started is answered to its end.
+        ``None``: no limit (the spend is still recorded).
 
     Examples
     --------
@@ -173,9 +179,54 @@ class PrivacyState:
     (1, 1, '0o600')
     """
 
-    def __init__(self, path: str | os.PathLike[str], party: str) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], party: str, lifetime_epsilon: float | None = None
+    ) -> None:
         self.path = Path(path)
         self.party = str(party)
+        if lifetime_epsilon is not None and not float(lifetime_epsilon) > 0:
+            raise ValueError(
+                f"parameter 'lifetime_epsilon' must be positive (inf: no limit); "
+                f"received {lifetime_epsilon!r}"
+            )
+        self.lifetime_epsilon = None if lifetime_epsilon is None else float(lifetime_epsilon)
+
+    def check_new_round(
+        self, mechanism: GaussianMechanism, data: dict[str, Any] | None = None
+    ) -> None:
+        """Refuse (``ValueError``) a new round of ``mechanism`` that would bring the
+        party's composed spend over :attr:`lifetime_epsilon`.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from coopml.custody.privacy import GaussianMechanism
+        >>> path = Path(tempfile.mkdtemp()) / "alice.privacy.json"
+        >>> state = PrivacyState(path, "alice", lifetime_epsilon=1.2)
+        >>> m = GaussianMechanism(1.0, 1e-5, clip=1.0)
+        >>> state.check_new_round(m)  # the first round fits
+        >>> with state.round("run-1", m) as rnd:
+        ...     _ = rnd.release.release("sum_x", np.zeros(2), 1.0, "classification")
+        >>> state.check_new_round(m)
+        Traceback (most recent call last):
+        ...
+        ValueError: party 'alice' has a lifetime privacy budget of epsilon 1.2 ...
+        """
+        if self.lifetime_epsilon is None:
+            return
+        data = self.read() if data is None else data
+        mus = [float(r["mu"]) for r in data["rounds"].values() if r["spent"] > 0]
+        delta = float(mechanism.delta)
+        after = compose_rounds([*mus, float(mechanism.mu)], delta)["epsilon"]
+        if after <= self.lifetime_epsilon:
+            return
+        spent = compose_rounds(mus, delta)["epsilon"] if mus else 0.0
+        raise ValueError(
+            f"party {self.party!r} has a lifetime privacy budget of epsilon "
+            f"{self.lifetime_epsilon:g} at delta {delta:g}; it has spent {spent:.4g} over "
+            f"{len(mus)} rounds, and a round at epsilon {mechanism.epsilon:g} would bring "
+            f"it to {after:.4g}: it answers no new round (its --lifetime-epsilon)"
+        )
 
     def read(self) -> dict[str, Any]:
         """The file's content (an empty ledger when it does not exist yet)."""
@@ -229,6 +280,7 @@ class PrivacyState:
     ) -> RoundState:
         saved = data["rounds"].get(key)
         if saved is None:
+            self.check_new_round(mechanism, data)  # before anything of it is released
             return RoundState(key, PrivateRelease(mechanism, random_state))
         if saved["mechanism"] != _mechanism_record(mechanism):
             raise ValueError(
