@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from typing import Any
 
@@ -251,17 +252,35 @@ def test_a_node_that_keeps_dropping_its_requests_fails_the_round_naming_it() -> 
 
 def test_run_job_gives_up_on_a_server_app_whose_heartbeat_stopped(tmp_path: Any) -> None:
     """A ServerApp that died without writing its result (Flower ends a run it stops
-    counting as running with a BaseException) is noticed by its stale heartbeat."""
-    output = tmp_path / "round.json"
-    beat = output.with_suffix(".beat")
-    beat.write_text(str(time.time() - 10))
-    with pytest.raises(flower.RunLost, match="no heartbeat for 5 s"):
-        flower._check_beat(beat, waited=1.0, silence=5.0)
-    flower._check_beat(beat, waited=1.0, silence=60.0)  # recent enough: still running
-    beat.unlink()
-    flower._check_beat(beat, waited=1.0, silence=5.0)  # not started yet: still waiting
+    counting as running with a BaseException) is noticed by its stale heartbeat; a beat
+    file that cannot be read for a moment (or is empty) is no sign of anything."""
+    beat = tmp_path / "round.beat"
+    check = flower._check_beat
+    now = time.time()
+    assert check(beat, waited=1.0, silence=5.0, last=None) is None  # not started yet
     with pytest.raises(flower.RunLost, match="did not start within 5 s"):
-        flower._check_beat(beat, waited=6.0, silence=5.0)
+        check(beat, waited=6.0, silence=5.0, last=None)
+    beat.write_text(str(now - 2))
+    assert check(beat, waited=60.0, silence=5.0, last=None) == now - 2  # running
+    beat.write_text("")  # read mid-write: the last beat seen still counts
+    assert check(beat, waited=60.0, silence=5.0, last=now - 2) == now - 2
+    beat.unlink()
+    assert check(beat, waited=600.0, silence=5.0, last=now - 2) == now - 2
+    beat.write_text(str(now - 10))
+    with pytest.raises(flower.RunLost, match="no heartbeat for 5 s"):
+        check(beat, waited=60.0, silence=5.0, last=now - 10)
+    # the ServerApp's side writes each beat whole (a temporary file, then a rename)
+    stop = threading.Event()
+    writer = threading.Thread(target=flower._beat, args=(beat, stop))
+    writer.start()
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            text = beat.read_text() if beat.exists() else str(now)
+            assert float(text) > now - 60
+    finally:
+        stop.set()
+        writer.join()
 
 
 def test_a_server_app_ended_by_flower_still_writes_why(tmp_path: Any) -> None:

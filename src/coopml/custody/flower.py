@@ -602,8 +602,10 @@ def _beat_file(output: Path) -> Path:
 
 def _beat(path: Path, stop: threading.Event) -> None:
     """Touch ``path`` every :data:`BEAT` s until ``stop``: the round's ServerApp is alive."""
+    tmp = path.with_name(path.name + ".tmp")
     while not stop.is_set():
-        path.write_text(str(time.time()))
+        tmp.write_text(str(time.time()))
+        tmp.replace(path)  # atomic: a reader never sees a half-written beat
         stop.wait(BEAT)
 
 
@@ -742,6 +744,7 @@ def run_job(
     started_at = time.monotonic()
     deadline = started_at + wait
     beat = _beat_file(output)
+    last: float | None = None  # the latest heartbeat seen (time.time())
     try:
         while not output.exists():
             now = time.monotonic()
@@ -749,30 +752,36 @@ def run_job(
                 raise TimeoutError(f"no result at {output} after {wait:g} s")
             if alive is not None and not alive():
                 raise RunLost(f"the SuperLink that ran {output.name} stopped before its result")
-            _check_beat(beat, now - started_at, silence)
+            last = _check_beat(beat, now - started_at, silence, last)
             time.sleep(0.2)
     finally:
         beat.unlink(missing_ok=True)
+        beat.with_name(beat.name + ".tmp").unlink(missing_ok=True)
     result = json.loads(output.read_text())
     assert isinstance(result, dict)
     return result
 
 
-def _check_beat(beat: Path, waited: float, silence: float) -> None:
-    """A :class:`RunLost` once the round's ServerApp is known to be gone: it has not
-    started within ``silence`` seconds, or its last heartbeat is ``silence`` s old."""
+def _check_beat(beat: Path, waited: float, silence: float, last: float | None) -> float | None:
+    """The latest heartbeat of the round's ServerApp (``last``: the one seen before, kept
+    when the file cannot be read just now); a :class:`RunLost` once it is known to be
+    gone: no heartbeat at all after ``silence`` seconds of waiting, or none for
+    ``silence`` seconds since the last one."""
     try:
-        last = float(beat.read_text() or "nan")
+        seen = float(beat.read_text())
     except (OSError, ValueError):
-        last = math.nan
-    if math.isnan(last):
+        seen = math.nan
+    if not math.isnan(seen):
+        last = seen if last is None else max(last, seen)
+    if last is None:
         if waited > silence:
             raise RunLost(f"the round's ServerApp did not start within {silence:g} s")
-        return
+        return None
     if time.time() - last > silence:
         raise RunLost(
             f"the round's ServerApp stopped without a result (no heartbeat for {silence:g} s)"
         )
+    return last
 
 
 def __getattr__(name: str) -> Any:
