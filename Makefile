@@ -20,8 +20,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(if $(findstring torch,$(EXTRAS)),$(BIN)/python -m pip install --quiet "$(TORCH)")
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(if $(findstring torch,$(EXTRAS)),$(BIN)/python -m pip install --quiet --no-compile "$(TORCH)")
+	$(BIN)/python -m pip install --quiet --no-compile -e ".[$(EXTRAS)]"
 	touch $@
 
 # The main job: a market round for five hospitals, then the valuation of six hospitals'
