@@ -6,6 +6,14 @@ import numpy as np
 from fastapi.testclient import TestClient
 from tests.service.conftest import API, OPERATOR_TOKEN, breast_cancer_csvs
 
+#: A two-feature classification schema (columns ``a``, ``b``; labels 0 and 1).
+SCHEMA_AB = {
+    "target": "label",
+    "label_type": "integer",
+    "classes": [0, 1],
+    "features": [{"name": "a", "type": "number"}, {"name": "b", "type": "number"}],
+}
+
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
 
@@ -149,13 +157,7 @@ def test_agent_checks_its_files_locally_like_an_upload(
         "make_client",
         lambda url, token, timeout=30.0: CoopmlClient(url, token, http_client=client),
     )
-    schema = {
-        "target": "label",
-        "label_type": "integer",
-        "classes": [0, 1],
-        "features": [{"name": "a", "type": "number"}, {"name": "b", "type": "number"}],
-    }
-    market = _market(client, custody="parties", schema=schema)
+    market = _market(client, custody="parties", schema=SCHEMA_AB)
     token = _party(client, market["id"])["Authorization"].split()[1]
     good = tmp_path / "alice.csv"
     good.write_text("b,a,label\n0.5,1.0,0\n1.5,2.0,1\n")  # columns matched by name
@@ -199,13 +201,7 @@ def test_an_agent_whose_lifetime_budget_is_spent_refuses_to_start(
     )
     started: list[object] = []
     monkeypatch.setattr(cli_agent, "supervise_node", lambda *a, **k: started.append(a))
-    schema = {
-        "target": "label",
-        "label_type": "integer",
-        "classes": [0, 1],
-        "features": [{"name": "a", "type": "number"}, {"name": "b", "type": "number"}],
-    }
-    market = _market(client, custody="parties", schema=schema)
+    market = _market(client, custody="parties", schema=SCHEMA_AB)
     token = _party(client, market["id"])["Authorization"].split()[1]
     name = client.get(f"{API}/me", headers={"Authorization": f"Bearer {token}"}).json()["name"]
     train = tmp_path / "alice.csv"
