@@ -103,6 +103,16 @@ def command(which: str) -> list[str]:
     return [sys.executable, "-m", "coopml.custody.polling", which]
 
 
+def _option(args: Sequence[str], name: str) -> str | None:
+    """The value of ``name`` in ``args`` (``--name VALUE`` or ``--name=VALUE``)."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``supernode ARGS...`` or ``superexec ARGS...``: Flower's command, shortened."""
     which, *args = list(sys.argv[1:] if argv is None else argv) or [""]
@@ -115,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"usage: python -m coopml.custody.polling supernode|superexec ARGS; got {which!r}"
         )
     shorten()
+    if which == "superexec":  # app processes forked warm (coopml.custody.prefork)
+        from coopml.custody.prefork import install
+
+        install(_option(args, "--plugin-type"))
     sys.argv = [f"flower-{which}", *args]
     entry()
 
