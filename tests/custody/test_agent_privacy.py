@@ -342,7 +342,7 @@ def test_private_supernodes_settle_over_flowers_runtime(tmp_path: Path) -> None:
             config.update(log=tmp_path / f"{name}.log", epsilon=epsilon, delta=DELTA, clip=4.0)
             deployment.add_node(name, {**config, "labels": "[0, 1]"})
         job = {"names": list(epsilons), "learner": learner_spec(GaussianNB())}
-        result = deployment.run({**job, "validator": "party_0"})
+        result = deployment.run({**job, "validator": "party_0", "timeout": 180})
     assert result["ok"], result
     privacy = result["settlement"]["provenance"]["privacy"]
     for name, epsilon in epsilons.items():

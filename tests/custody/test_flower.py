@@ -70,7 +70,12 @@ def test_three_supernodes_settle_as_operator_custody(
     names = [p.name for p in parties]
     started = time.monotonic()
     nb = deployment.run(
-        {"names": names, "learner": learner_spec(GaussianNB()), "validator": "party_0"}
+        {
+            "names": names,
+            "learner": learner_spec(GaussianNB()),
+            "validator": "party_0",
+            "timeout": 180,  # SuperNodes still starting on a busy CI machine
+        }
     )
     assert nb["ok"], nb
     print(f"Gaussian NB over Flower: {time.monotonic() - started:.0f} s", nb["bytes_out"])

@@ -69,7 +69,7 @@ class Deployment:
         self.starts += 1
         command = [str(BIN / "coopml"), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.server = _spawn(command, self.env, self.root / f"serve-{self.starts}.log")
-        for _ in range(200):
+        for _ in range(600):  # up to 3 minutes on a busy CI machine
             try:
                 self.client.me()
                 return

@@ -297,7 +297,7 @@ def test_regression_round_through_coopml_serve_and_three_agents(tmp_path: Path) 
         "COOPML_DATA_DIR": str(tmp_path / "data"),
         "COOPML_OPERATOR_TOKEN": token,
         "COOPML_FLEET_API_ADDRESS": f"127.0.0.1:{free_port()}",
-        "COOPML_AGENT_TIMEOUT": "60",
+        "COOPML_AGENT_TIMEOUT": "120",
         "FLWR_TELEMETRY_ENABLED": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
     }
@@ -334,7 +334,7 @@ def test_regression_round_through_coopml_serve_and_three_agents(tmp_path: Path) 
             command += ["--market", market["id"], "--train", str(paths["train"])]
             command += ["--validation", str(paths["validation"]), "--target", target]
             spawn([*command, "--log", str(tmp_path / f"{name}.log")], f"{name}.out")
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while len(client.get_market(market["id"]).get("agents_connected", [])) < 3:
             assert time.monotonic() < deadline, (tmp_path / "party_0.out").read_text()
             time.sleep(0.5)

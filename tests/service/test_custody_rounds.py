@@ -88,7 +88,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         "COOPML_DATA_DIR": str(data_dir),
         "COOPML_OPERATOR_TOKEN": OPERATOR,
         "COOPML_FLEET_API_ADDRESS": f"127.0.0.1:{free_port()}",
-        "COOPML_AGENT_TIMEOUT": "30",
+        "COOPML_AGENT_TIMEOUT": "60",  # a busy 2-core CI machine: agents start slowly
         "FLWR_TELEMETRY_ENABLED": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
     }
@@ -101,7 +101,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     agents: dict[str, subprocess.Popen[bytes]] = {}
     try:
         client = CoopmlClient(url, OPERATOR)
-        for _ in range(100):
+        for _ in range(400):
             try:
                 client.me()
                 break
@@ -123,7 +123,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             command += ["--validation", str(files["validation"]), "--target", "label"]
             command += ["--log", str(root / f"{p.name}.log")]
             agents[p.name] = _spawn(command, env, root / f"{p.name}-agent.out")
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while len(client.get_market(market["id"]).get("agents_connected", [])) < 3:
             assert time.monotonic() < deadline, (root / "party_0-agent.out").read_text()
             time.sleep(0.5)
