@@ -186,11 +186,13 @@ def both_custodies(
     scorer: str,
     multi: bool,
     reference_scorer: Any = None,
+    **options: Any,
 ) -> tuple[Any, Any, LocalTransport]:
     """The market in operator custody (scored by ``reference_scorer``, by default the
     scorer named ``scorer``) and in parties custody over a :class:`LocalTransport`; for
     one shared task (not ``multi``) the validation rows belong to a buyer who is not a
-    player. Returns ``(reference, custody, transport)``."""
+    player. ``options`` go to both (``rule``, ``valuation``, ``stopping``, ...).
+    Returns ``(reference, custody, transport)``."""
     if reference_scorer is None:
         reference_scorer = clipped_r2 if scorer == "clipped_r2" else scorer
     reference = run_market(
@@ -199,6 +201,7 @@ def both_custodies(
         None if multi else validation,
         scorer=reference_scorer,
         duplicates="ignore",
+        **options,
     )
     agents = [Agent(p) for p in parties]
     if not multi:
@@ -207,7 +210,7 @@ def both_custodies(
     transport = LocalTransport(agents)
     names = [p.name for p in parties]
     custody = run_custody_market(
-        transport, names, learner, None if multi else "buyer", scorer=scorer
+        transport, names, learner, None if multi else "buyer", scorer=scorer, **options
     )
     return reference, custody, transport
 

@@ -615,6 +615,24 @@ def _write_result(output: Path, result: Mapping[str, Any]) -> None:
     tmp.replace(output)
 
 
+def _stopping(job: Mapping[str, Any]) -> Any:
+    """The estimate's stopping rule of ``job`` (``max_evaluations``, ``stderr_target``):
+    ``None`` (the market's default) when it names none or is valued exactly.
+
+    Examples
+    --------
+    >>> _stopping({"valuation": "exact", "max_evaluations": 100}) is None
+    True
+    >>> _stopping({"max_evaluations": 100, "stderr_target": None})
+    MaxEvaluations(100)
+    """
+    if job.get("valuation") == "exact" or "max_evaluations" not in job:
+        return None
+    from coopml.market.sampled_shares import market_stopping
+
+    return market_stopping(int(job["max_evaluations"]), job.get("stderr_target"))
+
+
 def _run(grid: Any, job: dict[str, Any]) -> dict[str, Any]:
     from coopml.custody.learners import build_estimator
     from coopml.custody.market import released_models, run_custody_market
@@ -635,6 +653,9 @@ def _run(grid: Any, job: dict[str, Any]) -> dict[str, Any]:
         price=float(job.get("price", 1.0)),
         scorer=job.get("scorer", "accuracy"),
         empty_value=job.get("empty_value", "majority"),
+        random_state=int(job.get("random_state", 0)),
+        valuation=job.get("valuation", "auto"),
+        stopping=_stopping(job),
     )
     return {
         "ok": True,

@@ -1,7 +1,7 @@
 r"""A market round in parties custody: the same settlement, no row leaves its owner.
 
-:func:`run_custody_market` is :func:`~coopml.market.run_market` with exact valuation,
-for parties whose rows stay with their agents. The operator
+:func:`run_custody_market` is :func:`~coopml.market.run_market` for parties whose
+rows stay with their agents. The operator
 
 1. asks every party's agent for its moments (:mod:`coopml.custody.statistics`);
 2. builds every coalition's model from the agents' sufficient statistics, or by the
@@ -11,6 +11,15 @@ for parties whose rows stay with their agents. The operator
    market), one per party for the parties' own tasks (multi-task market);
 4. chooses each requester's training set and settles with
    :func:`~coopml.market.settle`, exactly as :func:`~coopml.market.run_market` does.
+
+A single-task market of more than
+:data:`~coopml.market.sampled_shares.EXACT_LIMIT` parties (or any with
+``valuation="monte_carlo"``) is valued as operator custody values it: the rule's
+estimator draws coalitions, and each block it draws is fit from the statistics and
+scored by the validator (:class:`~coopml.custody.valuation.CoalitionGains`), so the
+same seed gives the same sample, shares and standard errors. A multi-task market
+chooses each party's training set from every coalition, so it takes at most
+:data:`~coopml.market.market.EXHAUSTIVE_LIMIT` parties and is valued exactly.
 
 Settlements, value tables and :meth:`~coopml.market.Settlement.verify` are the same
 records as in operator custody; the provenance adds ``"custody": "parties"``. Without
@@ -25,20 +34,22 @@ exact.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import is_classifier
 
 from coopml._validation import RandomState, check_choice, check_positive, check_seed
+from coopml.coalitions._sampling import resolve_executor
 from coopml.coalitions.game import CoalitionGame
+from coopml.coalitions.stopping import StoppingRule
 from coopml.custody.learners import custody_learner, standardized
 from coopml.custody.newton import FederatedLogisticRegression
 from coopml.custody.standardize import StandardizedLogisticRegression, StandardizedStatistics
 from coopml.custody.statistics import collect_moments, statistics_learner
 from coopml.custody.transport import Transport
 from coopml.custody.valuation import (
-    CoalitionModels,
+    CoalitionGains,
     coalition_models,
     model_from_state,
     model_state,
@@ -47,8 +58,14 @@ from coopml.custody.valuation import (
 from coopml.learning.fast import FastLogisticRegression
 from coopml.learning.utility import scores_classes
 from coopml.market import CustomModel, MarketResult, Task, select_training_set, settle
-from coopml.market.market import EXHAUSTIVE_LIMIT, provenance_header
-from coopml.market.payment import PAYMENT_RULES, EmptyValue, check_empty_value
+from coopml.market.market import EXHAUSTIVE_LIMIT, provenance_header, valuation_plan
+from coopml.market.payment import (
+    PAYMENT_RULES,
+    EmptyValue,
+    check_empty_value,
+    empty_coalition_gain,
+)
+from coopml.market.sampled_shares import ESTIMATORS, EXACT_LIMIT, estimate_gains
 
 __all__ = ["custom_models", "released_models", "run_custody_market"]
 
@@ -65,6 +82,8 @@ def run_custody_market(
     discount: float = 1.0,
     empty_value: EmptyValue = "majority",
     random_state: RandomState = 0,
+    valuation: Literal["auto", "exact", "monte_carlo"] = "auto",
+    stopping: StoppingRule | None = None,
 ) -> MarketResult:
     """Run one market round whose parties keep their rows, and settle it.
 
@@ -87,7 +106,14 @@ def run_custody_market(
         (multi-task market).
     rule, price, scorer, discount, empty_value, random_state
         As in :func:`~coopml.market.run_market` (``scorer``: a scikit-learn scorer
-        name; ``random_state`` is recorded, the exact learners draw nothing).
+        name; the exact learners draw nothing, ``random_state`` seeds the estimator's
+        samples and is recorded).
+    valuation, stopping
+        As in :func:`~coopml.market.run_market`: ``"auto"`` estimates the shares of a
+        single-task market of more than ``EXACT_LIMIT`` (14) parties, ``"monte_carlo"``
+        always (single-task markets only), ``"exact"`` never (at most 14 parties).
+        With privacy noise a logistic regression is fit in one block, so its shares
+        are exact only.
 
     Examples
     --------
@@ -102,6 +128,16 @@ def run_custody_market(
     >>> r = run_custody_market(t, [p.name for p in parties], GaussianNB(), "buyer")
     >>> r.settlement.verify().ok, r.settlement.provenance["custody"]
     (True, 'parties')
+
+    A larger single-task market samples its coalitions as operator custody does:
+
+    >>> from coopml.coalitions.stopping import MaxEvaluations
+    >>> parties = make_parties(X, y, 16, random_state=0)
+    >>> t = LocalTransport([Agent(p) for p in parties] + [buyer])
+    >>> names = [p.name for p in parties]
+    >>> big = run_custody_market(t, names, GaussianNB(), "buyer", stopping=MaxEvaluations(300))
+    >>> big.settlement.valuation["estimator"], big.settlement.verify().ok
+    ('svarm_shapley', True)
     """
     rule = check_choice("rule", rule, PAYMENT_RULES)
     if rule == "similarity_shapley":
@@ -116,10 +152,24 @@ def run_custody_market(
     names = tuple(names)
     if len(set(names)) != len(names) or not names:
         raise ValueError(f"parameter 'names' must be distinct agent names; got {list(names)}")
-    if len(names) > EXHAUSTIVE_LIMIT:
+    n = len(names)
+    valuation, estimate, rule_stop = valuation_plan(n, valuation, rule, stopping)
+    if validator is None and (n > EXHAUSTIVE_LIMIT or estimate):
         raise ValueError(
-            f"custody='parties' values markets of at most {EXHAUSTIVE_LIMIT} parties exactly; "
-            f"got {len(names)} (sampled valuation in parties custody is not built yet)"
+            "a multi-task market in parties custody chooses each party's training set "
+            f"from every coalition: at most {EXHAUSTIVE_LIMIT} parties, valued exactly; got "
+            f"{n} parties with valuation={valuation!r}. Give a validator (a single-task "
+            "market is valued by sampling when it is larger)"
+        )
+    if not estimate and n > EXACT_LIMIT:
+        hint = (
+            "use valuation='auto' or 'monte_carlo'"
+            if rule in ESTIMATORS
+            else f"rule {rule!r} has no sampling estimator: use one of {sorted(ESTIMATORS)}"
+        )
+        raise ValueError(
+            f"an exact valuation in parties custody takes at most {EXACT_LIMIT} parties (every "
+            f"coalition's model travels to the validator); got {n}: {hint}"
         )
     fast_cls = custody_learner(learner)
     seed = None if random_state is None else check_seed(random_state)
@@ -142,14 +192,41 @@ def run_custody_market(
         fast = statistics_learner(transport, moments, estimator, fast_cls)  # type: ignore[arg-type]
         if scaled:
             fast = StandardizedStatistics(fast, steps)
-    models = coalition_models(fast, moments)
     mode = "single" if validator is not None else "multi"
-    n = len(names)
     full = (1 << n) - 1
     tasks: list[Task] = []
     games: list[CoalitionGame] = []
     released: dict[str, CustomModel] = {}
-    if validator is not None:
+    if estimate:
+        assert validator is not None
+        if moments.privacy and any(moments.privacy) and fast_cls is FastLogisticRegression:
+            raise ValueError(
+                "with privacy noise a logistic regression fits every coalition in one block "
+                "(the agents' noise is calibrated to one plan of requests), so its shares "
+                f"cannot be sampled: at most {EXACT_LIMIT} parties with valuation='exact'"
+            )
+        gains = CoalitionGains(fast, moments, transport, validator, estimator, scorer)
+        models = gains.models(np.array([full]))
+        value = float(score_coalitions(transport, validator, models, estimator, scorer)[0])
+        sample = estimate_gains(
+            gains,
+            tuple(range(n)),
+            rule,
+            stopping=rule_stop,
+            seed=seed if seed is not None else check_seed(None),
+            empty_gain=lambda measured: empty_coalition_gain([measured], empty_value),
+            overrides={full: value},
+            executor=resolve_executor("serial", None),
+        )
+        model = models.estimator(full)
+        for i, name in enumerate(names):
+            tasks.append(Task(i, tuple(range(n)), sample=sample))
+            released[name] = CustomModel(name, names, model, value)
+        fitted = gains.fitted
+    else:
+        models = coalition_models(fast, moments)
+        fitted = int(models.fitted.size)
+    if not estimate and validator is not None:
         table = score_coalitions(transport, validator, models, estimator, scorer)
         game = CoalitionGame(table, names)
         games.append(game)
@@ -157,7 +234,7 @@ def run_custody_market(
         for i, name in enumerate(names):
             tasks.append(Task(i, tuple(range(n)), game.table))
             released[name] = CustomModel(name, names, model, float(table[full]))
-    else:
+    elif not estimate:
         together = _ScoreTogether(transport, names)  # every party's scores in one round trip
         for i, name in enumerate(names):
             table = score_coalitions(together, name, models, estimator, scorer)
@@ -172,7 +249,7 @@ def run_custody_market(
             mask = sum(1 << j for j in members)
             chosen = tuple(names[j] for j in members)
             released[name] = CustomModel(name, chosen, models.estimator(mask), float(table[mask]))
-    provenance = _provenance(moments, learner, scorer, seed, mode, models, transport)
+    provenance = _provenance(moments, learner, scorer, seed, mode, fitted, fast, transport)
     settlement = settle(
         list(names),
         tasks,
@@ -329,7 +406,8 @@ def _provenance(
     scorer: str,
     seed: int | None,
     mode: str,
-    models: CoalitionModels,
+    fitted: int,
+    fast: Any,
     transport: Transport,
 ) -> dict[str, Any]:
     return {
@@ -350,8 +428,8 @@ def _provenance(
         },
         "duplicates": {"action": "ignore", "log": [], "why": "rows stay with their owners"},
         "protocol": {
-            "fitted_coalitions": int(models.fitted.size),
-            "newton_requests": int(getattr(models.fast, "n_requests", 0)),
+            "fitted_coalitions": int(fitted),
+            "newton_requests": int(getattr(fast, "n_requests", 0)),
             "transport": type(transport).__name__,
         },
     }

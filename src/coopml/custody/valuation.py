@@ -1,7 +1,8 @@
 r"""Every coalition's model from the agents' messages, and its score from the validator.
 
-:func:`coalition_models` fits all :math:`2^M` coalitions of a market with a fast
-learner built from the agents' statistics (or the federated Newton method), under the
+:func:`coalition_models` fits all :math:`2^M` coalitions of a market (or the ones
+asked for) with a fast learner built from the agents' statistics (or the federated
+Newton method), under the
 same rules as :class:`~coopml.learning.CoalitionUtility` in operator custody: the empty
 coalition predicts the most frequent class (or the mean target) of all parties'
 training labels, a coalition holding a single class predicts it, every other coalition
@@ -11,6 +12,10 @@ an error naming it, never a silent approximation.
 
 :func:`score_coalitions` sends the models to the agent that owns a validation set,
 which scores them on its own rows and returns the scores only.
+
+:class:`CoalitionGains` is the two together for the coalitions a sampling estimator
+draws (:func:`~coopml.market.sampled_shares.estimate_gains`): the valuation of a large
+single-task market, one fit and one score round trip per block of coalitions.
 
 :func:`model_state` writes a fitted coalition model as plain data (its class name,
 parameters and fitted attributes, JSON-safe) and :func:`model_from_state` rebuilds the
@@ -37,6 +42,7 @@ from coopml.learning.fast import FastBlock, FastLearner, membership
 
 __all__ = [
     "MODEL_TYPES",
+    "CoalitionGains",
     "CoalitionModels",
     "coalition_models",
     "model_from_state",
@@ -56,7 +62,7 @@ MODEL_TYPES: dict[str, type] = {
 
 @dataclass(frozen=True, eq=False)
 class CoalitionModels:
-    """The models of every coalition (bitmask ``k``: player ``i`` is bit ``i``).
+    """The models of some coalitions (bitmask ``k``: player ``i`` is bit ``i``).
 
     Attributes
     ----------
@@ -65,47 +71,71 @@ class CoalitionModels:
     block : FastBlock
         Fitted parameters of the coalitions in ``fitted`` (in that order).
     fitted : ndarray of int
-        Bitmasks of the coalitions with a fitted model.
-    constant : ndarray of shape (2^M,)
+        Bitmasks of the coalitions with a fitted model (ascending).
+    constant : ndarray of shape (len(masks),)
         The prediction of the others (a class index, or a target value); NaN where fitted.
+    masks : ndarray of int
+        The coalitions, ascending (all :math:`2^M`: ``masks[k] == k``); ``constant`` and
+        the validator's scores follow this order.
     """
 
     fast: FastLearner
     block: FastBlock
     fitted: NDArray[np.int64]
     constant: NDArray[np.float64]
+    masks: NDArray[np.int64]
+
+    def position(self, mask: int) -> int:
+        """Where coalition ``mask`` is in :attr:`masks`; a KeyError if it was not fit."""
+        at = int(np.searchsorted(self.masks, mask))
+        if at == self.masks.size or int(self.masks[at]) != int(mask):
+            raise KeyError(f"coalition {int(mask):#x} was not fit")
+        return at
 
     def estimator(self, mask: int) -> Any:
         """The scikit-learn estimator of coalition ``mask`` (a constant predictor for the
         empty and single-class coalitions)."""
-        if np.isnan(self.constant[mask]):
+        at = self.position(mask)
+        if np.isnan(self.constant[at]):
             return self.fast.estimator(self.block, int(np.searchsorted(self.fitted, mask)))
-        value = float(self.constant[mask])
+        value = float(self.constant[at])
         if not self.fast.is_classifier:
             return DummyRegressor(strategy="constant", constant=value).fit([[0.0]], [value])
         label = self.fast.classes[int(value)]
         return DummyClassifier(strategy="constant", constant=label).fit([[0.0]], [label])
 
 
-def coalition_models(fast: FastLearner, moments: Moments) -> CoalitionModels:
-    """Fit every coalition of the market's ``M`` players (see the module docstring)."""
+def coalition_models(
+    fast: FastLearner, moments: Moments, masks: NDArray[np.int64] | None = None
+) -> CoalitionModels:
+    """Fit every coalition of the market's ``M`` players, or the coalitions ``masks``
+    (bitmasks; repeats are fit once), as the module docstring says."""
     M = len(moments.names)
-    masks = np.arange(1 << M, dtype=np.int64)
+    if masks is None:
+        masks = np.arange(1 << M, dtype=np.int64)
+    else:
+        masks = np.unique(np.asarray(masks, dtype=np.int64).reshape(-1))
+        if masks.size and (masks[0] < 0 or masks[-1] >= 1 << M):
+            raise ValueError(f"coalition bitmasks of {M} players lie in [0, 2^{M}); got {masks}")
     A = membership(masks, M)
     constant = np.full(masks.size, np.nan)
-    todo = masks != 0
+    empty = masks == 0
+    todo = ~empty
     if fast.is_classifier:
         assert moments.class_counts is not None
         counts = A @ moments.class_counts
         single = (counts > 0).sum(axis=1) == 1
         constant[single] = np.argmax(counts[single], axis=1)
-        constant[0] = np.argmax(moments.class_counts.sum(axis=0))  # ties: the first class
+        constant[empty] = np.argmax(moments.class_counts.sum(axis=0))  # ties: the first class
         todo &= ~single
     else:
         assert moments.sum_y is not None
-        constant[0] = moments.sum_y.sum() / moments.n.sum()
+        constant[empty] = moments.sum_y.sum() / moments.n.sum()
     fitted = masks[todo]
-    block = fast.fit_block(A[todo])
+    # a block of constant coalitions only (a sampled block of the empty coalition) fits nothing
+    block = (
+        fast.fit_block(A[todo]) if fitted.size else FastBlock(np.ones(0, bool), np.zeros((0, 0)))
+    )
     bad = fitted[~block.ok]
     if bad.size:
         names = [[moments.names[i] for i in range(M) if (m >> i) & 1] for m in bad[:5].tolist()]
@@ -126,7 +156,7 @@ def coalition_models(fast: FastLearner, moments: Moments) -> CoalitionModels:
             "not converged; operator custody refits these on the pooled rows). Use "
             "custody='operator', a regularised learner, or fewer features."
         )
-    return CoalitionModels(fast, block, fitted, constant)
+    return CoalitionModels(fast, block, fitted, constant, masks)
 
 
 def score_coalitions(
@@ -143,7 +173,9 @@ def score_coalitions(
         "scorer": scorer,
         # a standardised model travels in raw features (coopml.custody.standardize)
         "params": (
-            fast.scoring_params(models.block)
+            {}
+            if not models.fitted.size
+            else fast.scoring_params(models.block)
             if hasattr(fast, "scoring_params")
             else dict(models.block.params)
         ),
@@ -152,6 +184,70 @@ def score_coalitions(
     }
     reply = transport.exchange({validator: request})[validator]
     return np.asarray(entry(validator, reply, "scores", (models.constant.size,)))
+
+
+class CoalitionGains:
+    """The validator's gain of any coalition, fit and scored when asked for: the
+    utility a sampling estimator draws from in parties custody.
+
+    Each :meth:`evaluate_block` is one :func:`coalition_models` (the operator's
+    arithmetic on the summed statistics, or federated Newton round trips for logistic
+    regression) and one :func:`score_coalitions` round trip to ``validator``; the gains
+    are those an exact table would hold. ``fitted`` and ``blocks`` count the work.
+
+    Examples
+    --------
+    >>> from sklearn.naive_bayes import GaussianNB
+    >>> from coopml.custody import Agent, LocalTransport
+    >>> from coopml.custody.statistics import collect_moments, statistics_learner
+    >>> from coopml.data import Party, load_dataset, make_parties, train_validation_split
+    >>> from coopml.learning.fast import FastGaussianNB
+    >>> ds = load_dataset("breast_cancer")
+    >>> X, X_val, y, y_val = train_validation_split(ds.X, ds.y, random_state=0)
+    >>> parties = make_parties(X, y, 3, random_state=0)
+    >>> judge = Agent(Party("judge", X_val[:1], y_val[:1], X_val, y_val))
+    >>> t = LocalTransport([Agent(p) for p in parties] + [judge])
+    >>> names = [p.name for p in parties]
+    >>> moments = collect_moments(t, names, "classification")
+    >>> fast = statistics_learner(t, moments, GaussianNB(), FastGaussianNB)
+    >>> gains = CoalitionGains(fast, moments, t, "judge", GaussianNB(), "accuracy")
+    >>> values, failures = gains.evaluate_block(np.array([7, 1, 7]))
+    >>> bool(values[0] == values[2]), failures, gains.blocks
+    (True, [], 1)
+    """
+
+    def __init__(
+        self,
+        fast: FastLearner,
+        moments: Moments,
+        transport: Transport,
+        validator: str,
+        estimator: Any,
+        scorer: str,
+    ) -> None:
+        self.fast, self.moments, self.transport = fast, moments, transport
+        self.validator, self.estimator, self.scorer = validator, estimator, scorer
+        self.names = tuple(moments.names)
+        self.n_players = len(self.names)
+        self.fitted = 0
+        self.blocks = 0
+
+    def models(self, masks: NDArray[np.int64]) -> CoalitionModels:
+        """The models of ``masks`` (:func:`coalition_models`), counted."""
+        models = coalition_models(self.fast, self.moments, masks)
+        self.fitted += int(models.fitted.size)
+        self.blocks += 1
+        return models
+
+    def evaluate_block(self, masks: NDArray[np.int64]) -> tuple[NDArray[np.float64], list[Any]]:
+        """The gains of ``masks`` (in their order) and no failures: a coalition the
+        protocol cannot fit is an error (:func:`coalition_models`)."""
+        masks = np.asarray(masks, dtype=np.int64).reshape(-1)
+        models = self.models(masks)
+        scores = score_coalitions(
+            self.transport, self.validator, models, self.estimator, self.scorer
+        )
+        return scores[np.searchsorted(models.masks, masks)], []
 
 
 def model_state(estimator: Any) -> dict[str, Any]:

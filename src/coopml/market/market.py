@@ -71,6 +71,7 @@ __all__ = [
     "estimates_shares",
     "run_market",
     "select_training_set",
+    "valuation_plan",
 ]
 
 #: Largest market for which training sets are chosen exhaustively.
@@ -263,18 +264,8 @@ def run_market(
                 f"Party.y_val), or pass a shared 'validation'; missing for {missing}"
             )
     seed = None if random_state is None else check_seed(random_state)
-    valuation = check_choice("valuation", valuation, VALUATIONS)  # type: ignore[assignment]
-    if valuation == "exact" and stopping is not None:
-        raise ValueError(
-            "parameter 'stopping' bounds an estimate, and valuation='exact' evaluates every "
-            f"coalition: give one or the other; got stopping={stopping} with valuation='exact'"
-        )
     n = len(parties)
-    estimate = estimates_shares(n, valuation, rule)
-    if estimate:
-        check_estimable(rule)
-    rule_stop = market_stopping() if stopping is None else stopping
-    stopping_to_json(rule_stop)  # refuses rules a record cannot replay
+    valuation, estimate, rule_stop = valuation_plan(n, valuation, rule, stopping)
     sample_seed = seed if seed is not None else check_seed(None)
     pool = resolve_executor(executor, n_jobs)
 
@@ -378,6 +369,33 @@ def run_market(
         provenance=provenance,
     )
     return MarketResult(settlement, models, tuple(games), report, actions)
+
+
+def valuation_plan(
+    n_parties: int, valuation: str, rule: str, stopping: StoppingRule | None
+) -> tuple[Literal["auto", "exact", "monte_carlo"], bool, StoppingRule]:
+    """A market's valuation options, checked: the valuation, whether the shares are
+    estimated (:func:`estimates_shares`) and the estimate's stopping rule (default
+    :func:`~coopml.market.sampled_shares.market_stopping`; one a record cannot replay
+    is refused, and so is a rule given with ``valuation="exact"``).
+
+    Examples
+    --------
+    >>> valuation_plan(20, "auto", "shapley", None)[:2]
+    ('auto', True)
+    """
+    valuation = check_choice("valuation", valuation, VALUATIONS)
+    if valuation == "exact" and stopping is not None:
+        raise ValueError(
+            "parameter 'stopping' bounds an estimate, and valuation='exact' evaluates every "
+            f"coalition: give one or the other; got stopping={stopping} with valuation='exact'"
+        )
+    estimate = estimates_shares(n_parties, valuation, rule)
+    if estimate:
+        check_estimable(rule)
+    rule_stop = market_stopping() if stopping is None else stopping
+    stopping_to_json(rule_stop)  # refuses rules a record cannot replay
+    return valuation, estimate, rule_stop  # type: ignore[return-value]
 
 
 def estimates_shares(n_parties: int, valuation: str, rule: str) -> bool:

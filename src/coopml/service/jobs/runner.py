@@ -211,6 +211,11 @@ def compute_custody_round(
         "rule": config.payment_rule,
         "price": config.fee_price,
         "empty_value": config.empty_value,
+        # a large single-task market is valued by sampling, as in operator custody
+        "valuation": config.valuation,
+        "max_evaluations": config.max_evaluations,
+        "stderr_target": config.stderr_target,
+        "random_state": config.random_state,
     }
     report(0.05, "waiting for the parties' agents")
     result = run_custody_round(ctx, claim.round_id, job, party_ids)
