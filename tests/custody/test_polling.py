@@ -34,12 +34,17 @@ def test_flowers_modules_are_patched_in_a_fresh_process() -> None:
         "assert m.time is not time and r.time is not time and m.time.time is time.time\n"
         "t = time.monotonic(); m.time.sleep(3); r.time.sleep(1)\n"
         "assert time.monotonic() - t < 0.5\n"
+        "from flwr.supercore.inflatable import inflatable_utils as u\n"
+        "for f in (u.pull_objects, u.pull_and_inflate_object_from_tree):\n"
+        "    assert f.__kwdefaults__['initial_backoff'] == polling.POLL\n"
+        "    assert f.__kwdefaults__['backoff_cap'] == 10 * polling.POLL\n"
         "print(polling.shorten())  # already patched: nothing more\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     first, second = out.stdout.splitlines()[-2:]
-    assert first == str(list(polling.MODULES)) and second == "[]"
+    pulls = [f"{polling.BACKOFF[0]}.{name}" for name in polling.BACKOFF[1]]
+    assert first == str([*polling.MODULES, *pulls]) and second == "[]"
 
 
 def test_the_shim_runs_flowers_superexec(tmp_path: Path) -> None:

@@ -7,12 +7,16 @@ round pays them at every round trip (a federated Newton round makes about 16):
   ClientApp's reply in steps of 0.5 s (``flwr/supernode/start_client_internal.py``);
 * a SuperExec, which starts a ``flwr-clientapp`` (or ``flwr-serverapp``) process for
   each message (or run), looks for one every 1 s
-  (``flwr/supercore/superexec/run_superexec.py``).
+  (``flwr/supercore/superexec/run_superexec.py``);
+* whoever pulls a message's objects (a SuperNode, a ClientApp, the ServerApp) asks
+  again for one not there yet after 1 s, then 2, 4, up to 10 s
+  (``flwr/supercore/inflatable/inflatable_utils.py``, :data:`BACKOFF`).
 
 ``python -m coopml.custody.polling supernode ARGS...`` runs ``flower-supernode ARGS...``
 and ``python -m coopml.custody.polling superexec ARGS...`` runs ``flower-superexec
 ARGS...``, each with every sleep of those two modules capped at :data:`POLL` seconds
-(:func:`shorten`). A SuperNode and a SuperLink start their SuperExec by the name
+and the object pulls' backoff starting at :data:`POLL` (:func:`shorten`; the ClientApp
+and ServerApp processes, forked by :mod:`coopml.custody.prefork`, inherit it). A SuperNode and a SuperLink start their SuperExec by the name
 ``flower-superexec``: :func:`shim` writes one that runs the shortened SuperExec, for the
 front of their ``PATH``. Nothing else of Flower changes (messages, their order,
 retries, TLS and node authentication are Flower's own); a module that no longer holds
@@ -33,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["POLL", "main", "shim", "shorten"]
+__all__ = ["BACKOFF", "POLL", "main", "shim", "shorten"]
 
 #: The longest sleep left in the patched modules, in seconds (a SuperNode then asks its
 #: SuperLink for messages up to 10 times a second while idle).
@@ -41,6 +45,15 @@ POLL = 0.1
 
 #: Flower's modules whose fixed sleeps are capped.
 MODULES = ("flwr.supernode.start_client_internal", "flwr.supercore.superexec.run_superexec")
+
+#: Flower's functions that pull a message's objects (module, functions): an object not
+#: there yet is asked for again after a backoff that starts at 1 s and doubles up to 10 s
+#: (``initial_backoff``, ``backoff_cap``); it starts at :data:`POLL` and stops at
+#: ten times that instead.
+BACKOFF = (
+    "flwr.supercore.inflatable.inflatable_utils",
+    ("pull_objects", "pull_and_inflate_object_from_tree"),
+)
 
 
 class ShortSleeps(ModuleType):
@@ -68,9 +81,9 @@ class ShortSleeps(ModuleType):
 
 
 def shorten(longest: float = POLL) -> list[str]:
-    """Cap the sleeps of :data:`MODULES` at ``longest`` seconds; the modules patched
-    (one that cannot be imported, or whose ``time`` is not the ``time`` module, is left
-    alone)."""
+    """Cap the sleeps of :data:`MODULES` at ``longest`` seconds and start the backoff of
+    :data:`BACKOFF` there; the modules and functions patched (one that cannot be
+    imported, or whose ``time`` is not the ``time`` module, is left alone)."""
     patched = []
     for name in MODULES:
         try:
@@ -80,6 +93,22 @@ def shorten(longest: float = POLL) -> list[str]:
         if getattr(module, "time", None) is time:
             module.time = ShortSleeps(longest)  # type: ignore[attr-defined]
             patched.append(name)
+    return patched + _shorten_backoff(longest)
+
+
+def _shorten_backoff(longest: float) -> list[str]:
+    """Start the object pulls' backoff of :data:`BACKOFF` at ``longest`` seconds (capped
+    at ten times that); the functions patched (one whose defaults differ is left alone)."""
+    try:
+        module = importlib.import_module(BACKOFF[0])
+    except ImportError:
+        return []
+    patched = []
+    for name in BACKOFF[1]:
+        defaults = getattr(getattr(module, name, None), "__kwdefaults__", None) or {}
+        if defaults.get("initial_backoff") == 1 and defaults.get("backoff_cap") == 10:
+            defaults.update(initial_backoff=longest, backoff_cap=10 * longest)
+            patched.append(f"{BACKOFF[0]}.{name}")
     return patched
 
 

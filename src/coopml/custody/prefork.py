@@ -166,10 +166,13 @@ def serve(command: str, requests: IO[bytes]) -> None:
     """The prefork parent of ``command`` (a key of :data:`APPS`): import what it needs,
     then fork one child per JSON line of ``requests`` (``{"argv": [...], "quiet":
     bool}``) until it closes."""
+    from coopml.custody.polling import shorten
+
     module, function, warm = APPS[command]
     entry = getattr(importlib.import_module(module), function)
     for name in warm:
         importlib.import_module(name)
+    shorten()  # the apps' object pulls: Flower's backoff from POLL (coopml.custody.polling)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: ends with its SuperExec
     for line in requests:
