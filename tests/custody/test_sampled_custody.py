@@ -83,6 +83,58 @@ def test_monte_carlo_on_a_small_market_and_auto_above_the_exact_limit() -> None:
     assert_same_settlement(reference.settlement, custody.settlement, atol=1e-9)
 
 
+def _own_tasks(dataset: str, n: int) -> tuple[list[Party], Any]:
+    """``n`` parties, each with its own slice of the validation rows as its task."""
+    parties, (X_val, y_val) = _parties(dataset, n, features=4)
+    k = len(y_val) // n
+    own = [slice(i * k, (i + 1) * k) for i in range(n)]
+    return [Party(p.name, p.X, p.y, X_val[own[i]], y_val[own[i]]) for i, p in enumerate(parties)], (
+        X_val,
+        y_val,
+    )
+
+
+@pytest.mark.parametrize(
+    ("learner", "n", "options"),
+    [
+        pytest.param(
+            GaussianNB(),
+            16,
+            {"valuation": "monte_carlo", "stopping": MaxEvaluations(200)},
+            id="nb-16-greedy-sampled",
+        ),
+        pytest.param(GaussianNB(), 13, {}, id="nb-13-greedy-exact"),
+        pytest.param(
+            LogisticRegression(),
+            5,
+            {"valuation": "monte_carlo", "stopping": MaxEvaluations(20)},
+            id="logistic-5-monte-carlo",
+        ),
+    ],
+)
+def test_multi_task_markets_choose_and_value_as_operator_custody(
+    learner: Any, n: int, options: dict[str, Any]
+) -> None:
+    """Each party's training set chosen exhaustively (up to 12 parties) or greedily
+    (above), then its shares exact or sampled over that set: the same members, payouts
+    and records as operator custody."""
+    parties, validation = _own_tasks("breast_cancer", n)
+    reference, custody, _ = both_custodies(
+        parties, validation, learner, "accuracy", True, random_state=2, **options
+    )
+    ref, got = reference.settlement, custody.settlement
+    assert_same_settlement(ref, got, atol=1e-9)
+    assert [t.members for t in got.tasks] == [t.members for t in ref.tasks]
+    assert [t.selection_evaluations for t in got.tasks] == [
+        t.selection_evaluations for t in ref.tasks
+    ]
+    assert got.valuation == ref.valuation
+    assert len({t.members for t in got.tasks}) > 1  # the parties chose differently
+    for name, model in custody.models.items():
+        assert model.members == reference.models[name].members
+        assert model.validation_gain == pytest.approx(reference.models[name].validation_gain)
+
+
 def test_blocks_of_coalitions_are_the_full_tables_entries() -> None:
     """The fast path (models of the coalitions asked for, in any order, with repeats
     and the empty coalition alone) against the full table of every coalition."""
@@ -112,12 +164,6 @@ def _market(n: int, validator: str | None = "judge") -> tuple[LocalTransport, li
 
 
 def test_what_parties_custody_cannot_value_is_refused_before_any_message() -> None:
-    t, names = _market(13, validator=None)
-    with pytest.raises(ValueError, match=r"multi-task market .* at most 12 parties.*got 13"):
-        run_custody_market(t, names, GaussianNB())
-    t, names = _market(4, validator=None)
-    with pytest.raises(ValueError, match=r"multi-task.*valuation='monte_carlo'"):
-        run_custody_market(t, names, GaussianNB(), valuation="monte_carlo")
     t, names = _market(15)
     exact = r"exact valuation in parties custody takes at most 14.*'auto' or 'monte_carlo'"
     with pytest.raises(ValueError, match=exact):
@@ -129,3 +175,15 @@ def test_what_parties_custody_cannot_value_is_refused_before_any_message() -> No
             t, names, GaussianNB(), "judge", valuation="exact", stopping=MaxEvaluations(50)
         )
     assert all(not agent.log for agent in t.agents.values())  # no agent was asked anything
+
+
+def test_a_noisy_logistic_regression_is_fit_in_one_block_only() -> None:
+    from coopml.custody.privacy import GaussianMechanism
+
+    parties, (X_val, y_val) = _parties("breast_cancer", 15, features=3)
+    noise = GaussianMechanism(3.0, 1e-5, clip=8.0, labels=[0, 1])
+    agents = [Agent(p, noise, random_state=j) for j, p in enumerate(parties)]
+    judge = Agent(Party("judge", X_val[:1], y_val[:1], X_val, y_val))
+    t = LocalTransport([*agents, judge])
+    with pytest.raises(ValueError, match=r"privacy noise .* one block .* cannot be sampled"):
+        run_custody_market(t, [p.name for p in parties], LogisticRegression(), "judge")

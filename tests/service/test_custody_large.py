@@ -1,8 +1,9 @@
-"""A large parties-custody market through the service: a single-task round of 16
-parties is valued by sampling, as operator custody values it (the same seed, the same
-sample, the same payouts and standard errors), through the job runner,
-``run_custody_round`` and coopml's ServerApp body over an in-process grid of agents;
-what parties custody cannot value is refused when the round is requested."""
+"""Large parties-custody markets through the service: a single-task round of 16
+parties is valued by sampling, and a per-party round of 13 chooses each party's
+training set greedily, as operator custody does (the same seed, the same sample, the
+same payouts and standard errors), through the job runner, ``run_custody_round`` and
+coopml's ServerApp body over an in-process grid of agents; a round valued exactly
+above 12 parties is refused when it is requested."""
 
 from __future__ import annotations
 
@@ -47,12 +48,31 @@ def _market(client: TestClient, n: int) -> tuple[str, list[Party], dict[str, str
     return market, parties, keys
 
 
+def _settle(
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    market: str,
+    parties: list[Party],
+    keys: dict[str, str],
+    body: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run one round of ``body`` over an in-process grid of the parties' agents: the
+    completed round and its settlement."""
+    superlink_in_process(client, monkeypatch)
+    serve_in_process(monkeypatch, lambda job: AgentGrid([Agent(p) for p in parties], keys))
+    r = client.post(f"{API}/markets/{market}/rounds", json=body, headers=OPERATOR)
+    assert r.status_code == 202, r.text
+    assert run_jobs(client) == 1
+    rnd: dict[str, Any] = client.get(f"{API}/rounds/{r.json()['id']}", headers=OPERATOR).json()
+    assert rnd["status"] == "completed", rnd
+    settlement = client.get(f"{API}/rounds/{rnd['id']}/settlement", headers=OPERATOR).json()
+    return rnd, settlement
+
+
 def test_a_sixteen_party_round_is_sampled_as_operator_custody_samples_it(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     market, parties, keys = _market(client, 16)
-    superlink_in_process(client, monkeypatch)
-    serve_in_process(monkeypatch, lambda job: AgentGrid([Agent(p) for p in parties], keys))
     body: dict[str, Any] = {
         "learner": {"name": "gaussian_nb"},
         "tasks": "single",
@@ -60,12 +80,7 @@ def test_a_sixteen_party_round_is_sampled_as_operator_custody_samples_it(
         "max_evaluations": 300,
         "random_state": 5,
     }
-    r = client.post(f"{API}/markets/{market}/rounds", json=body, headers=OPERATOR)
-    assert r.status_code == 202, r.text
-    assert run_jobs(client) == 1
-    rnd = client.get(f"{API}/rounds/{r.json()['id']}", headers=OPERATOR).json()
-    assert rnd["status"] == "completed", rnd
-    settlement = client.get(f"{API}/rounds/{rnd['id']}/settlement", headers=OPERATOR).json()
+    rnd, settlement = _settle(client, monkeypatch, market, parties, keys, body)
     assert settlement["valuation"]["method"] == "monte_carlo"
     assert settlement["valuation"]["evaluations"] <= 300
     assert_ledger_balanced(client, rnd["id"])
@@ -85,23 +100,48 @@ def test_a_sixteen_party_round_is_sampled_as_operator_custody_samples_it(
     assert max(p.payout_stderr for p in reference.parties) > 0
 
 
+def test_a_thirteen_party_per_party_round_chooses_training_sets_as_operator_custody(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    market, parties, keys = _market(client, 13)
+    validation = (parties[0].X_val, parties[0].y_val)
+    k = len(validation[1]) // 13
+    parties = [
+        Party(
+            p.name, p.X, p.y, validation[0][i * k : (i + 1) * k], validation[1][i * k : (i + 1) * k]
+        )
+        for i, p in enumerate(parties)
+    ]
+    body = {"learner": {"name": "gaussian_nb"}, "tasks": "per_party", "random_state": 1}
+    _, settlement = _settle(client, monkeypatch, market, parties, keys, body)
+    reference = run_market(parties, GaussianNB(), duplicates="ignore", random_state=1).settlement
+    lines = {line["name"]: line for line in settlement["lines"]}
+    np.testing.assert_allclose(
+        [lines[p.name]["payout"] for p in reference.parties],
+        [p.payout for p in reference.parties],
+        rtol=0,
+        atol=1e-9,
+    )
+    assert [lines[p.name]["members"] for p in reference.parties] == [
+        list(p.members) for p in reference.parties
+    ]
+
+
 @pytest.mark.parametrize(
     ("n", "body", "status", "message"),
     [
-        (13, {"tasks": "per_party"}, 409, "at most 12 parties here (tasks 'per_party'"),
         (
             13,
             {"tasks": "single", "validation_party": "party_0", "valuation": "exact"},
             409,
-            "at most 12 parties here (valuation 'exact'",
+            "valuation 'exact' and payment_rule 'ohrimenko' is valued exactly: at most 12",
         ),
         (
-            16,
-            {"tasks": "single", "validation_party": "party_0", "payment_rule": "loo"},
+            13,
+            {"tasks": "per_party", "payment_rule": "loo"},
             409,
-            "payment_rule 'loo' is exact",
+            "payment_rule 'loo' is valued exactly: at most 12",
         ),
-        (3, {"tasks": "per_party", "valuation": "monte_carlo"}, 422, "values tasks 'per_party'"),
     ],
 )
 def test_what_parties_custody_cannot_value_is_refused_when_requested(

@@ -12,14 +12,13 @@ rows stay with their agents. The operator
 4. chooses each requester's training set and settles with
    :func:`~coopml.market.settle`, exactly as :func:`~coopml.market.run_market` does.
 
-A single-task market of more than
-:data:`~coopml.market.sampled_shares.EXACT_LIMIT` parties (or any with
-``valuation="monte_carlo"``) is valued as operator custody values it: the rule's
-estimator draws coalitions, and each block it draws is fit from the statistics and
-scored by the validator (:class:`~coopml.custody.valuation.CoalitionGains`), so the
-same seed gives the same sample, shares and standard errors. A multi-task market
-chooses each party's training set from every coalition, so it takes at most
-:data:`~coopml.market.market.EXHAUSTIVE_LIMIT` parties and is valued exactly.
+A market of more than :data:`~coopml.market.sampled_shares.EXACT_LIMIT` parties (or
+any with ``valuation="monte_carlo"``) is valued as operator custody values it: the
+rule's estimator draws coalitions, and each block it draws is fit from the statistics
+and scored by the validator (:class:`~coopml.custody.valuation.CoalitionGains`); a
+multi-task market of more than :data:`~coopml.market.market.EXHAUSTIVE_LIMIT` parties
+chooses each party's training set by greedy forward selection, a block per step. The
+same seed gives the same members, sample, shares and standard errors.
 
 Settlements, value tables and :meth:`~coopml.market.Settlement.verify` are the same
 records as in operator custody; the provenance adds ``"custody": "parties"``. Without
@@ -58,14 +57,21 @@ from coopml.custody.valuation import (
 from coopml.learning.fast import FastLogisticRegression
 from coopml.learning.utility import scores_classes
 from coopml.market import CustomModel, MarketResult, Task, select_training_set, settle
-from coopml.market.market import EXHAUSTIVE_LIMIT, provenance_header, valuation_plan
+from coopml.market.market import (
+    EXHAUSTIVE_LIMIT,
+    _budget_of,
+    _expand,
+    greedy_selection,
+    provenance_header,
+    valuation_plan,
+)
 from coopml.market.payment import (
     PAYMENT_RULES,
     EmptyValue,
     check_empty_value,
     empty_coalition_gain,
 )
-from coopml.market.sampled_shares import ESTIMATORS, EXACT_LIMIT, estimate_gains
+from coopml.market.sampled_shares import ESTIMATORS, EXACT_LIMIT, GainSample, estimate_gains
 
 __all__ = ["custom_models", "released_models", "run_custody_market"]
 
@@ -110,10 +116,10 @@ def run_custody_market(
         samples and is recorded).
     valuation, stopping
         As in :func:`~coopml.market.run_market`: ``"auto"`` estimates the shares of a
-        single-task market of more than ``EXACT_LIMIT`` (14) parties, ``"monte_carlo"``
-        always (single-task markets only), ``"exact"`` never (at most 14 parties).
-        With privacy noise a logistic regression is fit in one block, so its shares
-        are exact only.
+        market of more than ``EXACT_LIMIT`` (14) parties, ``"monte_carlo"`` always,
+        ``"exact"`` never (at most 14 parties). With privacy noise a logistic
+        regression is fit in one block: exact shares, training sets chosen from every
+        coalition.
 
     Examples
     --------
@@ -154,13 +160,6 @@ def run_custody_market(
         raise ValueError(f"parameter 'names' must be distinct agent names; got {list(names)}")
     n = len(names)
     valuation, estimate, rule_stop = valuation_plan(n, valuation, rule, stopping)
-    if validator is None and (n > EXHAUSTIVE_LIMIT or estimate):
-        raise ValueError(
-            "a multi-task market in parties custody chooses each party's training set "
-            f"from every coalition: at most {EXHAUSTIVE_LIMIT} parties, valued exactly; got "
-            f"{n} parties with valuation={valuation!r}. Give a validator (a single-task "
-            "market is valued by sampling when it is larger)"
-        )
     if not estimate and n > EXACT_LIMIT:
         hint = (
             "use valuation='auto' or 'monte_carlo'"
@@ -193,63 +192,35 @@ def run_custody_market(
         if scaled:
             fast = StandardizedStatistics(fast, steps)
     mode = "single" if validator is not None else "multi"
-    full = (1 << n) - 1
-    tasks: list[Task] = []
-    games: list[CoalitionGame] = []
-    released: dict[str, CustomModel] = {}
-    if estimate:
-        assert validator is not None
-        if moments.privacy and any(moments.privacy) and fast_cls is FastLogisticRegression:
-            raise ValueError(
-                "with privacy noise a logistic regression fits every coalition in one block "
-                "(the agents' noise is calibrated to one plan of requests), so its shares "
-                f"cannot be sampled: at most {EXACT_LIMIT} parties with valuation='exact'"
-            )
-        gains = CoalitionGains(fast, moments, transport, validator, estimator, scorer)
-        models = gains.models(np.array([full]))
-        value = float(score_coalitions(transport, validator, models, estimator, scorer)[0])
-        sample = estimate_gains(
-            gains,
-            tuple(range(n)),
-            rule,
-            stopping=rule_stop,
-            seed=seed if seed is not None else check_seed(None),
-            empty_gain=lambda measured: empty_coalition_gain([measured], empty_value),
-            overrides={full: value},
-            executor=resolve_executor("serial", None),
+    # more than one block of coalitions: sampled shares, or training sets chosen greedily
+    blocks = estimate or (validator is None and n > EXHAUSTIVE_LIMIT)
+    if blocks and fast_cls is FastLogisticRegression and any(moments.privacy or ()):
+        raise ValueError(
+            "with privacy noise a logistic regression fits every coalition in one block "
+            "(the agents' noise is calibrated to one plan of requests), so its shares cannot "
+            "be sampled nor its training sets chosen greedily: a single-task market of at "
+            f"most {EXACT_LIMIT} parties, or a multi-task market of at most "
+            f"{EXHAUSTIVE_LIMIT}, valued exactly"
         )
-        model = models.estimator(full)
-        for i, name in enumerate(names):
-            tasks.append(Task(i, tuple(range(n)), sample=sample))
-            released[name] = CustomModel(name, names, model, value)
-        fitted = gains.fitted
+    valuing = _Valuing(
+        transport,
+        names,
+        fast,
+        moments,
+        estimator,
+        scorer,
+        rule,
+        rule_stop,
+        empty_value,
+        seed if seed is not None else check_seed(None),
+    )
+    if validator is not None:
+        tasks, games, released = valuing.single(validator, estimate)
     else:
-        models = coalition_models(fast, moments)
-        fitted = int(models.fitted.size)
-    if not estimate and validator is not None:
-        table = score_coalitions(transport, validator, models, estimator, scorer)
-        game = CoalitionGame(table, names)
-        games.append(game)
-        model = models.estimator(full)
-        for i, name in enumerate(names):
-            tasks.append(Task(i, tuple(range(n)), game.table))
-            released[name] = CustomModel(name, names, model, float(table[full]))
-    elif not estimate:
-        together = _ScoreTogether(transport, names)  # every party's scores in one round trip
-        for i, name in enumerate(names):
-            table = score_coalitions(together, name, models, estimator, scorer)
-            whole = CoalitionGame(table, names)
-            members, game = select_training_set(
-                _Players(n, names),  # type: ignore[arg-type]
-                i,
-                lambda _, whole=whole: whole,
-            )
-            games.append(game)
-            tasks.append(Task(i, members, game.table))
-            mask = sum(1 << j for j in members)
-            chosen = tuple(names[j] for j in members)
-            released[name] = CustomModel(name, chosen, models.estimator(mask), float(table[mask]))
-    provenance = _provenance(moments, learner, scorer, seed, mode, fitted, fast, transport)
+        tasks, games, released = valuing.multi(estimate, valuation == "monte_carlo")
+    provenance = _provenance(
+        moments, learner, scorer, seed, mode, valuing.fitted_total, fast, transport
+    )
     settlement = settle(
         list(names),
         tasks,
@@ -379,6 +350,137 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
         return True
     return type(a) is type(b) and bool(a == b)
+
+
+class _Valuing:
+    """The valuation of a parties-custody round, as :func:`~coopml.market.run_market`
+    values an operator-custody one: exact tables, or the rule's estimator over blocks of
+    coalitions (:class:`~coopml.custody.valuation.CoalitionGains`); each requester's
+    training set chosen from every coalition (up to ``EXHAUSTIVE_LIMIT`` parties) or by
+    greedy forward selection above. ``fitted`` counts the coalition models fit."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        names: tuple[str, ...],
+        fast: Any,
+        moments: Any,
+        estimator: Any,
+        scorer: str,
+        rule: str,
+        stopping: StoppingRule,
+        empty_value: EmptyValue,
+        seed: int,
+    ) -> None:
+        self.transport, self.names, self.fast, self.moments = transport, names, fast, moments
+        self.estimator, self.scorer, self.rule, self.stopping = estimator, scorer, rule, stopping
+        self.empty_value, self.seed = empty_value, seed
+        self.n = len(names)
+        self.fitted = 0
+        self._gains: list[CoalitionGains] = []
+
+    def gains(self, validator: str) -> CoalitionGains:
+        """Gains on ``validator``'s own validation set, fit and scored when asked for."""
+        gains = CoalitionGains(
+            self.fast, self.moments, self.transport, validator, self.estimator, self.scorer
+        )
+        self._gains.append(gains)
+        return gains
+
+    @property
+    def fitted_total(self) -> int:
+        return self.fitted + sum(g.fitted for g in self._gains)
+
+    def sample(
+        self, gains: CoalitionGains, members: tuple[int, ...], value: float, spent: int = 0
+    ) -> GainSample:
+        """The requester's task over ``members``, its shares estimated (the released
+        model's gain ``value`` for the whole set, as operator custody records it)."""
+        empty_value = self.empty_value
+        sample = estimate_gains(
+            gains,
+            members,
+            self.rule,
+            stopping=self.stopping,
+            seed=self.seed,
+            empty_gain=lambda measured: empty_coalition_gain([measured], empty_value),
+            overrides={(1 << len(members)) - 1: value},
+            executor=resolve_executor("serial", None),
+            selection_evaluations=spent,
+        )
+        return sample
+
+    def single(
+        self, validator: str, estimate: bool
+    ) -> tuple[list[Task], list[CoalitionGame], dict[str, CustomModel]]:
+        """One shared task, every party's model the grand coalition's."""
+        n, names, full = self.n, self.names, (1 << self.n) - 1
+        everyone = tuple(range(n))
+        if estimate:
+            gains = self.gains(validator)
+            models = gains.models(np.array([full]))
+            value = float(gains.score(models)[0])
+            sample = self.sample(gains, everyone, value)
+            tasks = [Task(i, everyone, sample=sample) for i in range(n)]
+            games: list[CoalitionGame] = []
+        else:
+            models = coalition_models(self.fast, self.moments)
+            self.fitted += int(models.fitted.size)
+            table = score_coalitions(self.transport, validator, models, self.estimator, self.scorer)
+            value = float(table[full])
+            games = [CoalitionGame(table, names)]
+            tasks = [Task(i, everyone, games[0].table) for i in range(n)]
+        model = models.estimator(full)
+        return tasks, games, {name: CustomModel(name, names, model, value) for name in names}
+
+    def multi(
+        self, estimate: bool, forced: bool
+    ) -> tuple[list[Task], list[CoalitionGame], dict[str, CustomModel]]:
+        """Every party's own task on its own validation set: its training set chosen, its
+        shares over that set exact or estimated (``forced``: valuation 'monte_carlo')."""
+        n, names = self.n, self.names
+        tasks: list[Task] = []
+        games: list[CoalitionGame] = []
+        released: dict[str, CustomModel] = {}
+        exhaustive = n <= EXHAUSTIVE_LIMIT
+        if exhaustive:  # every coalition's model, scored by every party in one round trip
+            models = coalition_models(self.fast, self.moments)
+            self.fitted += int(models.fitted.size)
+            together = _ScoreTogether(self.transport, names)
+        for i, name in enumerate(names):
+            gains = self.gains(name)
+            spent = 0  # fits that chose the members, beyond the task's table or sample
+            game: CoalitionGame | None = None
+            if exhaustive:
+                table = score_coalitions(together, name, models, self.estimator, self.scorer)
+                whole = CoalitionGame(table, names)
+                members, game = select_training_set(
+                    _Players(n, names),  # type: ignore[arg-type]
+                    i,
+                    lambda _, whole=whole: whole,
+                )
+                if not estimate:
+                    spent = (1 << n) - (1 << len(members))
+                mask = sum(1 << j for j in members)
+                model, value = models.estimator(mask), float(table[mask])
+            else:
+                half = _budget_of(self.stopping) // 2 if estimate else 0
+                members, spent = greedy_selection(gains, i, budget=half or None)
+                mask = sum(1 << j for j in members)
+                chosen_models = gains.models(np.array([mask]))
+                model, value = chosen_models.estimator(mask), float(gains.score(chosen_models)[0])
+            if estimate and (forced or len(members) > EXACT_LIMIT):
+                sample = self.sample(gains, members, value, spent)
+                tasks.append(Task(i, members, sample=sample))
+            else:
+                if game is None:
+                    local = gains.evaluate_masks(_expand(members, n))
+                    game = CoalitionGame(local, tuple(names[j] for j in members))
+                games.append(game)
+                tasks.append(Task(i, members, game.table, selection_evaluations=spent))
+            chosen = tuple(names[j] for j in members)
+            released[name] = CustomModel(name, chosen, model, value)
+        return tasks, games, released
 
 
 class _Players:

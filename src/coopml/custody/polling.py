@@ -16,11 +16,12 @@ round pays them at every round trip (a federated Newton round makes about 16):
 and ``python -m coopml.custody.polling superexec ARGS...`` runs ``flower-superexec
 ARGS...``, each with every sleep of those two modules capped at :data:`POLL` seconds
 and the object pulls' backoff starting at :data:`POLL` (:func:`shorten`; the ClientApp
-and ServerApp processes, forked by :mod:`coopml.custody.prefork`, inherit it). A SuperNode and a SuperLink start their SuperExec by the name
-``flower-superexec``: :func:`shim` writes one that runs the shortened SuperExec, for the
-front of their ``PATH``. Nothing else of Flower changes (messages, their order,
-retries, TLS and node authentication are Flower's own); a module that no longer holds
-``time`` as expected is left as it is, and its sleeps are Flower's.
+and ServerApp processes, forked by :mod:`coopml.custody.prefork`, inherit it). A
+SuperNode and a SuperLink start their SuperExec by the name ``flower-superexec``:
+:func:`shim` writes one that runs the shortened SuperExec, for the front of their
+``PATH``. Nothing else of Flower changes (messages, their order, retries, TLS and node
+authentication are Flower's own); a module that no longer holds ``time`` as expected is
+left as it is, and its sleeps are Flower's.
 
 Measured in docs/benchmarks.md ("Parties custody"): the sleeps were about 3 s of a
 round trip.

@@ -239,15 +239,20 @@ class CoalitionGains:
         self.blocks += 1
         return models
 
+    def score(self, models: CoalitionModels) -> NDArray[np.float64]:
+        """The validator's scores of ``models``, in the order of ``models.masks``."""
+        return score_coalitions(self.transport, self.validator, models, self.estimator, self.scorer)
+
     def evaluate_block(self, masks: NDArray[np.int64]) -> tuple[NDArray[np.float64], list[Any]]:
         """The gains of ``masks`` (in their order) and no failures: a coalition the
         protocol cannot fit is an error (:func:`coalition_models`)."""
         masks = np.asarray(masks, dtype=np.int64).reshape(-1)
         models = self.models(masks)
-        scores = score_coalitions(
-            self.transport, self.validator, models, self.estimator, self.scorer
-        )
-        return scores[np.searchsorted(models.masks, masks)], []
+        return self.score(models)[np.searchsorted(models.masks, masks)], []
+
+    def evaluate_masks(self, masks: NDArray[np.int64]) -> NDArray[np.float64]:
+        """The gains of ``masks`` (in their order)."""
+        return self.evaluate_block(masks)[0]
 
 
 def model_state(estimator: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ import importlib.metadata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -439,8 +439,19 @@ def select_training_set(
     return members, CoalitionGame(table, tuple(utility.names[j] for j in members))
 
 
+class GainSource(Protocol):
+    """What :func:`greedy_selection` reads of a utility: a
+    :class:`~coopml.learning.CoalitionUtility`, or parties custody's
+    :class:`~coopml.custody.valuation.CoalitionGains`."""
+
+    @property
+    def n_players(self) -> int: ...
+
+    def evaluate_masks(self, masks: NDArray[Any]) -> NDArray[np.float64]: ...
+
+
 def greedy_selection(
-    utility: CoalitionUtility, requester: int, *, budget: int | None = None
+    utility: GainSource, requester: int, *, budget: int | None = None
 ) -> tuple[tuple[int, ...], int]:
     """Greedy forward selection of a requester's training set, within a budget of fits.
 

@@ -335,27 +335,14 @@ def custody_inputs(s: Session, market: Market, options: RoundOptions) -> InputsS
             f"a round needs at least 2 parties; market {market.id!r} has {len(parties)}",
             code="missing_data",
         )
-    if options.tasks == "per_party" and options.valuation == "monte_carlo":
-        raise Invalid(
-            "parties custody values tasks 'per_party' exactly (each party's training set is "
-            "chosen from every coalition): use valuation 'auto' or 'exact', or tasks 'single'; "
-            "received valuation 'monte_carlo'"
-        )
-    sampled = options.tasks == "single" and options.valuation != "exact"
-    if sampled and options.payment_rule not in ESTIMATORS:
-        sampled = False  # a rule without an estimator is valued exactly
+    # an estimate needs the rule's estimator; without one a round is valued exactly
+    sampled = options.valuation != "exact" and options.payment_rule in ESTIMATORS
     limit = MAX_ESTIMATED_ROUND_PARTIES if sampled else MAX_ROUND_PARTIES
     if len(parties) > limit:
-        why = (
-            "tasks 'per_party' choose each party's training set from every coalition"
-            if options.tasks == "per_party"
-            else f"valuation {options.valuation!r} with payment_rule "
-            f"{options.payment_rule!r} is exact"
-        )
         raise Conflict(
-            f"a parties-custody round takes at most {limit} parties here ({why}; tasks "
-            "'single' with an estimated valuation takes more); the market has "
-            f"{len(parties)}",
+            f"a parties-custody round with valuation {options.valuation!r} and payment_rule "
+            f"{options.payment_rule!r} is valued exactly: at most {limit} parties; the market "
+            f"has {len(parties)}",
             code="too_many_parties",
         )
     if options.replication_party is not None:
