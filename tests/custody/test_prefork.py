@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,35 @@ def test_the_plugin_type_is_read_from_the_superexecs_options() -> None:
     assert polling._option(args, "--plugin-type") == "clientapp"
     assert polling._option(["--plugin-type=serverapp"], "--plugin-type") == "serverapp"
     assert polling._option(["--plugin-type"], "--plugin-type") is None
+
+
+def test_a_parent_whose_imports_fail_starts_flowers_program_for_every_launch(
+    tmp_path: Path,
+) -> None:
+    """Another Flower (an entry point that is gone): the launch handed to the parent
+    runs the program found on PATH instead of being lost."""
+    program = tmp_path / "flwr-clientapp"
+    program.write_text(f'#!/bin/sh\necho started as a program "$@" > {tmp_path}/out\n')
+    program.chmod(0o755)
+    code = f"""
+        import io, json, time
+        from pathlib import Path
+        from coopml.custody import prefork
+        prefork.APPS["flwr-clientapp"] = ("no.such.flower.module", "main", ())
+        line = json.dumps({{"argv": ["flwr-clientapp", "--token", "T"], "quiet": False}})
+        prefork.serve("flwr-clientapp", io.BytesIO(line.encode() + b"\\n"))
+        for _ in range(100):
+            if Path("{tmp_path}/out").exists():
+                break
+            time.sleep(0.1)
+        """
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "FLWR_TELEMETRY_ENABLED": "0"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ModuleNotFoundError" in out.stderr  # the failure is reported
+    assert (tmp_path / "out").read_text().strip() == "started as a program --token T"

@@ -165,23 +165,32 @@ def _child(entry: Callable[[], object], argv: list[str], quiet: bool) -> None:
 def serve(command: str, requests: IO[bytes]) -> None:
     """The prefork parent of ``command`` (a key of :data:`APPS`): import what it needs,
     then fork one child per JSON line of ``requests`` (``{"argv": [...], "quiet":
-    bool}``) until it closes."""
+    bool}``) until it closes. Where the imports fail (another Flower), or a thread runs
+    (it would not survive a fork), each launch starts Flower's program instead: no
+    launch handed to the parent is lost."""
     from coopml.custody.polling import shorten
 
     module, function, warm = APPS[command]
-    entry = getattr(importlib.import_module(module), function)
-    for name in warm:
-        importlib.import_module(name)
-    shorten()  # the apps' object pulls: Flower's backoff from POLL (coopml.custody.polling)
+    entry: Callable[[], object] | None = None
+    try:
+        entry = getattr(importlib.import_module(module), function)
+        for name in warm:
+            importlib.import_module(name)
+        shorten()  # the apps' object pulls: Flower's backoff from POLL (coopml.custody.polling)
+    except Exception:  # reported; every launch then starts the program
+        import traceback
+
+        traceback.print_exc()
+        entry = None
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: ends with its SuperExec
     for line in requests:
         request = json.loads(line)
         argv, quiet = [str(a) for a in request["argv"]], bool(request.get("quiet"))
-        if threading.active_count() > 1:  # a thread would not survive fork: start anew
-            subprocess.Popen(argv, stdin=subprocess.DEVNULL)
-            continue
-        if os.fork() == 0:
+        if entry is None or threading.active_count() > 1:
+            out = subprocess.DEVNULL if quiet else None
+            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        elif os.fork() == 0:
             _child(entry, argv, quiet)
 
 
