@@ -113,15 +113,26 @@ def _own_tasks(dataset: str, n: int) -> tuple[list[Party], Any]:
     ],
 )
 def test_multi_task_markets_choose_and_value_as_operator_custody(
-    learner: Any, n: int, options: dict[str, Any]
+    learner: Any, n: int, options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each party's training set chosen exhaustively (up to 12 parties) or greedily
     (above), then its shares exact or sampled over that set: the same members, payouts
     and records as operator custody."""
     parties, validation = _own_tasks("breast_cancer", n)
+    exchanges: list[set[str]] = []
+    real = LocalTransport.exchange
+
+    def counted(self: LocalTransport, requests: dict[str, Any]) -> Any:
+        exchanges.append({r["kind"] for r in requests.values()})
+        return real(self, requests)
+
+    monkeypatch.setattr(LocalTransport, "exchange", counted)
     reference, custody, _ = both_custodies(
         parties, validation, learner, "accuracy", True, random_state=2, **options
     )
+    if options.get("valuation") != "monte_carlo":  # the parties' greedy steps together:
+        # one score round trip per step (at most n), the parties alone, the tables
+        assert sum("score" in kinds for kinds in exchanges) <= n + 2
     ref, got = reference.settlement, custody.settlement
     assert_same_settlement(ref, got, atol=1e-9)
     assert [t.members for t in got.tasks] == [t.members for t in ref.tasks]

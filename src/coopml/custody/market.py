@@ -17,8 +17,9 @@ any with ``valuation="monte_carlo"``) is valued as operator custody values it: t
 rule's estimator draws coalitions, and each block it draws is fit from the statistics
 and scored by the validator (:class:`~coopml.custody.valuation.CoalitionGains`); a
 multi-task market of more than :data:`~coopml.market.market.EXHAUSTIVE_LIMIT` parties
-chooses each party's training set by greedy forward selection, a block per step. The
-same seed gives the same members, sample, shares and standard errors.
+chooses each party's training set by greedy forward selection, the parties' steps in
+lockstep (a block and a round trip per step for all of them). The same seed gives the
+same members, sample, shares and standard errors.
 
 Settlements, value tables and :meth:`~coopml.market.Settlement.verify` are the same
 records as in operator custody; the provenance adds ``"custody": "parties"``. Without
@@ -36,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 from sklearn.base import is_classifier
 
 from coopml._validation import RandomState, check_choice, check_positive, check_seed
@@ -49,6 +51,7 @@ from coopml.custody.statistics import collect_moments, statistics_learner
 from coopml.custody.transport import Transport
 from coopml.custody.valuation import (
     CoalitionGains,
+    CoalitionModels,
     coalition_models,
     model_from_state,
     model_state,
@@ -61,7 +64,6 @@ from coopml.market.market import (
     EXHAUSTIVE_LIMIT,
     _budget_of,
     _expand,
-    greedy_selection,
     provenance_header,
     valuation_plan,
 )
@@ -437,50 +439,114 @@ class _Valuing:
         self, estimate: bool, forced: bool
     ) -> tuple[list[Task], list[CoalitionGame], dict[str, CustomModel]]:
         """Every party's own task on its own validation set: its training set chosen, its
-        shares over that set exact or estimated (``forced``: valuation 'monte_carlo')."""
+        shares over that set exact or estimated (``forced``: valuation 'monte_carlo').
+
+        The parties' work travels together where it can: every coalition's model scored
+        by every party in one round trip (up to ``EXHAUSTIVE_LIMIT`` parties), or the
+        parties' greedy steps in lockstep, each step's models fit in one block and
+        scored by every party still choosing in one round trip; then the released
+        models and the exact tables over the chosen members, one block and one round
+        trip for all parties. Only sampled shares go party by party."""
         n, names = self.n, self.names
-        tasks: list[Task] = []
-        games: list[CoalitionGame] = []
-        released: dict[str, CustomModel] = {}
-        exhaustive = n <= EXHAUSTIVE_LIMIT
-        if exhaustive:  # every coalition's model, scored by every party in one round trip
-            models = coalition_models(self.fast, self.moments)
-            self.fitted += int(models.fitted.size)
-            together = _ScoreTogether(self.transport, names)
-        for i, name in enumerate(names):
-            gains = self.gains(name)
-            spent = 0  # fits that chose the members, beyond the task's table or sample
-            game: CoalitionGame | None = None
-            if exhaustive:
-                table = score_coalitions(together, name, models, self.estimator, self.scorer)
-                whole = CoalitionGame(table, names)
-                members, game = select_training_set(
+        members: dict[int, tuple[int, ...]] = {}
+        spent: dict[int, int] = {}  # fits that chose the members, beyond the task's table
+        tables: dict[int, NDArray[np.float64]] = {}  # over the members (sub-bitmasks)
+        source: dict[int, CoalitionModels] = {}  # the models holding each party's released one
+        values: dict[int, float] = {}  # its released model's gain
+        masks: dict[int, int] = {}
+        if n <= EXHAUSTIVE_LIMIT:
+            everything = list(range(1 << n))
+            models, scores = self._together(dict.fromkeys(range(n), everything))
+            for i in range(n):
+                whole = CoalitionGame(scores[i], names)
+                members[i], game = select_training_set(
                     _Players(n, names),  # type: ignore[arg-type]
                     i,
                     lambda _, whole=whole: whole,
                 )
-                if not estimate:
-                    spent = (1 << n) - (1 << len(members))
-                mask = sum(1 << j for j in members)
-                model, value = models.estimator(mask), float(table[mask])
+                tables[i] = game.table
+                spent[i] = 0 if estimate else (1 << n) - (1 << len(members[i]))
+                masks[i] = sum(1 << j for j in members[i])
+                source[i], values[i] = models, float(scores[i][masks[i]])
+        else:
+            half = _budget_of(self.stopping) // 2 if estimate else 0
+            for i, (picked, fits) in self._greedy(half or None).items():
+                members[i], spent[i] = picked, fits
+                masks[i] = sum(1 << j for j in picked)
+        sampled = {i for i in range(n) if estimate and (forced or len(members[i]) > EXACT_LIMIT)}
+        exact = [i for i in range(n) if i not in sampled and i not in tables]
+        if exact:  # the tables over the greedily chosen members, together (whole set last)
+            models, scores = self._together({i: _expand(members[i], n).tolist() for i in exact})
+            for i in exact:
+                tables[i], source[i], values[i] = scores[i], models, float(scores[i][-1])
+        rest = [i for i in range(n) if i not in source]
+        if rest:  # the released models of the parties whose shares are sampled
+            models, scores = self._together({i: [masks[i]] for i in rest})
+            for i in rest:
+                source[i], values[i] = models, float(scores[i][0])
+        tasks: list[Task] = []
+        games: list[CoalitionGame] = []
+        released: dict[str, CustomModel] = {}
+        for i, name in enumerate(names):
+            if i in sampled:
+                sample = self.sample(self.gains(name), members[i], values[i], spent[i])
+                tasks.append(Task(i, members[i], sample=sample))
             else:
-                half = _budget_of(self.stopping) // 2 if estimate else 0
-                members, spent = greedy_selection(gains, i, budget=half or None)
-                mask = sum(1 << j for j in members)
-                chosen_models = gains.models(np.array([mask]))
-                model, value = chosen_models.estimator(mask), float(gains.score(chosen_models)[0])
-            if estimate and (forced or len(members) > EXACT_LIMIT):
-                sample = self.sample(gains, members, value, spent)
-                tasks.append(Task(i, members, sample=sample))
-            else:
-                if game is None:
-                    local = gains.evaluate_masks(_expand(members, n))
-                    game = CoalitionGame(local, tuple(names[j] for j in members))
-                games.append(game)
-                tasks.append(Task(i, members, game.table, selection_evaluations=spent))
-            chosen = tuple(names[j] for j in members)
-            released[name] = CustomModel(name, chosen, model, value)
+                games.append(CoalitionGame(tables[i], tuple(names[j] for j in members[i])))
+                tasks.append(Task(i, members[i], games[-1].table, selection_evaluations=spent[i]))
+            chosen = tuple(names[j] for j in members[i])
+            model = source[i].estimator(masks[i])
+            released[name] = CustomModel(name, chosen, model, values[i])
         return tasks, games, released
+
+    def _together(
+        self, wanted: Mapping[int, Sequence[int]]
+    ) -> tuple[CoalitionModels, dict[int, NDArray[np.float64]]]:
+        """The models of every coalition some party wants, fit in one block, and each
+        party's scores of the coalitions it wants (in its order), in one round trip:
+        every party scores the same models (the union), as in the exhaustive case."""
+        union = np.unique(np.concatenate([np.asarray(m, dtype=np.int64) for m in wanted.values()]))
+        models = coalition_models(self.fast, self.moments, union)
+        self.fitted += int(models.fitted.size)
+        together = _ScoreTogether(self.transport, [self.names[i] for i in wanted])
+        scores = {}
+        for i, masks in wanted.items():
+            table = score_coalitions(together, self.names[i], models, self.estimator, self.scorer)
+            scores[i] = table[np.searchsorted(models.masks, np.asarray(masks, dtype=np.int64))]
+        return models, scores
+
+    def _greedy(self, budget: int | None) -> dict[int, tuple[tuple[int, ...], int]]:
+        """Every party's :func:`~coopml.market.market.greedy_selection` (the same steps,
+        the same members and fits), the parties' steps taken in lockstep."""
+        n = self.n
+        chosen = {i: [i] for i in range(n)}
+        _, first = self._together({i: [1 << i] for i in range(n)})
+        current = {i: float(first[i][0]) for i in range(n)}
+        spent = dict.fromkeys(range(n), 1)
+        choosing = set(range(n))
+        while choosing:
+            steps: dict[int, list[int]] = {}
+            for i in sorted(choosing):
+                others = [j for j in range(n) if j not in chosen[i]]
+                if not others or (budget is not None and spent[i] + len(others) > budget):
+                    choosing.discard(i)
+                else:
+                    steps[i] = others
+            if not steps:
+                break
+            base = {i: sum(1 << j for j in chosen[i]) for i in steps}
+            _, scores = self._together(
+                {i: [base[i] | (1 << j) for j in others] for i, others in steps.items()}
+            )
+            for i, others in steps.items():
+                spent[i] += len(others)
+                k = int(np.argmax(scores[i]))
+                if scores[i][k] <= current[i]:
+                    choosing.discard(i)
+                else:
+                    chosen[i].append(others[k])
+                    current[i] = float(scores[i][k])
+        return {i: (tuple(sorted(chosen[i])), spent[i]) for i in range(n)}
 
 
 class _Players:
