@@ -105,6 +105,9 @@ def _own_tasks(dataset: str, n: int) -> tuple[list[Party], Any]:
         ),
         pytest.param(GaussianNB(), 13, {}, id="nb-13-greedy-exact"),
         pytest.param(
+            make_pipeline(StandardScaler(), GaussianNB()), 14, {}, id="standardised-nb-14"
+        ),
+        pytest.param(
             LogisticRegression(),
             5,
             {"valuation": "monte_carlo", "stopping": MaxEvaluations(20)},
