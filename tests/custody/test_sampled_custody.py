@@ -178,6 +178,9 @@ def _market(n: int, validator: str | None = "judge") -> tuple[LocalTransport, li
 
 
 def test_what_parties_custody_cannot_value_is_refused_before_any_message() -> None:
+    t, names = _market(63)
+    with pytest.raises(ValueError, match=r"at most 62 parties .*64-bit bitmasks.*got 63"):
+        run_custody_market(t, names, GaussianNB(), "judge")
     t, names = _market(15)
     exact = r"exact valuation in parties custody takes at most 14.*'auto' or 'monte_carlo'"
     with pytest.raises(ValueError, match=exact):

@@ -134,13 +134,13 @@ def test_a_thirteen_party_per_party_round_chooses_training_sets_as_operator_cust
             13,
             {"tasks": "single", "validation_party": "party_0", "valuation": "exact"},
             409,
-            "valuation 'exact' and payment_rule 'ohrimenko' is valued exactly: at most 12",
+            "at most 12 parties here (valuation 'exact' and payment_rule 'ohrimenko'",
         ),
         (
             13,
             {"tasks": "per_party", "payment_rule": "loo"},
             409,
-            "payment_rule 'loo' is valued exactly: at most 12",
+            "at most 12 parties here (valuation 'auto' and payment_rule 'loo'",
         ),
     ],
 )

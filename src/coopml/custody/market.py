@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.base import is_classifier
 
+from coopml._bitmask import MAX_MASK_PLAYERS
 from coopml._validation import RandomState, check_choice, check_positive, check_seed
 from coopml.coalitions._sampling import resolve_executor
 from coopml.coalitions.game import CoalitionGame
@@ -161,6 +162,11 @@ def run_custody_market(
     if len(set(names)) != len(names) or not names:
         raise ValueError(f"parameter 'names' must be distinct agent names; got {list(names)}")
     n = len(names)
+    if n > MAX_MASK_PLAYERS:
+        raise ValueError(
+            f"parties custody takes at most {MAX_MASK_PLAYERS} parties (its coalitions "
+            f"travel as 64-bit bitmasks); got {n}"
+        )
     valuation, estimate, rule_stop = valuation_plan(n, valuation, rule, stopping)
     if not estimate and n > EXACT_LIMIT:
         hint = (

@@ -49,8 +49,7 @@ MODULES = ("flwr.supernode.start_client_internal", "flwr.supercore.superexec.run
 
 #: Flower's functions that pull a message's objects (module, functions): an object not
 #: there yet is asked for again after a backoff that starts at 1 s and doubles up to 10 s
-#: (``initial_backoff``, ``backoff_cap``); it starts at :data:`POLL` and stops at
-#: ten times that instead.
+#: (``initial_backoff``, ``backoff_cap``); it starts at :data:`POLL` instead.
 BACKOFF = (
     "flwr.supercore.inflatable.inflatable_utils",
     ("pull_objects", "pull_and_inflate_object_from_tree"),
@@ -98,8 +97,9 @@ def shorten(longest: float = POLL) -> list[str]:
 
 
 def _shorten_backoff(longest: float) -> list[str]:
-    """Start the object pulls' backoff of :data:`BACKOFF` at ``longest`` seconds (capped
-    at ten times that); the functions patched (one whose defaults differ is left alone)."""
+    """Start the object pulls' backoff of :data:`BACKOFF` at ``longest`` seconds (it
+    doubles up to Flower's cap, so a pull gives up no sooner than Flower's); the
+    functions patched (one whose defaults differ is left alone)."""
     try:
         module = importlib.import_module(BACKOFF[0])
     except ImportError:
@@ -108,7 +108,7 @@ def _shorten_backoff(longest: float) -> list[str]:
     for name in BACKOFF[1]:
         defaults = getattr(getattr(module, name, None), "__kwdefaults__", None) or {}
         if defaults.get("initial_backoff") == 1 and defaults.get("backoff_cap") == 10:
-            defaults.update(initial_backoff=longest, backoff_cap=10 * longest)
+            defaults["initial_backoff"] = longest
             patched.append(f"{BACKOFF[0]}.{name}")
     return patched
 
@@ -130,7 +130,8 @@ def shim(directory: str | os.PathLike[str]) -> Path:
 
 def command(which: str) -> list[str]:
     """The command line that runs Flower's ``flower-<which>`` with shortened sleeps."""
-    return [sys.executable, "-m", "coopml.custody.polling", which]
+    # -P: the working directory is not on sys.path (as for Flower's own programs)
+    return [sys.executable, "-P", "-m", "coopml.custody.polling", which]
 
 
 def _option(args: Sequence[str], name: str) -> str | None:

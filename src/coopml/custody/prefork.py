@@ -31,7 +31,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -129,7 +128,7 @@ def install(plugin: str | None) -> Launcher | None:
     if getattr(executor, "subprocess", None) is not subprocess:
         return None
     parent = subprocess.Popen(
-        [sys.executable, "-m", "coopml.custody.prefork", command], stdin=subprocess.PIPE
+        [sys.executable, "-P", "-m", "coopml.custody.prefork", command], stdin=subprocess.PIPE
     )
     launcher = Launcher(command, parent)
     executor.subprocess = launcher
@@ -140,26 +139,54 @@ def _child(entry: Callable[[], object], argv: list[str], quiet: bool) -> None:
     """In a forked child: run Flower's ``entry`` with ``argv``; never returns."""
     code = 1
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, 0)
-        if quiet:
-            os.dup2(null, 1)
-            os.dup2(null, 2)
-        sys.argv = argv
-        result = entry()
-        code = result if isinstance(result, int) else 0
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    except BaseException:  # reported, then the child ends as a process would
-        import traceback
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            if quiet:
+                os.dup2(null, 1)
+                os.dup2(null, 2)
+            sys.argv = argv
+            result = entry()
+            code = result if isinstance(result, int) else 0
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        except BaseException:  # reported, then the child ends as a process would
+            import traceback
 
-        traceback.print_exc()
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
         os._exit(code)
+
+
+def _reap() -> None:
+    """Collect the children that have ended (no zombies; their exit codes, like those
+    of Flower's own launches, are read by no one)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _launch(entry: Callable[[], object] | None, argv: list[str], quiet: bool) -> None:
+    """Fork a child running ``entry``; start Flower's program where there is no entry,
+    a thread runs (it would not survive a fork) or the fork fails."""
+    if entry is not None and threading.active_count() == 1:
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = -1
+        if pid == 0:
+            _child(entry, argv, quiet)
+        if pid > 0:
+            return
+    out = subprocess.DEVNULL if quiet else None
+    subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
 
 
 def serve(command: str, requests: IO[bytes]) -> None:
@@ -182,17 +209,19 @@ def serve(command: str, requests: IO[bytes]) -> None:
 
         traceback.print_exc()
         entry = None
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: ends with its SuperExec
     for line in requests:
-        request = json.loads(line)
-        argv, quiet = [str(a) for a in request["argv"]], bool(request.get("quiet"))
-        if entry is None or threading.active_count() > 1:
-            out = subprocess.DEVNULL if quiet else None
-            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        elif os.fork() == 0:
-            _child(entry, argv, quiet)
+        _reap()
+        try:
+            request = json.loads(line)
+            _launch(entry, [str(a) for a in request["argv"]], bool(request.get("quiet")))
+        except Exception:  # reported; the parent goes on with the next launch
+            import traceback
+
+            traceback.print_exc()
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], sys.stdin.buffer)
+    try:
+        serve(sys.argv[1], sys.stdin.buffer)
+    except KeyboardInterrupt:  # a terminal's Ctrl-C reaches the whole group: end quietly
+        sys.exit(130)

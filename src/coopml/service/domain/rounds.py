@@ -65,6 +65,7 @@ from coopml.service.storage.models import (
 )
 
 __all__ = [
+    "MAX_CUSTODY_ROUND_PARTIES",
     "MAX_ESTIMATED_ROUND_PARTIES",
     "MAX_ROUND_PARTIES",
     "InputsSnapshot",
@@ -94,6 +95,10 @@ MAX_ROUND_PARTIES = 12
 #: Largest number of parties in one round whose shares may be estimated ("auto",
 #: "monte_carlo"; docs/market.md, large markets).
 MAX_ESTIMATED_ROUND_PARTIES = 1000
+
+#: Largest number of parties in one parties-custody round whose shares are estimated
+#: (coalitions travel to the agents as 64-bit bitmasks).
+MAX_CUSTODY_ROUND_PARTIES = 62
 
 #: The payment rules of :mod:`coopml.market.payment` (``PAYMENT_RULES``; a test keeps
 #: the two equal).
@@ -337,12 +342,17 @@ def custody_inputs(s: Session, market: Market, options: RoundOptions) -> InputsS
         )
     # an estimate needs the rule's estimator; without one a round is valued exactly
     sampled = options.valuation != "exact" and options.payment_rule in ESTIMATORS
-    limit = MAX_ESTIMATED_ROUND_PARTIES if sampled else MAX_ROUND_PARTIES
+    limit = MAX_CUSTODY_ROUND_PARTIES if sampled else MAX_ROUND_PARTIES
     if len(parties) > limit:
+        why = (
+            "coalitions travel to the agents as 64-bit bitmasks"
+            if sampled
+            else f"valuation {options.valuation!r} and payment_rule {options.payment_rule!r} "
+            "value it exactly"
+        )
         raise Conflict(
-            f"a parties-custody round with valuation {options.valuation!r} and payment_rule "
-            f"{options.payment_rule!r} is valued exactly: at most {limit} parties; the market "
-            f"has {len(parties)}",
+            f"a parties-custody round takes at most {limit} parties here ({why}); the "
+            f"market has {len(parties)}",
             code="too_many_parties",
         )
     if options.replication_party is not None:
