@@ -49,8 +49,13 @@ def test_the_superexecs_command_runs_flowers_entry_point_in_a_forked_child() -> 
     assert "a real process" in out.stdout
 
 
-def test_other_plugin_types_and_a_gone_parent_launch_real_processes() -> None:
+def test_other_plugin_types_and_a_gone_parent_launch_real_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert prefork.install(None) is None and prefork.install("simulation") is None
+    with monkeypatch.context() as m:  # off Linux: Flower's own launches
+        m.setattr(sys, "platform", "darwin")
+        assert prefork.install("clientapp") is None
     launcher = prefork.Launcher("flwr-clientapp", parent=None)
     with pytest.raises(FileNotFoundError):  # Flower's command, started as a program
         launcher.Popen(["/nonexistent/flwr-clientapp"])

@@ -116,11 +116,12 @@ class Launcher(ModuleType):
 def install(plugin: str | None) -> Launcher | None:
     """For a SuperExec of plugin type ``plugin``: start the prefork parent of the command
     it launches and give Flower's ``SubprocessExecutor`` a :class:`Launcher`; ``None``
-    (Flower's launches unchanged) for another plugin type, or where the executor module
-    no longer holds ``subprocess`` as expected."""
+    (Flower's launches unchanged) for another plugin type, off Linux (forking after
+    gRPC and, on macOS, the Objective-C runtime are loaded is not safe there), or where
+    the executor module no longer holds ``subprocess`` as expected."""
     command = PLUGINS.get(plugin or "")
-    if command is None:
-        return None
+    if command is None or not sys.platform.startswith("linux"):
+        return None  # elsewhere (macOS: fork after gRPC and Objective-C), Flower's own way
     try:
         import flwr.supercore.superexec.executor.subprocess_executor as executor
     except ImportError:
