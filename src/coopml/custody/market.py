@@ -65,6 +65,7 @@ from coopml.market.market import (
     EXHAUSTIVE_LIMIT,
     _budget_of,
     _expand,
+    greedy_selections,
     provenance_header,
     valuation_plan,
 )
@@ -405,7 +406,7 @@ class _Valuing:
         """The requester's task over ``members``, its shares estimated (the released
         model's gain ``value`` for the whole set, as operator custody records it)."""
         empty_value = self.empty_value
-        sample = estimate_gains(
+        return estimate_gains(
             gains,
             members,
             self.rule,
@@ -416,7 +417,6 @@ class _Valuing:
             executor=resolve_executor("serial", None),
             selection_evaluations=spent,
         )
-        return sample
 
     def single(
         self, validator: str, estimate: bool
@@ -522,37 +522,15 @@ class _Valuing:
         return models, scores
 
     def _greedy(self, budget: int | None) -> dict[int, tuple[tuple[int, ...], int]]:
-        """Every party's :func:`~coopml.market.market.greedy_selection` (the same steps,
-        the same members and fits), the parties' steps taken in lockstep."""
-        n = self.n
-        chosen = {i: [i] for i in range(n)}
-        _, first = self._together({i: [1 << i] for i in range(n)})
-        current = {i: float(first[i][0]) for i in range(n)}
-        spent = dict.fromkeys(range(n), 1)
-        choosing = set(range(n))
-        while choosing:
-            steps: dict[int, list[int]] = {}
-            for i in sorted(choosing):
-                others = [j for j in range(n) if j not in chosen[i]]
-                if not others or (budget is not None and spent[i] + len(others) > budget):
-                    choosing.discard(i)
-                else:
-                    steps[i] = others
-            if not steps:
-                break
-            base = {i: sum(1 << j for j in chosen[i]) for i in steps}
-            _, scores = self._together(
-                {i: [base[i] | (1 << j) for j in others] for i, others in steps.items()}
-            )
-            for i, others in steps.items():
-                spent[i] += len(others)
-                k = int(np.argmax(scores[i]))
-                if scores[i][k] <= current[i]:
-                    choosing.discard(i)
-                else:
-                    chosen[i].append(others[k])
-                    current[i] = float(scores[i][k])
-        return {i: (tuple(sorted(chosen[i])), spent[i]) for i in range(n)}
+        """Every party's greedy forward selection, the parties' steps in lockstep
+        (:func:`~coopml.market.market.greedy_selections`): a block and a round trip per
+        step for all parties still choosing."""
+
+        def evaluate(wanted: dict[int, list[list[int]]]) -> dict[int, NDArray[np.float64]]:
+            masks = {i: [sum(1 << j for j in c) for c in cs] for i, cs in wanted.items()}
+            return self._together(masks)[1]
+
+        return greedy_selections(evaluate, self.n, range(self.n), budget=budget)
 
 
 class _Players:

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -69,6 +69,7 @@ __all__ = [
     "CustomModel",
     "MarketResult",
     "estimates_shares",
+    "greedy_selections",
     "run_market",
     "select_training_set",
     "valuation_plan",
@@ -439,19 +440,8 @@ def select_training_set(
     return members, CoalitionGame(table, tuple(utility.names[j] for j in members))
 
 
-class GainSource(Protocol):
-    """What :func:`greedy_selection` reads of a utility: a
-    :class:`~coopml.learning.CoalitionUtility`, or parties custody's
-    :class:`~coopml.custody.valuation.CoalitionGains`."""
-
-    @property
-    def n_players(self) -> int: ...
-
-    def evaluate_masks(self, masks: NDArray[Any]) -> NDArray[np.float64]: ...
-
-
 def greedy_selection(
-    utility: GainSource, requester: int, *, budget: int | None = None
+    utility: CoalitionUtility, requester: int, *, budget: int | None = None
 ) -> tuple[tuple[int, ...], int]:
     """Greedy forward selection of a requester's training set, within a budget of fits.
 
@@ -459,24 +449,54 @@ def greedy_selection(
     to the current set (one batch) and keeps the best one while it raises the gain:
     at most :math:`1 + n(n-1)/2` fits. A step that would exceed ``budget`` fits is not
     taken (the set chosen so far is kept). Returns the members (sorted) and the fits
-    made.
+    made (:func:`greedy_selections` for one requester).
     """
     n = utility.n_players
-    chosen = [requester]
-    current = float(utility.evaluate_masks(_masks([chosen], n))[0])
-    spent = 1
-    while True:
-        others = [j for j in range(n) if j not in chosen]
-        if not others or (budget is not None and spent + len(others) > budget):
+
+    def evaluate(wanted: dict[int, list[list[int]]]) -> dict[int, NDArray[np.float64]]:
+        return {i: utility.evaluate_masks(_masks(c, n)) for i, c in wanted.items()}
+
+    return greedy_selections(evaluate, n, [requester], budget=budget)[requester]
+
+
+def greedy_selections(
+    evaluate: Callable[[dict[int, list[list[int]]]], dict[int, NDArray[np.float64]]],
+    n: int,
+    requesters: Sequence[int],
+    *,
+    budget: int | None = None,
+) -> dict[int, tuple[tuple[int, ...], int]]:
+    """:func:`greedy_selection` of several requesters, their steps in lockstep.
+
+    ``evaluate({requester: coalitions})`` (each coalition a list of players) returns
+    each requester's gains of its coalitions, in order; it is called once per step for
+    every requester still choosing, so a caller can fit and score a step's coalitions
+    together (parties custody: one block and one round trip per step). Each requester's
+    members and fits are those :func:`greedy_selection` gives it alone.
+    """
+    chosen = {i: [i] for i in requesters}
+    first = evaluate({i: [[i]] for i in requesters})
+    current = {i: float(first[i][0]) for i in requesters}
+    spent = dict.fromkeys(requesters, 1)
+    choosing = list(requesters)
+    while choosing:
+        steps = {}
+        for i in choosing:
+            others = [j for j in range(n) if j not in chosen[i]]
+            if others and (budget is None or spent[i] + len(others) <= budget):
+                steps[i] = others
+        if not steps:
             break
-        scores = utility.evaluate_masks(_masks([[*chosen, j] for j in others], n))
-        spent += len(others)
-        k = int(np.argmax(scores))
-        if scores[k] <= current:
-            break
-        chosen.append(others[k])
-        current = float(scores[k])
-    return tuple(sorted(chosen)), spent
+        scores = evaluate({i: [[*chosen[i], j] for j in others] for i, others in steps.items()})
+        choosing = []
+        for i, others in steps.items():
+            spent[i] += len(others)
+            k = int(np.argmax(scores[i]))
+            if scores[i][k] > current[i]:
+                chosen[i].append(others[k])
+                current[i] = float(scores[i][k])
+                choosing.append(i)
+    return {i: (tuple(sorted(chosen[i])), spent[i]) for i in requesters}
 
 
 def _masks(coalitions: Sequence[Sequence[int]], n: int) -> NDArray[Any]:
